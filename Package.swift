@@ -1,0 +1,61 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One set of settings for every Swift target (Swift 6 language mode is the tools-version default).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "malloctrace",
+    products: [
+        .executable(name: "malloctrace", targets: ["malloctrace"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+    ],
+    targets: [
+        // The trace format's single source of truth: a C header the interposer and the reader share.
+        .target(name: "CMallocTraceFormat"),
+        .target(name: "MallocTraceFormat", dependencies: ["CMallocTraceFormat"], swiftSettings: swiftSettings),
+        .target(name: "MallocTraceAnalysis", dependencies: ["MallocTraceFormat"], swiftSettings: swiftSettings),
+        .target(
+            name: "MallocTraceReports",
+            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis"],
+            swiftSettings: swiftSettings
+        ),
+        // The CLI. Its plugin compiles Sources/MallocTracePreload into libmalloctrace.so, which lands in
+        // the CLI's resource bundle. The .so is never a SwiftPM library: that would link the Swift runtime
+        // into every traced program.
+        .executableTarget(
+            name: "malloctrace",
+            dependencies: [
+                "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings,
+            plugins: ["BuildPreloadLibrary"]
+        ),
+        .plugin(name: "BuildPreloadLibrary", capability: .buildTool(), path: "tools/BuildPreloadLibrary"),
+
+        .testTarget(
+            name: "MallocTraceFormatTests",
+            dependencies: ["MallocTraceFormat", "CMallocTraceFormat"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MallocTraceAnalysisTests",
+            dependencies: ["MallocTraceAnalysis", "MallocTraceFormat"],
+            swiftSettings: swiftSettings
+        ),
+        // Traces the C fixture programs (Tests/Fixtures, compiled by the same plugin) and runs the built CLI.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["malloctrace", "MallocTraceFormat", "MallocTraceAnalysis"],
+            swiftSettings: swiftSettings,
+            plugins: ["BuildPreloadLibrary"]
+        ),
+    ]
+)

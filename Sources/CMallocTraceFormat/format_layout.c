@@ -1,0 +1,21 @@
+/* Compile-time proof that the record layouts in malloctrace_format.h are the bytes the spec draws. */
+#include <stddef.h>
+
+#include "malloctrace_format.h"
+
+_Static_assert(sizeof(mt_file_header_t) == 16, "file header is 16 bytes");
+_Static_assert(offsetof(mt_file_header_t, version) == 8, "version follows the magic");
+_Static_assert(offsetof(mt_file_header_t, header_size) == 10, "header_size at 10");
+_Static_assert(sizeof(mt_record_header_t) == 8, "record header is 8 bytes");
+_Static_assert(offsetof(mt_record_header_t, length) == 4, "record length at 4");
+_Static_assert(sizeof(mt_record_header_t) % MT_RECORD_ALIGNMENT == 0, "records stay aligned");
+_Static_assert(sizeof(mt_process_record_t) == 48, "process record is 48 bytes");
+_Static_assert(offsetof(mt_process_record_t, start_realtime_ns) == 8, "start_realtime_ns at 8");
+_Static_assert(offsetof(mt_process_record_t, start_monotonic_ns) == 16, "start_monotonic_ns at 16");
+_Static_assert(offsetof(mt_process_record_t, page_size) == 24, "page_size at 24");
+_Static_assert(offsetof(mt_process_record_t, exe_length) == 36, "exe_length at 36");
+_Static_assert(offsetof(mt_process_record_t, argv_length) == 40, "argv_length at 40");
+_Static_assert(sizeof(mt_chunk_header_t) == 8, "chunk header is 8 bytes");
+_Static_assert(offsetof(mt_chunk_header_t, used) == 4, "used at 4");
+_Static_assert(sizeof(mt_end_record_t) == 24, "end record is 24 bytes");
+_Static_assert(offsetof(mt_end_record_t, exit_status) == 16, "exit_status at 16");

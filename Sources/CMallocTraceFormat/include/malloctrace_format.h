@@ -1,0 +1,176 @@
+/*
+ * malloctrace trace format: the single source of truth.
+ *
+ * The preload library (writer) includes this header and the Swift reader imports it as the
+ * CMallocTraceFormat module. docs/trace-format.md describes the same bytes for humans; when the two
+ * disagree, this file wins. Every multi-byte fixed-width field is little-endian.
+ *
+ * File layout
+ *   mt_file_header_t                      16 bytes at offset 0
+ *   record, record, ...                   each starts with mt_record_header_t (8 bytes, 8-aligned)
+ *   zero fill                             a record header whose kind is MT_RECORD_END_OF_DATA (0)
+ *
+ * Records are self-delimiting (kind + length), so a reader skips kinds it does not know.
+ * Allocation events travel inside MT_RECORD_CHUNK records: one chunk belongs to one thread and holds
+ * a packed stream of events (see MT_EVENT_*). Chunks are self-contained: every delta in a chunk is
+ * relative to state that starts at zero at the chunk's first byte.
+ */
+#ifndef MALLOCTRACE_FORMAT_H
+#define MALLOCTRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define MT_MAGIC "MTRACE\x1a\x0a" /* 8 bytes, no NUL terminator in the file */
+#define MT_MAGIC_SIZE 8
+#define MT_FORMAT_VERSION 1
+
+/* Offset 0 of every trace file.
+ *
+ *   0       8       10      12              16
+ *   +-------+-------+-------+---------------+
+ *   | magic | vers. | hsize | flags         |
+ *   +-------+-------+-------+---------------+
+ */
+typedef struct mt_file_header {
+    uint8_t magic[MT_MAGIC_SIZE];
+    uint16_t version;     /* MT_FORMAT_VERSION of the writer */
+    uint16_t header_size; /* sizeof(mt_file_header_t); records start here */
+    uint32_t flags;       /* reserved, 0 */
+} mt_file_header_t;
+
+/* Every record starts with this header, at an 8-byte aligned offset.
+ *
+ *   0      1       2        4               8
+ *   +------+-------+--------+---------------+------------------+
+ *   | kind | flags | rsvd   | length (u32)  | payload[length]  |
+ *   +------+-------+--------+---------------+------------------+
+ *
+ * length counts payload bytes only; the next record starts at the next 8-byte boundary after the
+ * payload. A kind of 0 means "no more records" (the writer pre-allocates zeroed space).
+ */
+typedef struct mt_record_header {
+    uint8_t kind;
+    uint8_t flags;     /* reserved, 0 */
+    uint16_t reserved; /* 0 */
+    uint32_t length;
+} mt_record_header_t;
+
+enum mt_record_kind {
+    MT_RECORD_END_OF_DATA = 0, /* zero fill: the end of what was written */
+    MT_RECORD_PROCESS = 1,     /* mt_process_record_t + strings */
+    MT_RECORD_CHUNK = 2,       /* mt_chunk_header_t + event stream */
+    MT_RECORD_END = 3,         /* mt_end_record_t: the process reached exit */
+    MT_RECORD_PADDING = 4,     /* ignore the payload */
+};
+
+/* MT_RECORD_PROCESS payload: fixed part, then `exe_length` bytes of executable path and
+ * `argv_length` bytes of NUL-separated arguments.
+ *
+ *   0     4      8           16           24        28     32       36      40      44     48
+ *   +-----+------+-----------+------------+---------+------+--------+-------+-------+------+
+ *   | pid | ppid | start     | start      | page    | max  | unwind | exe   | argv  | rsvd |
+ *   |     |      | realtime  | monotonic  | size    | depth| mode   | len   | len   |      |
+ *   +-----+------+-----------+------------+---------+------+--------+-------+-------+------+
+ */
+typedef struct mt_process_record {
+    uint32_t pid;
+    uint32_t ppid;
+    uint64_t start_realtime_ns;  /* CLOCK_REALTIME at start, ns since the epoch */
+    uint64_t start_monotonic_ns; /* CLOCK_MONOTONIC at start; event times are relative to it */
+    uint32_t page_size;
+    uint32_t max_depth;   /* configured stack depth */
+    uint32_t unwind_mode; /* enum mt_unwind_mode */
+    uint32_t exe_length;
+    uint32_t argv_length;
+    uint32_t reserved;
+} mt_process_record_t;
+
+enum mt_unwind_mode {
+    MT_UNWIND_LIBUNWIND = 0,
+    MT_UNWIND_FRAME_POINTER = 1,
+    MT_UNWIND_NONE = 2,
+};
+
+/* MT_RECORD_CHUNK payload: this header, then `used` bytes of events. The record's length is the
+ * chunk's capacity; `used` grows in place while the thread runs, so a chunk cut short by a crash or
+ * SIGKILL still holds every event completed before it.
+ *
+ *   0       4       8
+ *   +-------+-------+--------------------------+
+ *   | tid   | used  | events[used] ... (free)  |
+ *   +-------+-------+--------------------------+
+ */
+typedef struct mt_chunk_header {
+    uint32_t tid;  /* kernel thread id */
+    uint32_t used; /* bytes of events after this header */
+} mt_chunk_header_t;
+
+/* MT_RECORD_END payload: written when the process reaches exit (library destructor, or _exit). */
+typedef struct mt_end_record {
+    uint64_t end_monotonic_ns; /* relative to start_monotonic_ns */
+    uint64_t last_sequence;    /* global event sequence number reached */
+    int32_t exit_status;       /* status given to _exit, or -1 when unknown (normal exit path) */
+    uint32_t how;              /* enum mt_end_reason */
+} mt_end_record_t;
+
+enum mt_end_reason {
+    MT_END_DESTRUCTOR = 0, /* library destructor ran: exit() or return from main */
+    MT_END_UNDERSCORE_EXIT = 1, /* _exit / _Exit called directly */
+};
+
+/*
+ * Events inside a chunk. Each starts with one opcode byte. Integers are LEB128 varints ("v");
+ * "z" is a zigzag-encoded signed varint. Per-chunk state, all starting at 0:
+ *   seq   last sequence number        (events carry seq - previous seq)
+ *   ptr   last non-zero pointer       (pointers are z: ptr - previous ptr; a result of 0 leaves it)
+ *
+ * Allocation opcodes (MT_EVENT_MALLOC .. MT_EVENT_PVALLOC):
+ *   op | v seq_delta | v size | z ptr_delta | v stack_id [| v alignment  (aligned kinds only)]
+ *   size is the requested size in bytes (nmemb*size for calloc); ptr 0 means the call failed.
+ * MT_EVENT_REALLOC, MT_EVENT_REALLOCARRAY:
+ *   op | v seq_delta (before the call) | v seq_delta (after) | v size | z old_ptr_delta
+ *      | z new_ptr_delta | v stack_id
+ *   old_ptr_delta is relative to the previous ptr, new_ptr_delta to old_ptr. The old block is
+ *   released at the first sequence number, the new one exists from the second. new_ptr 0 with
+ *   size > 0 is a failure (old block intact); new_ptr 0 with size 0 freed the old block.
+ * MT_EVENT_FREE:
+ *   op | v seq_delta | z ptr_delta          (free(NULL) is not recorded)
+ * MT_EVENT_STACK (defines an id before its first use by this thread):
+ *   op | v stack_id | v frame_count | v frame[0] | z frame[i] - frame[i-1] ...
+ *   frame[0] is the innermost return address. Ids are global to the process.
+ * MT_EVENT_TIME (the thread's clock moved; applies to the events that follow in this chunk):
+ *   op | v nanoseconds since start_monotonic_ns
+ *
+ * Opcodes >= MT_EVENT_FIRST_SIZED carry their payload length, so readers skip unknown ones:
+ *   op | v payload_length | payload
+ * MT_EVENT_MODULE (a module is mapped; emitted at start and after dlopen):
+ *   v module_id | v load_bias | v segment_count | (v start | v size) * segment_count
+ *   | v build_id_length | build_id bytes | v path_length | path bytes
+ *   segments are PT_LOAD ranges as runtime addresses.
+ * MT_EVENT_MODULE_UNLOAD (after dlclose unmapped it):
+ *   v module_id
+ */
+enum mt_event_opcode {
+    MT_EVENT_MALLOC = 0x01,
+    MT_EVENT_CALLOC = 0x02,
+    MT_EVENT_REALLOC = 0x03,
+    MT_EVENT_REALLOCARRAY = 0x04,
+    MT_EVENT_POSIX_MEMALIGN = 0x05,
+    MT_EVENT_ALIGNED_ALLOC = 0x06,
+    MT_EVENT_MEMALIGN = 0x07,
+    MT_EVENT_VALLOC = 0x08,
+    MT_EVENT_PVALLOC = 0x09,
+    MT_EVENT_FREE = 0x0A,
+    MT_EVENT_STACK = 0x10,
+    MT_EVENT_TIME = 0x11,
+    MT_EVENT_FIRST_SIZED = 0x80,
+    MT_EVENT_MODULE = 0x80,
+    MT_EVENT_MODULE_UNLOAD = 0x81,
+};
+
+/* Limits every writer respects and every reader enforces on untrusted input. */
+#define MT_MAX_STACK_DEPTH 256
+#define MT_MAX_VARINT_BYTES 10
+#define MT_RECORD_ALIGNMENT 8
+
+#endif /* MALLOCTRACE_FORMAT_H */

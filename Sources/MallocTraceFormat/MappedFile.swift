@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A whole file mapped read-only. The mapping lives as long as this object; pointers into it must not
+/// escape the `withBytes` closure.
+final class MappedFile {
+    let path: String
+    private let base: UnsafeRawPointer?
+    let count: Int
+
+    init(path: String) throws(TraceError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription()) }
+        defer { close(fd) }
+        var status = stat()
+        if fstat(fd, &status) != 0 { throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription()) }
+        if (status.st_mode & S_IFMT) == S_IFDIR { throw .cannotOpen(path: path, reason: "it is a directory") }
+        count = Int(status.st_size)
+        if count == 0 {
+            base = nil
+            return
+        }
+        let mapped = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
+        if mapped == MAP_FAILED || mapped == nil {
+            throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription())
+        }
+        _ = madvise(mapped, count, MADV_SEQUENTIAL)
+        base = UnsafeRawPointer(mapped)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    func withBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    private static func lastErrorDescription() -> String {
+        String(cString: strerror(errno))
+    }
+}

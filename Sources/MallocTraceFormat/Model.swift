@@ -1,0 +1,142 @@
+/// The libc function an event came from.
+public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomStringConvertible {
+    case malloc = 1
+    case calloc
+    case realloc
+    case reallocarray
+    case posixMemalign
+    case alignedAlloc
+    case memalign
+    case valloc
+    case pvalloc
+    case free
+
+    /// The C name, as users know it.
+    public var description: String {
+        switch self {
+        case .malloc: "malloc"
+        case .calloc: "calloc"
+        case .realloc: "realloc"
+        case .reallocarray: "reallocarray"
+        case .posixMemalign: "posix_memalign"
+        case .alignedAlloc: "aligned_alloc"
+        case .memalign: "memalign"
+        case .valloc: "valloc"
+        case .pvalloc: "pvalloc"
+        case .free: "free"
+        }
+    }
+}
+
+/// One change to the heap, in the global order the tracer assigned (``sequence``).
+///
+/// Every traced call yields exactly one *primary* event; a realloc that moved or released a block also
+/// yields a secondary ``Kind/release`` of the old block just before it.
+public struct AllocatorEvent: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// A block came into existence at ``AllocatorEvent/address``.
+        case allocation
+        /// The call returned no block (NULL, or an error from posix_memalign).
+        case failedAllocation
+        /// The block at ``AllocatorEvent/address`` stopped existing.
+        case release
+    }
+
+    public var kind: Kind
+    public var function: AllocationFunction
+    /// Position in the process-wide order of heap changes.
+    public var sequence: UInt64
+    public var threadID: UInt32
+    /// Nanoseconds since the process started (resolution: one kernel clock tick).
+    public var time: UInt64
+    /// Requested bytes (for a release: 0; the reader of the event knows the block's size).
+    public var size: UInt64
+    public var address: UInt64
+    /// Interned call stack (0 = none recorded).
+    public var stackID: UInt32
+    public var alignment: UInt64
+    /// False only for the release half of a realloc that also produced a block or failed.
+    public var isPrimary: Bool
+
+    public init(
+        kind: Kind, function: AllocationFunction, sequence: UInt64, threadID: UInt32, time: UInt64, size: UInt64,
+        address: UInt64, stackID: UInt32, alignment: UInt64 = 0, isPrimary: Bool = true
+    ) {
+        self.kind = kind
+        self.function = function
+        self.sequence = sequence
+        self.threadID = threadID
+        self.time = time
+        self.size = size
+        self.address = address
+        self.stackID = stackID
+        self.alignment = alignment
+        self.isPrimary = isPrimary
+    }
+}
+
+/// A loaded ELF object: where it was mapped and how to find its symbols later.
+public struct Module: Sendable, Equatable {
+    public struct Segment: Sendable, Equatable {
+        public var start: UInt64
+        public var size: UInt64
+        public func contains(_ address: UInt64) -> Bool { address >= start && address - start < size }
+    }
+
+    public var id: UInt32
+    public var path: String
+    /// Added to the file's virtual addresses to give runtime addresses.
+    public var loadBias: UInt64
+    public var segments: [Segment]
+    public var buildID: [UInt8]
+    public var isUnloaded: Bool
+
+    public init(id: UInt32, path: String, loadBias: UInt64, segments: [Segment], buildID: [UInt8]) {
+        self.id = id
+        self.path = path
+        self.loadBias = loadBias
+        self.segments = segments
+        self.buildID = buildID
+        self.isUnloaded = false
+    }
+
+    public func contains(_ address: UInt64) -> Bool { segments.contains { $0.contains(address) } }
+
+    /// The build-id as lowercase hex, the way debug-file directories name it.
+    public var buildIDHex: String { buildID.map { String($0, radix: 16).leftPadded(to: 2) }.joined() }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// What the tracer knew about the process when it started.
+public struct ProcessDetails: Sendable, Equatable {
+    public var pid: UInt32
+    public var parentPID: UInt32
+    /// Wall-clock start, nanoseconds since the Unix epoch.
+    public var startRealtime: UInt64
+    public var executable: String
+    public var arguments: [String]
+    public var pageSize: UInt32
+    public var maxDepth: UInt32
+    public var unwindMode: UInt32
+}
+
+/// How the process ended, when it reached the tracer's exit path.
+public struct EndDetails: Sendable, Equatable {
+    public enum Reason: Sendable, Equatable {
+        /// exit() or return from main: the library destructor ran.
+        case normalExit
+        /// `_exit`/`_Exit` was called directly with this status.
+        case underscoreExit(status: Int32)
+        case unknown(UInt32)
+    }
+
+    /// Nanoseconds since start.
+    public var time: UInt64
+    public var lastSequence: UInt64
+    public var reason: Reason
+}

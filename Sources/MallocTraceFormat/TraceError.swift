@@ -1,0 +1,36 @@
+/// Why a trace file could not be read at all. Damage inside an otherwise readable trace is not an error:
+/// it becomes a ``TraceDiagnostic`` and the report covers what could be read.
+public enum TraceError: Error, Equatable, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+    case notATrace(path: String, reason: String)
+    case unsupportedVersion(path: String, found: Int, supported: Int)
+    case corruptHeader(path: String, offset: Int, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason):
+            return "cannot open \(path): \(reason)"
+        case .notATrace(let path, let reason):
+            return "\(path) is not a malloctrace trace: \(reason)"
+        case .unsupportedVersion(let path, let found, let supported):
+            return "\(path) is trace format version \(found), but this malloctrace reads versions up to \(supported);"
+                + " use a newer malloctrace"
+        case .corruptHeader(let path, let offset, let reason):
+            return "\(path) is damaged at byte \(offset): \(reason)"
+        }
+    }
+}
+
+/// Damage found while reading; the rest of the trace is still used.
+public struct TraceDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    /// File offset of the damaged bytes.
+    public var offset: Int
+    public var message: String
+
+    public init(offset: Int, message: String) {
+        self.offset = offset
+        self.message = message
+    }
+
+    public var description: String { "byte \(offset): \(message)" }
+}

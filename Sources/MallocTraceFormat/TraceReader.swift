@@ -1,0 +1,215 @@
+internal import CMallocTraceFormat
+
+/// Reads a trace file: the process facts and the heap events of all threads merged into one order.
+///
+/// The file is memory-mapped; decoding is one streaming pass whose memory is bounded by the number of
+/// threads, distinct stacks and modules, never by the number of events. Damaged or cut-off traces give
+/// ``diagnostics`` and ``isTruncated`` instead of errors wherever something can still be read.
+public final class TraceReader {
+    /// The newest format version this reader understands.
+    public static let supportedVersion = Int(MT_FORMAT_VERSION)
+
+    public let path: String
+    public let formatVersion: Int
+    public private(set) var process: ProcessDetails?
+    /// Present when the process reached its exit path (the last one seen if there are several).
+    public private(set) var end: EndDetails?
+    /// True when the file stops in the middle of a record: the writer was killed while writing.
+    public private(set) var isCutShort = false
+    /// Stacks by id: innermost return address first.
+    public private(set) var stacks: [UInt32: [UInt64]] = [:]
+    /// Every module seen, in the order they were reported.
+    public private(set) var modules: [Module] = []
+    public private(set) var diagnostics: [TraceDiagnostic] = []
+
+    /// True when the trace does not reach the process's exit: killed, crashed, or still running.
+    public var isTruncated: Bool { end == nil || isCutShort }
+
+    private let file: MappedFile
+    private var chunks: [ChunkLocation] = []
+    private var scanDiagnostics: [TraceDiagnostic] = []
+
+    struct ChunkLocation {
+        var threadID: UInt32
+        var start: Int
+        var end: Int
+    }
+
+    public init(path: String) throws(TraceError) {
+        self.path = path
+        file = try MappedFile(path: path)
+        var version = 0
+        var found: (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic]) = (nil, nil, false, [], [])
+        try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceError) in
+            version = try TraceReader.checkHeader(bytes, path: path)
+            found = TraceReader.scanRecords(bytes)
+        }
+        formatVersion = version
+        (process, end, isCutShort, chunks, scanDiagnostics) = found
+        diagnostics = scanDiagnostics
+    }
+
+    private static func checkHeader(_ bytes: UnsafeRawBufferPointer, path: String) throws(TraceError) -> Int {
+        let headerSize = MemoryLayout<mt_file_header_t>.size
+        guard bytes.count >= headerSize else {
+            throw .notATrace(path: path, reason: bytes.isEmpty ? "the file is empty" : "the file is too short")
+        }
+        let magic = Array("MTRACE\u{1a}\n".utf8)
+        guard magic.count == Int(MT_MAGIC_SIZE), bytes.prefix(magic.count).elementsEqual(magic) else {
+            throw .notATrace(path: path, reason: "it does not start with the malloctrace magic bytes")
+        }
+        let cursor = ByteCursor(bytes, from: 0, to: headerSize)
+        let version = Int(cursor.littleEndian(UInt16.self, at: 8))
+        let declaredSize = Int(cursor.littleEndian(UInt16.self, at: 10))
+        guard version >= 1 else { throw .corruptHeader(path: path, offset: 8, reason: "format version 0") }
+        guard version <= supportedVersion else {
+            throw .unsupportedVersion(path: path, found: version, supported: supportedVersion)
+        }
+        guard declaredSize == headerSize else {
+            throw .corruptHeader(path: path, offset: 10, reason: "header size \(declaredSize), expected \(headerSize)")
+        }
+        return version
+    }
+
+    private static func scanRecords(_ bytes: UnsafeRawBufferPointer)
+        -> (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic])
+    {
+        var process: ProcessDetails?
+        var end: EndDetails?
+        var cutShort = false
+        var chunks: [ChunkLocation] = []
+        var diagnostics: [TraceDiagnostic] = []
+        let headerSize = MemoryLayout<mt_record_header_t>.size
+        let cursor = ByteCursor(bytes, from: 0, to: bytes.count)
+        var offset = MemoryLayout<mt_file_header_t>.size
+        var unknownKinds = Set<UInt8>()
+        while offset < bytes.count {
+            guard offset + headerSize <= bytes.count else {
+                cutShort = true
+                break
+            }
+            let kind = bytes[offset]
+            let length = Int(cursor.littleEndian(UInt32.self, at: offset + 4))
+            if kind == UInt8(MT_RECORD_END_OF_DATA.rawValue) { break }
+            let payload = offset + headerSize
+            let available = min(length, bytes.count - payload)
+            if available < length { cutShort = true }
+            switch UInt32(kind) {
+            case MT_RECORD_PROCESS.rawValue:
+                process = decodeProcess(bytes, at: payload, length: available)
+                if process == nil { diagnostics.append(.init(offset: offset, message: "unreadable process record")) }
+            case MT_RECORD_CHUNK.rawValue:
+                let chunkHeader = MemoryLayout<mt_chunk_header_t>.size
+                if available >= chunkHeader {
+                    let used = Int(cursor.littleEndian(UInt32.self, at: payload + 4))
+                    let start = payload + chunkHeader
+                    chunks.append(
+                        ChunkLocation(
+                            threadID: cursor.littleEndian(UInt32.self, at: payload),
+                            start: start, end: start + min(used, available - chunkHeader)))
+                } else if !cutShort {
+                    diagnostics.append(.init(offset: offset, message: "chunk record of \(length) bytes is too small"))
+                }
+            case MT_RECORD_END.rawValue:
+                if available >= MemoryLayout<mt_end_record_t>.size {
+                    let how = cursor.littleEndian(UInt32.self, at: payload + 20)
+                    let status = cursor.littleEndian(Int32.self, at: payload + 16)
+                    let reason: EndDetails.Reason =
+                        switch how {
+                        case MT_END_DESTRUCTOR.rawValue: .normalExit
+                        case MT_END_UNDERSCORE_EXIT.rawValue: .underscoreExit(status: status)
+                        default: .unknown(how)
+                        }
+                    end = EndDetails(
+                        time: cursor.littleEndian(UInt64.self, at: payload),
+                        lastSequence: cursor.littleEndian(UInt64.self, at: payload + 8), reason: reason)
+                }
+            case MT_RECORD_PADDING.rawValue:
+                break
+            default:
+                if unknownKinds.insert(kind).inserted {
+                    diagnostics.append(.init(offset: offset, message: "skipped records of unknown kind \(kind)"))
+                }
+            }
+            if cutShort { break }
+            let next = payload + length
+            offset = (next + Int(MT_RECORD_ALIGNMENT) - 1) & ~(Int(MT_RECORD_ALIGNMENT) - 1)
+        }
+        return (process, end, cutShort, chunks, diagnostics)
+    }
+
+    private static func decodeProcess(_ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int) -> ProcessDetails? {
+        let fixed = MemoryLayout<mt_process_record_t>.size
+        guard length >= fixed else { return nil }
+        let cursor = ByteCursor(bytes, from: offset, to: offset + length)
+        let exeLength = Int(cursor.littleEndian(UInt32.self, at: offset + 36))
+        let argvLength = Int(cursor.littleEndian(UInt32.self, at: offset + 40))
+        guard exeLength <= length - fixed, argvLength <= length - fixed - exeLength else { return nil }
+        let exeStart = offset + fixed
+        let executable = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[exeStart..<exeStart + exeLength]),
+                                as: UTF8.self)
+        let argvStart = exeStart + exeLength
+        var arguments = UnsafeRawBufferPointer(rebasing: bytes[argvStart..<argvStart + argvLength])
+            .split(separator: 0, omittingEmptySubsequences: false)
+            .map { String(decoding: $0, as: UTF8.self) }
+        if arguments.last == "" { arguments.removeLast() }
+        return ProcessDetails(
+            pid: cursor.littleEndian(UInt32.self, at: offset),
+            parentPID: cursor.littleEndian(UInt32.self, at: offset + 4),
+            startRealtime: cursor.littleEndian(UInt64.self, at: offset + 8),
+            executable: executable, arguments: arguments,
+            pageSize: cursor.littleEndian(UInt32.self, at: offset + 24),
+            maxDepth: cursor.littleEndian(UInt32.self, at: offset + 28),
+            unwindMode: cursor.littleEndian(UInt32.self, at: offset + 32))
+    }
+
+    /// The thread ids that recorded events, in order of first appearance.
+    public var threadIDs: [UInt32] {
+        var seen = Set<UInt32>()
+        return chunks.compactMap { seen.insert($0.threadID).inserted ? $0.threadID : nil }
+    }
+
+    /// Calls `body` with every heap event in sequence order (a free never comes before the allocation of its
+    /// block). Stacks and modules met on the way are added to ``stacks`` and ``modules`` as a side effect.
+    /// Each call starts from the beginning and rebuilds those tables.
+    public func forEachEvent<Failure: Error>(_ body: (AllocatorEvent) throws(Failure) -> Void) throws(Failure) {
+        var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
+        defer {
+            stacks = catalog.stacks
+            modules = catalog.modules
+            diagnostics = catalog.diagnostics
+        }
+        try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(Failure) in
+            var streams = ThreadStream.streams(for: chunks, bytes: bytes)
+            var merger = StreamMerger(streams: &streams, catalog: &catalog)
+            while let event = merger.next(streams: &streams, catalog: &catalog) {
+                try body(event)
+            }
+        }
+    }
+}
+
+/// Everything learned from side events while merging.
+struct Catalog {
+    var stacks: [UInt32: [UInt64]]
+    var modules: [Module]
+    var diagnostics: [TraceDiagnostic]
+    var moduleIndex: [UInt32: Int] = [:]
+
+    init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
+        self.stacks = stacks
+        self.modules = modules
+        self.diagnostics = diagnostics
+        for (index, module) in modules.enumerated() { moduleIndex[module.id] = index }
+    }
+
+    mutating func add(_ module: Module) {
+        if let index = moduleIndex[module.id], modules[index] == module { return }
+        moduleIndex[module.id] = modules.count
+        modules.append(module)
+    }
+
+    mutating func unload(_ id: UInt32) {
+        if let index = moduleIndex[id] { modules[index].isUnloaded = true }
+    }
+}

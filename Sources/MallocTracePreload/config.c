@@ -1,0 +1,146 @@
+/* MALLOCTRACE_* environment variables (documented in README.md, "Environment variables"). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+mt_config_t g_config;
+
+#define MT_DEFAULT_DEPTH 64
+#define MT_DEFAULT_OUTPUT "malloctrace.%e.%p.mtrace"
+
+static bool mt_parse_number(const char *text, uint64_t max, uint64_t *value) {
+    if (text == NULL || *text == '\0') return false;
+    uint64_t result = 0;
+    for (; *text; text++) {
+        if (*text < '0' || *text > '9') return false;
+        result = result * 10 + (uint64_t)(*text - '0');
+        if (result > max) return false;
+    }
+    *value = result;
+    return true;
+}
+
+static char *mt_append(char *out, char *end, const char *text, size_t length) {
+    size_t room = (size_t)(end - out);
+    if (length > room) length = room;
+    memcpy(out, text, length);
+    return out + length;
+}
+
+static char *mt_append_number(char *out, char *end, uint64_t value) {
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[sizeof(digits) - 1 - n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    return mt_append(out, end, digits + sizeof(digits) - n, n);
+}
+
+static const char *mt_executable_name(size_t *length) {
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n <= 0) {
+        *length = 7;
+        return "unknown";
+    }
+    path[n] = '\0';
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    *length = strlen(name);
+    return name;
+}
+
+/* Expands %p (pid), %e (executable name) and %% in the output pattern. */
+static void mt_expand_output(const char *pattern, char *out, size_t size) {
+    char *cursor = out, *end = out + size - 1;
+    for (const char *p = pattern; *p && cursor < end; p++) {
+        if (p[0] == '%' && p[1] == 'p') {
+            cursor = mt_append_number(cursor, end, (uint64_t)getpid());
+            p++;
+        } else if (p[0] == '%' && p[1] == 'e') {
+            size_t length;
+            const char *name = mt_executable_name(&length);
+            cursor = mt_append(cursor, end, name, length);
+            p++;
+        } else if (p[0] == '%' && p[1] == '%') {
+            *cursor++ = '%';
+            p++;
+        } else {
+            *cursor++ = *p;
+        }
+    }
+    *cursor = '\0';
+}
+
+bool mt_read_config(void) {
+    const char *output = getenv("MALLOCTRACE_OUTPUT");
+    mt_expand_output(output && *output ? output : MT_DEFAULT_OUTPUT, g_config.output_path,
+                     sizeof(g_config.output_path));
+
+    uint64_t depth = MT_DEFAULT_DEPTH;
+    const char *depth_text = getenv("MALLOCTRACE_DEPTH");
+    if (depth_text != NULL && !mt_parse_number(depth_text, MT_MAX_STACK_DEPTH, &depth)) {
+        mt_fail("MALLOCTRACE_DEPTH must be a whole number from 0 to 256, not '", depth_text, "'; tracing is off", NULL);
+        return false;
+    }
+    g_config.max_depth = (uint32_t)depth;
+
+    const char *unwind = getenv("MALLOCTRACE_UNWIND");
+    if (unwind == NULL || strcmp(unwind, "libunwind") == 0) {
+        g_config.unwind_mode = MT_UNWIND_LIBUNWIND;
+    } else if (strcmp(unwind, "none") == 0) {
+        g_config.unwind_mode = MT_UNWIND_NONE;
+    } else {
+        mt_fail("MALLOCTRACE_UNWIND must be 'libunwind' or 'none', not '", unwind, "'; tracing is off", NULL);
+        return false;
+    }
+
+    const char *follow = getenv("MALLOCTRACE_FOLLOW_CHILDREN");
+    g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
+    return true;
+}
+
+static bool mt_is_own_entry(const char *entry, size_t length, const char *self_path) {
+    size_t self_length = self_path ? strlen(self_path) : 0;
+    if (self_length == length && memcmp(entry, self_path, length) == 0) return true;
+    static const char own_name[] = "libmalloctrace.so";
+    size_t name_length = sizeof(own_name) - 1;
+    return length >= name_length && memcmp(entry + length - name_length, own_name, name_length) == 0 &&
+           (length == name_length || entry[length - name_length - 1] == '/');
+}
+
+/*
+ * Processes this one execs would otherwise load the tracer too and fight over the output file.
+ * Unless children are followed, remove the tracer from LD_PRELOAD and drop the variables it read,
+ * which leaves the environment as it was before `malloctrace run` added them.
+ */
+void mt_scrub_environment(const char *self_path) {
+    if (g_config.follow_children) return;
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload != NULL) {
+        static char kept[8192];
+        char *out = kept, *end = kept + sizeof(kept) - 1;
+        const char *p = preload;
+        while (*p) {
+            while (*p == ':' || *p == ' ') p++;
+            const char *start = p;
+            while (*p && *p != ':' && *p != ' ') p++;
+            size_t length = (size_t)(p - start);
+            if (length == 0 || mt_is_own_entry(start, length, self_path)) continue;
+            if (out != kept) out = mt_append(out, end, ":", 1);
+            out = mt_append(out, end, start, length);
+        }
+        *out = '\0';
+        if (kept[0] == '\0')
+            unsetenv("LD_PRELOAD");
+        else
+            setenv("LD_PRELOAD", kept, 1);
+    }
+    unsetenv("MALLOCTRACE_OUTPUT");
+    unsetenv("MALLOCTRACE_DEPTH");
+    unsetenv("MALLOCTRACE_UNWIND");
+    unsetenv("MALLOCTRACE_FOLLOW_CHILDREN");
+}

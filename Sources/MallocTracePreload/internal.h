@@ -1,0 +1,159 @@
+/*
+ * Shared declarations of the preload library. Everything here runs inside the traced process, so
+ * the rules are strict: no stdio, no allocation through the traced allocator except with the guard
+ * set, no lock that another thread holds on its hot path, errno preserved on every hook.
+ */
+#ifndef MALLOCTRACE_INTERNAL_H
+#define MALLOCTRACE_INTERNAL_H
+
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "malloctrace_format.h"
+
+#define MT_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MT_EXPORT __attribute__((visibility("default")))
+#define MT_TLS __thread __attribute__((tls_model("initial-exec")))
+
+/* ---- real functions (resolve.c) --------------------------------------------------------------- */
+
+typedef struct mt_real_functions {
+#define MT_REAL(ret, name, params) ret(*name) params;
+#include "hooks.def"
+#undef MT_REAL
+} mt_real_functions_t;
+
+extern mt_real_functions_t real;
+
+/* Looks every hooked function up with dlsym(RTLD_NEXT); false (after one message) if one is missing. */
+bool mt_resolve_real_functions(void);
+
+/* Static arena serving allocations made while dlsym itself runs; its blocks never reach real free. */
+void *mt_bootstrap_alloc(size_t size, size_t alignment);
+bool mt_bootstrap_owns(const void *ptr);
+size_t mt_bootstrap_size(const void *ptr);
+
+/* ---- lifecycle (lifecycle.c) ------------------------------------------------------------------ */
+
+enum mt_status { MT_STATUS_UNINITIALIZED, MT_STATUS_INITIALIZING, MT_STATUS_TRACING, MT_STATUS_OFF };
+
+extern _Atomic int g_status;
+/* Set while this thread is inside the tracer: every allocation it makes goes untraced to libc. */
+extern MT_TLS int t_guard;
+
+void mt_initialize(void);
+
+/* True when this call should be recorded; initializes on first use. */
+static inline bool mt_should_record(void) {
+    if (MT_UNLIKELY(t_guard)) return false;
+    int status = atomic_load_explicit(&g_status, memory_order_relaxed);
+    if (MT_LIKELY(status == MT_STATUS_TRACING)) return true;
+    if (status == MT_STATUS_UNINITIALIZED) {
+        mt_initialize();
+        return atomic_load_explicit(&g_status, memory_order_relaxed) == MT_STATUS_TRACING;
+    }
+    return false;
+}
+
+/* The failure policy: print one "malloctrace: ..." line (only the first time) and stop tracing.
+ * The target keeps running untouched. Each part is a plain string; the call ends with NULL. */
+void mt_fail(const char *first, ...) __attribute__((sentinel));
+
+size_t mt_page_size(void);
+
+/* ---- configuration (config.c) ----------------------------------------------------------------- */
+
+typedef struct mt_config {
+    char output_path[4096];
+    uint32_t max_depth;
+    uint32_t unwind_mode; /* enum mt_unwind_mode */
+    bool follow_children;
+} mt_config_t;
+
+extern mt_config_t g_config;
+
+/* Reads MALLOCTRACE_* variables; false (after one message) on a malformed value. */
+bool mt_read_config(void);
+/* Hides the tracer from processes this one execs, unless following children was asked for. */
+void mt_scrub_environment(const char *self_path);
+
+/* ---- trace file (trace_file.c) ---------------------------------------------------------------- */
+
+/* Creates the file and writes its header and process record. */
+bool mt_file_open(const char *path, const mt_process_record_t *process, const char *exe, size_t exe_length,
+                  const char *argv, size_t argv_length);
+/* Reserves a chunk of `capacity` bytes of events for thread `tid`; returns the chunk header
+ * (events follow it) or NULL when tracing stopped. `*window` is an opaque token for the release. */
+mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void **window);
+/* Tells the file that a chunk will not grow any more, so its mapping can be dropped. */
+void mt_file_release_chunk(void *window);
+/* Appends an END record and truncates the file to what was written. */
+void mt_file_finish(const mt_end_record_t *end);
+/* Locks for fork(): the child must not inherit a mutex held by another thread. */
+void mt_file_lock(void);
+void mt_file_unlock(void);
+/* In a forked child: forget the parent's file without touching it. */
+void mt_file_forget(void);
+
+/* ---- event recording (recorder.c) ------------------------------------------------------------- */
+
+extern _Atomic uint64_t g_sequence;
+extern uint64_t g_start_monotonic_ns;
+
+static inline uint64_t mt_next_sequence(void) {
+    return atomic_fetch_add_explicit(&g_sequence, 1, memory_order_relaxed) + 1;
+}
+
+void mt_record_alloc(uint8_t opcode, uint64_t seq, size_t size, const void *ptr, size_t alignment);
+void mt_record_realloc(uint8_t opcode, uint64_t seq_before, uint64_t seq_after, size_t size, const void *old_ptr,
+                       const void *new_ptr);
+void mt_record_free(uint64_t seq, const void *ptr);
+/* Writes a sized event (opcode >= MT_EVENT_FIRST_SIZED) into this thread's chunk. */
+void mt_record_sized(uint8_t opcode, const uint8_t *payload, size_t length);
+/* Defines a stack id in this thread's chunk; called by the interner before it publishes the id. */
+bool mt_record_stack_definition(uint32_t id, const uintptr_t *frames, uint32_t count);
+/* Forget this thread's chunk (after fork, in the child). */
+void mt_recorder_reset_thread(void);
+void mt_recorder_initialize(void);
+uint64_t mt_now_ns(void);
+
+/* ---- stacks (stacks.c) ------------------------------------------------------------------------ */
+
+void mt_stacks_initialize(void);
+/* Captures the caller's stack and returns its interned id (0 = no stack). */
+uint32_t mt_current_stack_id(void);
+void mt_stacks_lock(void);
+void mt_stacks_unlock(void);
+void mt_stacks_reset(void);
+
+/* ---- modules (modules.c) ---------------------------------------------------------------------- */
+
+/* Emits MODULE / MODULE_UNLOAD events for changes since the last call. */
+void mt_modules_refresh(void);
+void mt_modules_reset(void);
+
+/* ---- varint encoding (encode.h) --------------------------------------------------------------- */
+
+static inline uint8_t *mt_put_varint(uint8_t *out, uint64_t value) {
+    while (value >= 0x80) {
+        *out++ = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    *out++ = (uint8_t)value;
+    return out;
+}
+
+static inline uint8_t *mt_put_zigzag(uint8_t *out, int64_t value) {
+    return mt_put_varint(out, ((uint64_t)value << 1) ^ (uint64_t)(value >> 63));
+}
+
+static inline size_t mt_saturating_product(size_t a, size_t b) {
+    size_t product;
+    return __builtin_mul_overflow(a, b, &product) ? SIZE_MAX : product;
+}
+
+#endif /* MALLOCTRACE_INTERNAL_H */

@@ -1,0 +1,162 @@
+/* Start, fork and exit of the traced process, and the one place that reports failures. */
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+_Atomic int g_status = MT_STATUS_UNINITIALIZED;
+MT_TLS int t_guard;
+
+static int g_stderr_fd = -1;
+static _Atomic bool g_reported_failure;
+static size_t g_page_size;
+
+size_t mt_page_size(void) { return g_page_size ? g_page_size : 4096; }
+
+static void mt_append_part(char *line, size_t *length, size_t capacity, const char *part) {
+    size_t n = strlen(part);
+    if (n > capacity - *length) n = capacity - *length;
+    memcpy(line + *length, part, n);
+    *length += n;
+}
+
+void mt_fail(const char *first, ...) {
+    atomic_store(&g_status, MT_STATUS_OFF);
+    if (atomic_exchange(&g_reported_failure, true)) return;
+    char line[1024];
+    size_t length = 0, capacity = sizeof(line) - 1;
+    mt_append_part(line, &length, capacity, "malloctrace: ");
+    va_list parts;
+    va_start(parts, first);
+    for (const char *part = first; part != NULL; part = va_arg(parts, const char *))
+        mt_append_part(line, &length, capacity, part);
+    va_end(parts);
+    line[length++] = '\n';
+    /* stderr itself may be closed by the time we fail (coreutils close it at exit): use our copy. */
+    ssize_t ignored = write(g_stderr_fd >= 0 ? g_stderr_fd : 2, line, length);
+    (void)ignored;
+}
+
+static uint64_t mt_clock(clockid_t clock) {
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* /proc/self/cmdline, read without the allocator: NUL-separated arguments, truncated at 64 KiB. */
+static size_t mt_read_command_line(char *buffer, size_t size) {
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t total = 0;
+    while (total < size) {
+        ssize_t n = read(fd, buffer + total, size - total);
+        if (n <= 0) break;
+        total += (size_t)n;
+    }
+    close(fd);
+    return total;
+}
+
+static bool mt_open_trace(void) {
+    static char exe[4096];
+    static char argv[64 * 1024];
+    ssize_t exe_length = readlink("/proc/self/exe", exe, sizeof(exe));
+    mt_process_record_t process = {
+        .pid = (uint32_t)getpid(),
+        .ppid = (uint32_t)getppid(),
+        .start_realtime_ns = mt_clock(CLOCK_REALTIME),
+        .start_monotonic_ns = g_start_monotonic_ns,
+        .page_size = (uint32_t)mt_page_size(),
+        .max_depth = g_config.max_depth,
+        .unwind_mode = g_config.unwind_mode,
+        .exe_length = exe_length > 0 ? (uint32_t)exe_length : 0,
+        .argv_length = (uint32_t)mt_read_command_line(argv, sizeof(argv)),
+    };
+    return mt_file_open(g_config.output_path, &process, exe, process.exe_length, argv, process.argv_length);
+}
+
+/* Everything that starts a trace; runs in the parent at load and again in a followed child. */
+static bool mt_start_tracing(void) {
+    if (!mt_read_config()) return false;
+    g_start_monotonic_ns = mt_clock(CLOCK_MONOTONIC);
+    atomic_store(&g_sequence, 0);
+    if (!mt_open_trace()) return false;
+    mt_stacks_lock();
+    mt_modules_refresh();
+    mt_stacks_unlock();
+    return true;
+}
+
+static void mt_before_fork(void) {
+    t_guard++;
+    mt_stacks_lock();
+    mt_file_lock();
+}
+
+static void mt_after_fork_in_parent(void) {
+    mt_file_unlock();
+    mt_stacks_unlock();
+    t_guard--;
+}
+
+static void mt_after_fork_in_child(void) {
+    /* Locks the parent held are released by forgetting them; nothing of the parent's file is
+     * touched, since this process shares its pages. */
+    mt_file_forget();
+    mt_stacks_reset();
+    mt_modules_reset();
+    mt_recorder_reset_thread();
+    t_guard = 1;
+    bool tracing = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children && mt_start_tracing();
+    atomic_store(&g_status, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
+    t_guard = 0;
+}
+
+void mt_initialize(void) {
+    int expected = MT_STATUS_UNINITIALIZED;
+    if (!atomic_compare_exchange_strong(&g_status, &expected, MT_STATUS_INITIALIZING)) return;
+    int saved_errno = errno;
+    t_guard++;
+    if (!mt_resolve_real_functions()) {
+        syscall(SYS_exit_group, 127); /* cannot even forward malloc: nothing sensible can run */
+    }
+    g_stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    g_page_size = (size_t)sysconf(_SC_PAGESIZE);
+    mt_recorder_initialize();
+    bool tracing = mt_start_tracing();
+    if (tracing) {
+        mt_stacks_initialize();
+        Dl_info self;
+        mt_scrub_environment(dladdr((void *)&mt_initialize, &self) ? self.dli_fname : NULL);
+        pthread_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child);
+    }
+    /* mt_fail already set OFF on failure; don't overwrite it. */
+    expected = MT_STATUS_INITIALIZING;
+    atomic_compare_exchange_strong(&g_status, &expected, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
+    t_guard--;
+    errno = saved_errno;
+}
+
+__attribute__((constructor)) static void mt_on_load(void) {
+    if (atomic_load(&g_status) == MT_STATUS_UNINITIALIZED) mt_initialize();
+}
+
+/* Runs after main returned or exit() was called, after the target's own atexit handlers. Chunks that
+ * are still open keep recording what later destructors free. */
+__attribute__((destructor)) static void mt_on_unload(void) {
+    if (atomic_load(&g_status) != MT_STATUS_TRACING) return;
+    t_guard++;
+    mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
+                           .last_sequence = atomic_load(&g_sequence),
+                           .exit_status = -1,
+                           .how = MT_END_DESTRUCTOR};
+    mt_file_finish(&end);
+    t_guard--;
+}

@@ -1,0 +1,188 @@
+/*
+ * Call stacks: captured with libunwind, interned so that an event carries one small id.
+ *
+ * The intern table is open-addressed and lock-free for lookups: a slot is filled completely before
+ * its hash is published with release order, and a full table is replaced by a larger copy while the
+ * old one stays readable forever (tables are never freed). Only inserting a new stack takes the
+ * mutex, and that happens once per distinct stack.
+ */
+#include "internal.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <link.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* Hook, recorder and interner frames at the top of every captured stack, dropped by address. */
+#define MT_OWN_FRAMES_SLACK 8
+#define MT_FIRST_TABLE_SLOTS (1u << 16)
+#define MT_FRAME_ARENA_BYTES (4u << 20)
+
+typedef struct mt_stack_slot {
+    _Atomic uint64_t hash; /* 0 = empty; published last */
+    uint32_t id;
+    uint32_t count;
+    const uintptr_t *frames;
+} mt_stack_slot_t;
+
+typedef struct mt_stack_table {
+    uint64_t mask;
+    uint64_t used;
+    mt_stack_slot_t slots[];
+} mt_stack_table_t;
+
+static _Atomic(mt_stack_table_t *) g_table;
+static pthread_mutex_t g_stacks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t g_next_stack_id = 1;
+static uintptr_t *g_frame_arena;
+static size_t g_frame_arena_left;
+static uintptr_t g_self_start, g_self_end;
+
+static void *mt_map_anonymous(size_t bytes) {
+    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return memory == MAP_FAILED ? NULL : memory;
+}
+
+static mt_stack_table_t *mt_new_table(uint64_t slots) {
+    mt_stack_table_t *table = mt_map_anonymous(sizeof(mt_stack_table_t) + slots * sizeof(mt_stack_slot_t));
+    if (table != NULL) table->mask = slots - 1;
+    return table;
+}
+
+static int mt_find_self(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    uintptr_t probe = (uintptr_t)data;
+    uintptr_t start = UINTPTR_MAX, end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type != PT_LOAD) continue;
+        uintptr_t segment = info->dlpi_addr + phdr->p_vaddr;
+        if (segment < start) start = segment;
+        if (segment + phdr->p_memsz > end) end = segment + phdr->p_memsz;
+    }
+    if (probe < start || probe >= end) return 0;
+    g_self_start = start;
+    g_self_end = end;
+    return 1;
+}
+
+void mt_stacks_initialize(void) {
+    dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt_stacks_initialize);
+    atomic_store(&g_table, mt_new_table(MT_FIRST_TABLE_SLOTS));
+    /* libunwind's first call costs ~0.5 ms and opens a pipe: pay for it here, predictably. */
+    void *warm_up[4];
+    if (g_config.unwind_mode == MT_UNWIND_LIBUNWIND) unw_backtrace(warm_up, 4);
+}
+
+void mt_stacks_reset(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    g_stacks_mutex = fresh;
+    g_next_stack_id = 1;
+    atomic_store(&g_table, mt_new_table(MT_FIRST_TABLE_SLOTS));
+}
+
+void mt_stacks_lock(void) { pthread_mutex_lock(&g_stacks_mutex); }
+void mt_stacks_unlock(void) { pthread_mutex_unlock(&g_stacks_mutex); }
+
+static inline uint64_t mt_hash_frames(const uintptr_t *frames, uint32_t count) {
+    uint64_t hash = 0x9e3779b97f4a7c15u ^ count;
+    for (uint32_t i = 0; i < count; i++) {
+        hash ^= frames[i];
+        hash *= 0xff51afd7ed558ccdu;
+        hash ^= hash >> 32;
+    }
+    return hash | 1; /* 0 marks an empty slot */
+}
+
+static inline uint32_t mt_find_stack(mt_stack_table_t *table, uint64_t hash, const uintptr_t *frames,
+                                     uint32_t count) {
+    for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
+        mt_stack_slot_t *slot = &table->slots[i];
+        uint64_t found = atomic_load_explicit(&slot->hash, memory_order_acquire);
+        if (found == 0) return 0;
+        if (found == hash && slot->count == count && memcmp(slot->frames, frames, count * sizeof(uintptr_t)) == 0)
+            return slot->id;
+    }
+}
+
+static const uintptr_t *mt_store_frames(const uintptr_t *frames, uint32_t count) {
+    size_t words = count ? count : 1;
+    if (g_frame_arena_left < words) {
+        g_frame_arena = mt_map_anonymous(MT_FRAME_ARENA_BYTES);
+        if (g_frame_arena == NULL) return NULL;
+        g_frame_arena_left = MT_FRAME_ARENA_BYTES / sizeof(uintptr_t);
+    }
+    uintptr_t *stored = g_frame_arena;
+    memcpy(stored, frames, count * sizeof(uintptr_t));
+    g_frame_arena += words;
+    g_frame_arena_left -= words;
+    return stored;
+}
+
+static void mt_insert_slot(mt_stack_table_t *table, uint64_t hash, uint32_t id, const uintptr_t *frames,
+                           uint32_t count) {
+    uint64_t i = hash & table->mask;
+    while (atomic_load_explicit(&table->slots[i].hash, memory_order_relaxed) != 0) i = (i + 1) & table->mask;
+    table->slots[i].id = id;
+    table->slots[i].count = count;
+    table->slots[i].frames = frames;
+    atomic_store_explicit(&table->slots[i].hash, hash, memory_order_release);
+    table->used++;
+}
+
+/* Keeps the load factor at most 1/2; the old table stays valid for readers that still hold it. */
+static mt_stack_table_t *mt_grow_table(mt_stack_table_t *table) {
+    mt_stack_table_t *bigger = mt_new_table((table->mask + 1) * 4);
+    if (bigger == NULL) return NULL;
+    for (uint64_t i = 0; i <= table->mask; i++) {
+        mt_stack_slot_t *slot = &table->slots[i];
+        uint64_t hash = atomic_load_explicit(&slot->hash, memory_order_relaxed);
+        if (hash != 0) mt_insert_slot(bigger, hash, slot->id, slot->frames, slot->count);
+    }
+    atomic_store_explicit(&g_table, bigger, memory_order_release);
+    return bigger;
+}
+
+static uint32_t mt_intern_new_stack(uint64_t hash, const uintptr_t *frames, uint32_t count) {
+    pthread_mutex_lock(&g_stacks_mutex);
+    mt_stack_table_t *table = atomic_load_explicit(&g_table, memory_order_acquire);
+    uint32_t id = table ? mt_find_stack(table, hash, frames, count) : 0;
+    if (id == 0 && table != NULL) {
+        if ((table->used + 1) * 2 > table->mask + 1) table = mt_grow_table(table);
+        const uintptr_t *stored = table ? mt_store_frames(frames, count) : NULL;
+        if (stored != NULL) {
+            /* Modules first, then the definition, then publication: a reader (or a crash) never
+             * sees an id that other threads use before its definition is in the file. */
+            mt_modules_refresh();
+            id = g_next_stack_id++;
+            if (mt_record_stack_definition(id, stored, count))
+                mt_insert_slot(table, hash, id, stored, count);
+            else
+                id = 0;
+        }
+    }
+    pthread_mutex_unlock(&g_stacks_mutex);
+    return id;
+}
+
+static inline bool mt_is_own_frame(uintptr_t address) { return address >= g_self_start && address < g_self_end; }
+
+uint32_t mt_current_stack_id(void) {
+    uint32_t depth = g_config.max_depth;
+    if (depth == 0 || g_config.unwind_mode == MT_UNWIND_NONE) return 0;
+    void *raw[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
+    int captured = unw_backtrace(raw, (int)(depth + MT_OWN_FRAMES_SLACK));
+    int first = 0;
+    while (first < captured && mt_is_own_frame((uintptr_t)raw[first])) first++;
+    uint32_t count = (uint32_t)(captured - first);
+    if (count > depth) count = depth;
+    const uintptr_t *frames = (const uintptr_t *)(raw + first);
+
+    uint64_t hash = mt_hash_frames(frames, count);
+    mt_stack_table_t *table = atomic_load_explicit(&g_table, memory_order_acquire);
+    uint32_t id = table ? mt_find_stack(table, hash, frames, count) : 0;
+    return MT_LIKELY(id != 0) ? id : mt_intern_new_stack(hash, frames, count);
+}

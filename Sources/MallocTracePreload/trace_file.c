@@ -1,0 +1,199 @@
+/*
+ * The trace file: created exclusively, extended in windows of MT_WINDOW_BYTES that are allocated
+ * on disk first (fallocate, so a full disk is an error here instead of a SIGBUS later) and then
+ * mapped MAP_SHARED. Threads write their chunks straight into the mapping: the page cache keeps
+ * every byte even if the process is killed. A window is unmapped once it is no longer the current
+ * one and none of its chunks can grow any more. One mutex guards reservation; it is taken once per
+ * chunk (tens of thousands of events), never per event.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define MT_WINDOW_BYTES (4u << 20)
+
+typedef struct mt_window {
+    uint8_t *base;
+    uint64_t file_offset;
+    uint32_t open_chunks;
+    bool current;
+} mt_window_t;
+
+static pthread_mutex_t g_file_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int g_fd = -1;
+static mt_window_t *g_current;
+static uint64_t g_next_offset;
+static bool g_finished;
+
+static void mt_drop_window(mt_window_t *window) {
+    munmap(window->base, MT_WINDOW_BYTES);
+    real.free(window);
+}
+
+static void mt_stop_writing(const char *what) {
+    g_finished = true;
+    mt_fail(what, ": ", strerror(errno), "; tracing stopped, the trace ends here", NULL);
+}
+
+static bool mt_open_window(uint64_t offset) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+        offset + MT_WINDOW_BYTES > limit.rlim_cur) {
+        /* Growing past the limit would raise SIGXFSZ in the target: stop before that. */
+        errno = EFBIG;
+        mt_stop_writing("the trace file reached the file size limit (ulimit -f)");
+        return false;
+    }
+    if (fallocate(g_fd, 0, (off_t)offset, MT_WINDOW_BYTES) != 0) {
+        if (errno != EOPNOTSUPP || ftruncate(g_fd, (off_t)(offset + MT_WINDOW_BYTES)) != 0) {
+            mt_stop_writing("cannot extend the trace file");
+            return false;
+        }
+    }
+    void *base = mmap(NULL, MT_WINDOW_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, g_fd, (off_t)offset);
+    mt_window_t *window = base == MAP_FAILED ? NULL : real.malloc(sizeof(mt_window_t));
+    if (window == NULL) {
+        if (base != MAP_FAILED) munmap(base, MT_WINDOW_BYTES);
+        mt_stop_writing("cannot map the trace file");
+        return false;
+    }
+    *window = (mt_window_t){.base = base, .file_offset = offset, .open_chunks = 0, .current = true};
+    mt_window_t *previous = g_current;
+    g_current = window;
+    if (previous != NULL) {
+        previous->current = false;
+        if (previous->open_chunks == 0) mt_drop_window(previous);
+    }
+    return true;
+}
+
+/* Returns room for a whole record (header included, `total` a multiple of 8). Mutex held. */
+static uint8_t *mt_reserve_locked(size_t total) {
+    if (g_finished || g_current == NULL || total > MT_WINDOW_BYTES) return NULL;
+    uint64_t window_end = g_current->file_offset + MT_WINDOW_BYTES;
+    if (g_next_offset + total > window_end) {
+        uint64_t rest = window_end - g_next_offset;
+        if (rest >= sizeof(mt_record_header_t)) {
+            mt_record_header_t *padding = (mt_record_header_t *)(g_current->base + (g_next_offset - g_current->file_offset));
+            padding->kind = MT_RECORD_PADDING;
+            padding->length = (uint32_t)(rest - sizeof(mt_record_header_t));
+        }
+        g_next_offset = window_end;
+        if (!mt_open_window(window_end)) return NULL;
+    }
+    uint8_t *at = g_current->base + (g_next_offset - g_current->file_offset);
+    g_next_offset += total;
+    return at;
+}
+
+static size_t mt_record_size(size_t payload) {
+    return (sizeof(mt_record_header_t) + payload + MT_RECORD_ALIGNMENT - 1) & ~(size_t)(MT_RECORD_ALIGNMENT - 1);
+}
+
+/* Writes a whole record made of up to three byte ranges. Mutex held. */
+static bool mt_write_record_locked(uint8_t kind, const void *a, size_t a_length, const void *b, size_t b_length,
+                                   const void *c, size_t c_length) {
+    size_t payload = a_length + b_length + c_length;
+    uint8_t *at = mt_reserve_locked(mt_record_size(payload));
+    if (at == NULL) return false;
+    mt_record_header_t header = {.kind = kind, .length = (uint32_t)payload};
+    memcpy(at, &header, sizeof(header));
+    at += sizeof(header);
+    memcpy(at, a, a_length);
+    memcpy(at + a_length, b, b_length);
+    memcpy(at + a_length + b_length, c, c_length);
+    return true;
+}
+
+static int mt_high_descriptor(int fd) {
+    /* Keep low descriptor numbers free for the target, which may expect them. */
+    struct rlimit limit;
+    int floor = 3;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > 256)
+        floor = (int)(limit.rlim_cur - 128);
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (moved < 0) return fd;
+    close(fd);
+    return moved;
+}
+
+bool mt_file_open(const char *path, const mt_process_record_t *process, const char *exe, size_t exe_length,
+                  const char *argv, size_t argv_length) {
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        mt_fail("cannot create trace file ", path, ": ", strerror(errno), "; tracing is off", NULL);
+        return false;
+    }
+    pthread_mutex_lock(&g_file_mutex);
+    g_fd = mt_high_descriptor(fd);
+    g_finished = false;
+    g_next_offset = 0;
+    bool ok = mt_open_window(0);
+    if (ok) {
+        mt_file_header_t header = {.version = MT_FORMAT_VERSION, .header_size = sizeof(mt_file_header_t)};
+        memcpy(header.magic, MT_MAGIC, MT_MAGIC_SIZE);
+        memcpy(g_current->base, &header, sizeof(header));
+        g_next_offset = sizeof(header);
+        ok = mt_write_record_locked(MT_RECORD_PROCESS, process, sizeof(*process), exe, exe_length, argv, argv_length);
+    }
+    pthread_mutex_unlock(&g_file_mutex);
+    return ok;
+}
+
+mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void **window) {
+    pthread_mutex_lock(&g_file_mutex);
+    uint8_t *at = mt_reserve_locked(sizeof(mt_record_header_t) + capacity);
+    mt_chunk_header_t *chunk = NULL;
+    if (at != NULL) {
+        mt_record_header_t header = {.kind = MT_RECORD_CHUNK, .length = capacity};
+        memcpy(at, &header, sizeof(header));
+        chunk = (mt_chunk_header_t *)(at + sizeof(header));
+        chunk->tid = tid;
+        chunk->used = 0;
+        g_current->open_chunks++;
+        *window = g_current;
+    }
+    pthread_mutex_unlock(&g_file_mutex);
+    return chunk;
+}
+
+void mt_file_release_chunk(void *token) {
+    mt_window_t *window = token;
+    pthread_mutex_lock(&g_file_mutex);
+    if (window->open_chunks > 0) window->open_chunks--;
+    if (!window->current && window->open_chunks == 0) mt_drop_window(window);
+    pthread_mutex_unlock(&g_file_mutex);
+}
+
+void mt_file_finish(const mt_end_record_t *end) {
+    pthread_mutex_lock(&g_file_mutex);
+    if (!g_finished && g_current != NULL) {
+        mt_write_record_locked(MT_RECORD_END, end, sizeof(*end), NULL, 0, NULL, 0);
+        /* Nothing is reserved past this point any more, so the zeroed tail of the last window can
+         * go; chunks that are still open lie below it and keep recording late frees. */
+        g_finished = true;
+        if (ftruncate(g_fd, (off_t)g_next_offset) != 0) {
+            /* The reader stops at the zero fill anyway; the file is only larger. */
+        }
+    }
+    pthread_mutex_unlock(&g_file_mutex);
+}
+
+void mt_file_lock(void) { pthread_mutex_lock(&g_file_mutex); }
+void mt_file_unlock(void) { pthread_mutex_unlock(&g_file_mutex); }
+
+void mt_file_forget(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    g_file_mutex = fresh;
+    if (g_fd >= 0) close(g_fd);
+    g_fd = -1;
+    g_current = NULL; /* the parent's windows stay mapped in this copy, untouched */
+    g_next_offset = 0;
+    g_finished = true;
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import MallocTraceAnalysis
+import MallocTraceFormat
+import MallocTraceReports
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a program with malloc tracing and write its trace file.",
+        discussion: """
+            The program's stdin, stdout and stderr pass through untouched and malloctrace exits with its exit
+            status (128 + N if signal N killed it). When it ends, the trace's path and a three-line summary go
+            to stderr. Only the process itself is traced, not programs it starts.
+
+            Examples:
+              malloctrace run -- ./server --port 8080
+              malloctrace run -o /tmp/build.%p.mtrace --depth 32 -- make -j2
+            """
+    )
+
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp(
+            "Trace file to write; %p becomes the pid. Never overwrites an existing file.",
+            valueName: "path"))
+    var output: String?
+
+    @Option(help: ArgumentHelp("Call stack frames to record per allocation (0-256).", valueName: "frames"))
+    var depth: Int = 64
+
+    @Argument(
+        parsing: .captureForPassthrough,
+        help: ArgumentHelp("The program to trace and its arguments (put them after --).", valueName: "command"))
+    var command: [String] = []
+
+    mutating func validate() throws {
+        if command.first == "--" { command.removeFirst() }
+        guard !command.isEmpty else { throw ValidationError("name the program to trace: malloctrace run -- PROGRAM [ARGS...]") }
+        guard (0...256).contains(depth) else { throw ValidationError("--depth must be from 0 to 256, not \(depth)") }
+    }
+
+    func run() throws {
+        let library = try PreloadLibrary.locate()
+        let target = try TargetExecutable(command: command[0])
+        let pattern = try outputPattern(programName: URL(fileURLWithPath: command[0]).lastPathComponent)
+
+        var environment = ProcessInfo.processInfo.environment
+        let existingPreload = environment["LD_PRELOAD"].flatMap { $0.isEmpty ? nil : $0 }
+        environment["LD_PRELOAD"] = existingPreload.map { "\(library):\($0)" } ?? library
+        environment["MALLOCTRACE_OUTPUT"] = pattern
+        environment["MALLOCTRACE_DEPTH"] = String(depth)
+
+        ChildProcess.ignoreInterrupts()
+        let pid = try ChildProcess.spawn(
+            path: target.path, arguments: command, environment: environment.map { "\($0.key)=\($0.value)" })
+        let termination = ChildProcess.wait(for: pid)
+        let tracePath = Self.expand(pattern, pid: pid)
+        try summarize(tracePath: tracePath, termination: termination)
+        throw ExitCode(termination.shellStatus)
+    }
+
+    /// The MALLOCTRACE_OUTPUT pattern: absolute, %e already expanded, %p left for the library.
+    private func outputPattern(programName: String) throws(CommandFailure) -> String {
+        let escapedName = programName.replacingOccurrences(of: "%", with: "%%")
+        var pattern = output ?? "malloctrace.\(escapedName).%p.mtrace"
+        pattern = pattern.replacingOccurrences(of: "%e", with: escapedName)
+        if !pattern.hasPrefix("/") {
+            pattern = FileManager.default.currentDirectoryPath + "/" + pattern
+        }
+        if !pattern.contains("%p") {
+            let path = Self.expand(pattern, pid: 0)
+            if FileManager.default.fileExists(atPath: path) {
+                throw CommandFailure("\(path) already exists; malloctrace never overwrites a trace (use another -o)")
+            }
+        }
+        return pattern
+    }
+
+    /// Expands %p and %% exactly as the preload library does.
+    static func expand(_ pattern: String, pid: pid_t) -> String {
+        var result = ""
+        var iterator = pattern.makeIterator()
+        while let character = iterator.next() {
+            guard character == "%" else {
+                result.append(character)
+                continue
+            }
+            switch iterator.next() {
+            case "p": result += String(pid)
+            case "%": result += "%"
+            case let other?: result += "%" + String(other)
+            case nil: result += "%"
+            }
+        }
+        return result
+    }
+
+    private func summarize(tracePath: String, termination: ChildProcess.Termination) throws {
+        func say(_ line: String) { FileHandle.standardError.write(Data(("malloctrace: " + line + "\n").utf8)) }
+        guard FileManager.default.fileExists(atPath: tracePath) else {
+            say(
+                "no trace was written to \(tracePath): \(command[0]) never loaded libmalloctrace.so"
+                    + " (did it clear LD_PRELOAD?) or the library could not create the file")
+            if case .exited(0) = termination { throw ExitCode(1) }
+            return
+        }
+        let report: Report
+        do {
+            report = try Report.make(tracePath: tracePath, top: 1)
+        } catch {
+            say("wrote \(tracePath), but cannot read it back: \(error)")
+            return
+        }
+        let summary = report.summary
+        say("wrote \(tracePath)")
+        say(
+            "\(Formatting.grouped(summary.allocationCalls)) allocation calls, \(Formatting.grouped(summary.freeCalls)) frees,"
+                + " \(Formatting.bytes(summary.bytesAllocated)) allocated; peak \(Formatting.bytes(summary.peakBytes))"
+                + " at \(Formatting.seconds(nanoseconds: summary.peakTime))")
+        let sites = report.leakSiteCount
+        let ending = report.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
+        say(
+            "leaked \(Formatting.bytes(summary.leakedBytes)) in \(Formatting.grouped(summary.leakedBlocks)) blocks from"
+                + " \(sites) call stack\(sites == 1 ? "" : "s")\(ending)")
+        say("details: malloctrace report \(tracePath)")
+    }
+}
+
+extension ChildProcess.Termination {
+    var summary: String {
+        switch self {
+        case .exited(let code): "it exited with status \(code)"
+        case .signaled(let signal): "it was killed by signal \(signal)"
+        }
+    }
+}
