@@ -21,9 +21,10 @@ let package = Package(
         .target(name: "CMallocTraceFormat"),
         .target(name: "MallocTraceFormat", dependencies: ["CMallocTraceFormat"], swiftSettings: swiftSettings),
         .target(name: "MallocTraceAnalysis", dependencies: ["MallocTraceFormat"], swiftSettings: swiftSettings),
+        .target(name: "MallocTraceSymbolication", dependencies: ["MallocTraceFormat"], swiftSettings: swiftSettings),
         .target(
             name: "MallocTraceReports",
-            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis"],
+            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceSymbolication"],
             swiftSettings: swiftSettings
         ),
         // The CLI. Its plugin compiles Sources/MallocTracePreload into libmalloctrace.so, which lands in
@@ -46,6 +47,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "MallocTraceSymbolicationTests",
+            dependencies: ["MallocTraceSymbolication"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "MallocTraceAnalysisTests",
             dependencies: ["MallocTraceAnalysis", "MallocTraceFormat"],
             swiftSettings: swiftSettings
@@ -53,7 +59,7 @@ let package = Package(
         // Traces the C fixture programs (Tests/Fixtures, compiled by the same plugin) and runs the built CLI.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["malloctrace", "MallocTraceFormat", "MallocTraceAnalysis"],
+            dependencies: ["malloctrace", "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports"],
             swiftSettings: swiftSettings,
             plugins: ["BuildPreloadLibrary"]
         ),

@@ -84,7 +84,8 @@ public struct HeapAnalyzer {
         if stackID < Self.denseStackIDLimit {
             let index = Int(stackID)
             if index >= slotByStackID.count {
-                slotByStackID.append(contentsOf: repeatElement(-1, count: max(index + 1, slotByStackID.count * 2) - slotByStackID.count))
+                slotByStackID.append(
+                    contentsOf: repeatElement(-1, count: max(index + 1, slotByStackID.count * 2) - slotByStackID.count))
             }
             if slotByStackID[index] >= 0 { return Int(slotByStackID[index]) }
             slotByStackID[index] = Int32(sites.count)

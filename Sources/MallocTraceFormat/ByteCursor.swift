@@ -35,13 +35,13 @@ struct ByteCursor {
             guard position < end else { throw DecodeFailure(offset: start, reason: "varint runs past its record") }
             let value = bytes[position]
             position += 1
+            // The tenth byte may only carry the 64th bit; anything more is not a 64-bit value.
             if shift == 63 && value > 1 {
                 throw DecodeFailure(offset: start, reason: "varint is larger than 64 bits")
             }
             result |= UInt64(value & 0x7f) << shift
             if value < 0x80 { return result }
             shift += 7
-            if shift > 63 { throw DecodeFailure(offset: start, reason: "varint is longer than 10 bytes") }
         }
     }
 

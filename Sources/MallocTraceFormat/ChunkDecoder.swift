@@ -2,7 +2,8 @@ internal import CMallocTraceFormat
 
 /// One event as stored in a chunk, before threads are merged.
 enum ChunkEvent {
-    case allocation(AllocationFunction, sequence: UInt64, size: UInt64, address: UInt64, stack: UInt32, alignment: UInt64)
+    case allocation(
+        AllocationFunction, sequence: UInt64, size: UInt64, address: UInt64, stack: UInt32, alignment: UInt64)
     case reallocation(
         AllocationFunction, before: UInt64, after: UInt64, size: UInt64, old: UInt64, new: UInt64, stack: UInt32)
     case free(sequence: UInt64, address: UInt64)
@@ -48,7 +49,8 @@ struct ChunkDecoder {
         let start = cursor.position
         let code = try cursor.byte()
         switch code {
-        case opcode(MT_EVENT_MALLOC)...opcode(MT_EVENT_PVALLOC) where code != opcode(MT_EVENT_REALLOC)
+        case opcode(MT_EVENT_MALLOC)...opcode(MT_EVENT_PVALLOC)
+        where code != opcode(MT_EVENT_REALLOC)
             && code != opcode(MT_EVENT_REALLOCARRAY):
             let function = AllocationFunction(rawValue: code) ?? .malloc
             let seq = try sequence()
@@ -56,7 +58,8 @@ struct ChunkDecoder {
             let address = try pointer()
             let stack = try cursor.varint32("stack id")
             let alignment = code >= opcode(MT_EVENT_POSIX_MEMALIGN) ? try cursor.varint() : 0
-            return .allocation(function, sequence: seq, size: size, address: address, stack: stack, alignment: alignment)
+            return .allocation(
+                function, sequence: seq, size: size, address: address, stack: stack, alignment: alignment)
         case opcode(MT_EVENT_REALLOC), opcode(MT_EVENT_REALLOCARRAY):
             let function: AllocationFunction = code == opcode(MT_EVENT_REALLOC) ? .realloc : .reallocarray
             let before = try sequence()

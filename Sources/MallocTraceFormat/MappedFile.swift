@@ -1,18 +1,31 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
-/// A whole file mapped read-only. The mapping lives as long as this object; pointers into it must not
-/// escape the `withBytes` closure.
+/// A whole file mapped read-only (or, for tests, a private copy of some bytes). The memory lives as long
+/// as this object; pointers into it must not escape the `withBytes` closure.
 final class MappedFile {
     let path: String
     private let base: UnsafeRawPointer?
     let count: Int
+    private let isMapped: Bool
+
+    init(copying bytes: [UInt8], name: String) {
+        path = name
+        count = bytes.count
+        isMapped = false
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        bytes.withUnsafeBytes {
+            copy.copyMemory(from: $0.baseAddress ?? UnsafeRawPointer(copy), byteCount: bytes.count)
+        }
+        base = UnsafeRawPointer(copy)
+    }
 
     init(path: String) throws(TraceError) {
         self.path = path
+        isMapped = true
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription()) }
         defer { close(fd) }
@@ -33,7 +46,12 @@ final class MappedFile {
     }
 
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        guard let base else { return }
+        if isMapped {
+            munmap(UnsafeMutableRawPointer(mutating: base), count)
+        } else {
+            base.deallocate()
+        }
     }
 
     func withBytes<Result, Failure: Error>(

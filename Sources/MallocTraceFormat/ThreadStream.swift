@@ -57,7 +57,8 @@ struct ThreadStream {
                 kind: address == 0 ? .failedAllocation : .allocation, function: function, sequence: sequence,
                 threadID: threadID, time: time, size: size, address: address, stackID: stack, alignment: alignment)
         case .reallocation(let function, let before, let after, let size, let old, let new, let stack):
-            return splitReallocation(function, before: before, after: after, size: size, old: old, new: new, stack: stack)
+            return splitReallocation(
+                function, before: before, after: after, size: size, old: old, new: new, stack: stack)
         case .free(let sequence, let address):
             return AllocatorEvent(
                 kind: .release, function: .free, sequence: sequence, threadID: threadID, time: time, size: 0,

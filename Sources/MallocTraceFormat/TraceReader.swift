@@ -35,9 +35,20 @@ public final class TraceReader {
         var end: Int
     }
 
-    public init(path: String) throws(TraceError) {
+    /// Maps and checks the file at `path`; throws only if it cannot be read as a trace at all.
+    public convenience init(path: String) throws(TraceError) {
+        try self.init(file: try MappedFile(path: path))
+    }
+
+    /// Reads a trace held in memory (tests, fuzzing); `name` stands for the path in messages.
+    public convenience init(bytes: [UInt8], name: String = "<memory>") throws(TraceError) {
+        try self.init(file: MappedFile(copying: bytes, name: name))
+    }
+
+    private init(file: MappedFile) throws(TraceError) {
+        let path = file.path
         self.path = path
-        file = try MappedFile(path: path)
+        self.file = file
         var version = 0
         var found: (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic]) = (nil, nil, false, [], [])
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceError) in
@@ -93,7 +104,14 @@ public final class TraceReader {
             if kind == UInt8(MT_RECORD_END_OF_DATA.rawValue) { break }
             let payload = offset + headerSize
             let available = min(length, bytes.count - payload)
-            if available < length { cutShort = true }
+            if available < length {
+                cutShort = true
+                diagnostics.append(
+                    .init(
+                        offset: offset,
+                        message: "record claims \(length) bytes but the file ends after \(available);"
+                            + " nothing after it is read"))
+            }
             switch UInt32(kind) {
             case MT_RECORD_PROCESS.rawValue:
                 process = decodeProcess(bytes, at: payload, length: available)
@@ -103,6 +121,11 @@ public final class TraceReader {
                 if available >= chunkHeader {
                     let used = Int(cursor.littleEndian(UInt32.self, at: payload + 4))
                     let start = payload + chunkHeader
+                    if used > length - chunkHeader {
+                        diagnostics.append(
+                            .init(offset: offset, message: "chunk claims \(used) used bytes in a \(length)-byte record")
+                        )
+                    }
                     chunks.append(
                         ChunkLocation(
                             threadID: cursor.littleEndian(UInt32.self, at: payload),
@@ -146,8 +169,9 @@ public final class TraceReader {
         let argvLength = Int(cursor.littleEndian(UInt32.self, at: offset + 40))
         guard exeLength <= length - fixed, argvLength <= length - fixed - exeLength else { return nil }
         let exeStart = offset + fixed
-        let executable = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[exeStart..<exeStart + exeLength]),
-                                as: UTF8.self)
+        let executable = String(
+            decoding: UnsafeRawBufferPointer(rebasing: bytes[exeStart..<exeStart + exeLength]),
+            as: UTF8.self)
         let argvStart = exeStart + exeLength
         var arguments = UnsafeRawBufferPointer(rebasing: bytes[argvStart..<argvStart + argvLength])
             .split(separator: 0, omittingEmptySubsequences: false)

@@ -46,6 +46,8 @@ extern _Atomic int g_status;
 extern MT_TLS int t_guard;
 
 void mt_initialize(void);
+/* True in the process that opened the trace (not in a vfork child sharing its memory). */
+bool mt_is_trace_owner(void);
 
 /* True when this call should be recorded; initializes on first use. */
 static inline bool mt_should_record(void) {

@@ -14,19 +14,19 @@
 #include <string.h>
 
 /* Before libc's functions are known (inside dlsym), allocations come from the bootstrap arena. */
-#define MT_PASS(name, args, size, alignment)                                                                          \
+#define MT_PASS(name, args, size, alignment)                                                                           \
     (MT_LIKELY(real.name != NULL) ? real.name args : mt_bootstrap_alloc((size), (alignment)))
 
-#define MT_ALLOC_HOOK(name, opcode, params, args, size, alignment)                                                   \
-    MT_EXPORT void *name params {                                                                                     \
-        if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                            \
-        t_guard = 1;                                                                                                  \
-        void *result = real.name args;                                                                                \
-        int saved_errno = errno;                                                                                      \
-        mt_record_alloc(opcode, mt_next_sequence(), size, result, alignment);                                         \
-        errno = saved_errno;                                                                                          \
-        t_guard = 0;                                                                                                  \
-        return result;                                                                                                \
+#define MT_ALLOC_HOOK(name, opcode, params, args, size, alignment)                                                     \
+    MT_EXPORT void *name params {                                                                                      \
+        if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                             \
+        t_guard = 1;                                                                                                   \
+        void *result = real.name args;                                                                                 \
+        int saved_errno = errno;                                                                                       \
+        mt_record_alloc(opcode, mt_next_sequence(), size, result, alignment);                                          \
+        errno = saved_errno;                                                                                           \
+        t_guard = 0;                                                                                                   \
+        return result;                                                                                                 \
     }
 #include "hooks.def"
 #undef MT_ALLOC_HOOK
@@ -105,9 +105,10 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     return result;
 }
 
-/* _exit skips destructors: close the trace here so that it ends with an END record. */
+/* _exit skips destructors: close the trace here so that it ends with an END record. A vfork child
+ * shares the parent's memory and file: its _exit must leave the parent's trace alone. */
 static void mt_end_before_underscore_exit(int status) {
-    if (atomic_load(&g_status) != MT_STATUS_TRACING) return;
+    if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
     t_guard = 1;
     mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
                            .last_sequence = atomic_load(&g_sequence),

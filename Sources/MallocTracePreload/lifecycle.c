@@ -17,6 +17,9 @@ MT_TLS int t_guard;
 static int g_stderr_fd = -1;
 static _Atomic bool g_reported_failure;
 static size_t g_page_size;
+static pid_t g_trace_owner;
+
+bool mt_is_trace_owner(void) { return getpid() == g_trace_owner; }
 
 size_t mt_page_size(void) { return g_page_size ? g_page_size : 4096; }
 
@@ -86,6 +89,7 @@ static bool mt_open_trace(void) {
 static bool mt_start_tracing(void) {
     if (!mt_read_config()) return false;
     g_start_monotonic_ns = mt_clock(CLOCK_MONOTONIC);
+    g_trace_owner = getpid();
     atomic_store(&g_sequence, 0);
     if (!mt_open_trace()) return false;
     mt_stacks_lock();
@@ -151,7 +155,7 @@ __attribute__((constructor)) static void mt_on_load(void) {
 /* Runs after main returned or exit() was called, after the target's own atexit handlers. Chunks that
  * are still open keep recording what later destructors free. */
 __attribute__((destructor)) static void mt_on_unload(void) {
-    if (atomic_load(&g_status) != MT_STATUS_TRACING) return;
+    if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
     t_guard++;
     mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
                            .last_sequence = atomic_load(&g_sequence),

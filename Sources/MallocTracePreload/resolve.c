@@ -8,11 +8,11 @@ mt_real_functions_t real;
 
 bool mt_resolve_real_functions(void) {
     mt_real_functions_t found;
-#define MT_REAL(ret, name, params)                                                                                    \
-    found.name = (ret(*) params)dlsym(RTLD_NEXT, #name);                                                              \
-    if (found.name == NULL) {                                                                                         \
-        mt_fail("cannot find libc's " #name " (dlsym RTLD_NEXT failed); tracing is off", NULL);                     \
-        return false;                                                                                                 \
+#define MT_REAL(ret, name, params)                                                                                     \
+    found.name = (ret(*) params)dlsym(RTLD_NEXT, #name);                                                               \
+    if (found.name == NULL) {                                                                                          \
+        mt_fail("cannot find libc's " #name " (dlsym RTLD_NEXT failed); tracing is off", NULL);                        \
+        return false;                                                                                                  \
     }
 #include "hooks.def"
 #undef MT_REAL

@@ -97,8 +97,7 @@ static inline uint64_t mt_hash_frames(const uintptr_t *frames, uint32_t count) {
     return hash | 1; /* 0 marks an empty slot */
 }
 
-static inline uint32_t mt_find_stack(mt_stack_table_t *table, uint64_t hash, const uintptr_t *frames,
-                                     uint32_t count) {
+static inline uint32_t mt_find_stack(mt_stack_table_t *table, uint64_t hash, const uintptr_t *frames, uint32_t count) {
     for (uint64_t i = hash & table->mask;; i = (i + 1) & table->mask) {
         mt_stack_slot_t *slot = &table->slots[i];
         uint64_t found = atomic_load_explicit(&slot->hash, memory_order_acquire);

@@ -80,7 +80,8 @@ static uint8_t *mt_reserve_locked(size_t total) {
     if (g_next_offset + total > window_end) {
         uint64_t rest = window_end - g_next_offset;
         if (rest >= sizeof(mt_record_header_t)) {
-            mt_record_header_t *padding = (mt_record_header_t *)(g_current->base + (g_next_offset - g_current->file_offset));
+            mt_record_header_t *padding =
+                (mt_record_header_t *)(g_current->base + (g_next_offset - g_current->file_offset));
             padding->kind = MT_RECORD_PADDING;
             padding->length = (uint32_t)(rest - sizeof(mt_record_header_t));
         }

@@ -11,6 +11,11 @@ public enum Formatting {
         return result
     }
 
+    /// `1, "block"` → `1 block`; `2000, "block"` → `2,000 blocks`.
+    public static func counted(_ value: UInt64, _ noun: String) -> String {
+        "\(grouped(value)) \(noun)\(value == 1 ? "" : "s")"
+    }
+
     /// `1536` → `1.5 KiB`; exact below 1 KiB (`42 B`).
     public static func bytes(_ value: UInt64) -> String {
         if value < 1024 { return "\(value) B" }

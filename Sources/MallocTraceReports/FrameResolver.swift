@@ -1,7 +1,9 @@
 public import MallocTraceFormat
+import MallocTraceSymbolication
 
-/// Turns raw return addresses into module-relative frames using the trace's module map.
-/// Function, file and line stay empty until a symbolizer fills them (a later stage).
+/// Turns raw return addresses into module-relative frames using the trace's module map, and names their
+/// functions from the modules' symbol tables when the files are still there. File and line need debug
+/// information (a later stage).
 public struct FrameResolver {
     private struct Range {
         var start: UInt64
@@ -11,6 +13,7 @@ public struct FrameResolver {
 
     private let modules: [Module]
     private let ranges: [Range]
+    private let symbolizer = Symbolizer()
 
     public init(modules: [Module]) {
         self.modules = modules
@@ -36,7 +39,7 @@ public struct FrameResolver {
         var index = low - 1
         while index >= 0 {
             if address < ranges[index].end { return modules[ranges[index].module] }
-            if ranges[index].start + (1 << 40) < address { break }
+            if address - ranges[index].start > 1 << 40 { break }  // no segment is that large: stop scanning
             index -= 1
         }
         return nil
@@ -46,6 +49,8 @@ public struct FrameResolver {
         guard let module = module(containing: address) else {
             return ReportFrame(address: address, module: nil, offset: nil)
         }
-        return ReportFrame(address: address, module: module.path, offset: address &- module.loadBias)
+        var frame = ReportFrame(address: address, module: module.path, offset: address &- module.loadBias)
+        frame.function = symbolizer.functionName(modulePath: module.path, offset: address &- module.loadBias)
+        return frame
     }
 }

@@ -20,17 +20,19 @@ public struct ReportFrame: Sendable, Equatable {
         self.offset = offset
     }
 
-    /// `function (file:line)` when symbolized, else `module+0xoffset`, else the bare address.
+    /// `module+0xoffset`, or the bare address when no module contains it.
+    public var location: String {
+        guard let module, let offset else { return "0x\(String(address, radix: 16))" }
+        let name = module.split(separator: "/").last.map(String.init) ?? module
+        return "\(name)+0x\(String(offset, radix: 16))"
+    }
+
+    /// `function (file:line)` when fully symbolized, `function (module+0xoffset)` with a name only,
+    /// else the location alone.
     public var displayName: String {
-        if let function {
-            if let file { return "\(function) (\(file)\(line.map { ":\($0)" } ?? ""))" }
-            return function
-        }
-        if let module, let offset {
-            let name = module.split(separator: "/").last.map(String.init) ?? module
-            return "\(name)+0x\(String(offset, radix: 16))"
-        }
-        return "0x\(String(address, radix: 16))"
+        guard let function else { return location }
+        if let file { return "\(function) (\(file)\(line.map { ":\($0)" } ?? ""))" }
+        return "\(function) (\(location))"
     }
 }
 

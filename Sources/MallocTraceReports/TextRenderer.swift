@@ -10,7 +10,8 @@ public enum TextRenderer {
         if let process = report.process {
             let command = process.arguments.isEmpty ? process.executable : process.arguments.joined(separator: " ")
             out += "  command    \(command)\n"
-            out += "  process    pid \(process.pid), \(summary.threadCount) thread\(summary.threadCount == 1 ? "" : "s"), "
+            out +=
+                "  process    pid \(process.pid), \(summary.threadCount) thread\(summary.threadCount == 1 ? "" : "s"), "
                 + "ran \(Formatting.decimal(report.duration, places: 3)) s, \(report.endDescription)\n"
         } else {
             out += "  process    unknown (the process record is missing)\n"
@@ -22,23 +23,27 @@ public enum TextRenderer {
             ("allocation calls", Formatting.grouped(summary.allocationCalls) + failed),
             ("free calls", Formatting.grouped(summary.freeCalls)),
             ("bytes allocated", amount(summary.bytesAllocated)),
-            ("peak heap", amount(summary.peakBytes) + " in \(Formatting.grouped(summary.peakBlocks)) blocks at "
-                + Formatting.seconds(nanoseconds: summary.peakTime)),
-            ("leaked", amount(summary.leakedBytes) + " in \(Formatting.grouped(summary.leakedBlocks)) blocks"),
+            (
+                "peak heap",
+                amount(summary.peakBytes) + " in \(Formatting.counted(summary.peakBlocks, "block")) at "
+                    + Formatting.seconds(nanoseconds: summary.peakTime)
+            ),
+            ("leaked", amount(summary.leakedBytes) + " in \(Formatting.counted(summary.leakedBlocks, "block"))"),
         ]
         for (label, value) in rows { out += "  " + label.padding(18) + value + "\n" }
         if summary.unmatchedFrees > 0 {
-            out += "  " + "unmatched frees".padding(18) + Formatting.grouped(summary.unmatchedFrees)
+            out +=
+                "  " + "unmatched frees".padding(18) + Formatting.grouped(summary.unmatchedFrees)
                 + " (blocks allocated before tracing started)\n"
         }
         out += section(
             title: "Leaks: blocks never freed, by call stack", sites: report.leaks, empty: "no leaks",
-            describe: { "\(amount($0.bytes)) in \(Formatting.grouped($0.blocks)) blocks" })
+            describe: { "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))" })
         out += section(
             title: "Peak contributors: live at the peak (\(Formatting.seconds(nanoseconds: summary.peakTime)))",
             sites: report.peakContributors, empty: "nothing was live",
             describe: {
-                "\(amount($0.bytes)) in \(Formatting.grouped($0.blocks)) blocks"
+                "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))"
                     + " (\(percent($0.bytes, of: summary.peakBytes)) of the peak)"
             })
         return out

@@ -36,7 +36,9 @@ struct RunCommand: ParsableCommand {
 
     mutating func validate() throws {
         if command.first == "--" { command.removeFirst() }
-        guard !command.isEmpty else { throw ValidationError("name the program to trace: malloctrace run -- PROGRAM [ARGS...]") }
+        guard !command.isEmpty else {
+            throw ValidationError("name the program to trace: malloctrace run -- PROGRAM [ARGS...]")
+        }
         guard (0...256).contains(depth) else { throw ValidationError("--depth must be from 0 to 256, not \(depth)") }
     }
 
@@ -115,14 +117,14 @@ struct RunCommand: ParsableCommand {
         let summary = report.summary
         say("wrote \(tracePath)")
         say(
-            "\(Formatting.grouped(summary.allocationCalls)) allocation calls, \(Formatting.grouped(summary.freeCalls)) frees,"
+            "\(Formatting.counted(summary.allocationCalls, "allocation call")), \(Formatting.counted(summary.freeCalls, "free")),"
                 + " \(Formatting.bytes(summary.bytesAllocated)) allocated; peak \(Formatting.bytes(summary.peakBytes))"
                 + " at \(Formatting.seconds(nanoseconds: summary.peakTime))")
         let sites = report.leakSiteCount
         let ending = report.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
         say(
-            "leaked \(Formatting.bytes(summary.leakedBytes)) in \(Formatting.grouped(summary.leakedBlocks)) blocks from"
-                + " \(sites) call stack\(sites == 1 ? "" : "s")\(ending)")
+            "leaked \(Formatting.bytes(summary.leakedBytes)) in \(Formatting.counted(summary.leakedBlocks, "block")) from"
+                + " \(Formatting.counted(UInt64(sites), "call stack"))\(ending)")
         say("details: malloctrace report \(tracePath)")
     }
 }

@@ -51,7 +51,9 @@ struct TargetExecutable {
             return  // not a 64-bit ELF file; let the kernel decide
         }
         func read<T: FixedWidthInteger>(_: T.Type, _ data: Data, at offset: Int) -> T {
-            data[offset..<offset + MemoryLayout<T>.size].enumerated().reduce(T(0)) { $0 | T($1.element) << (8 * $1.offset) }
+            data[offset..<offset + MemoryLayout<T>.size].enumerated().reduce(T(0)) {
+                $0 | T($1.element) << (8 * $1.offset)
+            }
         }
         let programHeaderOffset = read(UInt64.self, header, at: 32)
         let entrySize = Int(read(UInt16.self, header, at: 54))

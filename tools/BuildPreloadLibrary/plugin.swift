@@ -6,8 +6,8 @@ import PackagePlugin
 /// - `malloctrace`: `libmalloctrace.so` from `Sources/MallocTracePreload`. A SwiftPM dynamic library would
 ///   link the Swift runtime (`NEEDED libswiftCore.so`), which must never be loaded into a traced program;
 ///   clang alone gives a .so that needs only libc and libunwind.
-/// - `IntegrationTests`: one executable per `Tests/Fixtures/*.c` (or `.cpp`), the deterministic programs
-///   the tests trace.
+/// - `IntegrationTests`: one executable `fixture-NAME` per `Tests/Fixtures/NAME.c` (or `.cpp`), the
+///   deterministic programs the tests trace (`static.c` is linked statically on purpose).
 ///
 /// Outputs land in the target's resource bundle.
 @main
@@ -35,7 +35,8 @@ struct BuildPreloadLibrary: BuildToolPlugin {
         let clang = try context.tool(named: "clang")
         let sourceDirectory = root.appending(path: "Sources/MallocTracePreload")
         let sources = try files(in: sourceDirectory, extensions: ["c"])
-        let inputs = try files(in: sourceDirectory, extensions: ["c", "h", "def", "map"])
+        let inputs =
+            try files(in: sourceDirectory, extensions: ["c", "h", "def", "map"])
             + files(in: formatHeaders, extensions: ["h"])
         let output = context.pluginWorkDirectoryURL.appending(path: "libmalloctrace.so")
         var arguments = [
@@ -68,8 +69,10 @@ struct BuildPreloadLibrary: BuildToolPlugin {
             // -O0 keeps every allocation site a call of its own; -fno-builtin keeps malloc/free pairs.
             var arguments = ["-O0", "-g", "-fno-builtin", "-fno-omit-frame-pointer", "-pthread", "-Wall"]
             arguments += isCPlusPlus ? ["-x", "c++", "-std=c++17"] : ["-std=gnu11"]
-            arguments += [source.path, "-o", output.path, "-ldl"]
-            if isCPlusPlus { arguments.append("-lstdc++") }
+            arguments += [source.path, "-o", output.path]
+            if isCPlusPlus { arguments += ["-lstdc++", "-lm"] }
+            // The fixture named `static` must be statically linked: it is the untraceable case.
+            if name == "fixture-static" { arguments.append("-static") }
             return .buildCommand(
                 displayName: "Compiling test fixture \(name)",
                 executable: clang.url,

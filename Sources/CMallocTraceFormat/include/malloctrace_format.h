@@ -114,7 +114,7 @@ typedef struct mt_end_record {
 } mt_end_record_t;
 
 enum mt_end_reason {
-    MT_END_DESTRUCTOR = 0, /* library destructor ran: exit() or return from main */
+    MT_END_DESTRUCTOR = 0,      /* library destructor ran: exit() or return from main */
     MT_END_UNDERSCORE_EXIT = 1, /* _exit / _Exit called directly */
 };
 
@@ -135,7 +135,8 @@ enum mt_end_reason {
  *   size > 0 is a failure (old block intact); new_ptr 0 with size 0 freed the old block.
  * MT_EVENT_FREE:
  *   op | v seq_delta | z ptr_delta          (free(NULL) is not recorded)
- * MT_EVENT_STACK (defines an id before its first use by this thread):
+ * MT_EVENT_STACK (defines a stack id, once per process, in the chunk of the thread that captured the
+ *   stack first; other threads use the id without defining it, so readers resolve ids after reading):
  *   op | v stack_id | v frame_count | v frame[0] | z frame[i] - frame[i-1] ...
  *   frame[0] is the innermost return address. Ids are global to the process.
  * MT_EVENT_TIME (the thread's clock moved; applies to the events that follow in this chunk):
@@ -143,11 +144,12 @@ enum mt_end_reason {
  *
  * Opcodes >= MT_EVENT_FIRST_SIZED carry their payload length, so readers skip unknown ones:
  *   op | v payload_length | payload
- * MT_EVENT_MODULE (a module is mapped; emitted at start and after dlopen):
+ * MT_EVENT_MODULE (a module is mapped; emitted at start and, after dlopen, before the first stack that
+ *   contains one of its addresses):
  *   v module_id | v load_bias | v segment_count | (v start | v size) * segment_count
  *   | v build_id_length | build_id bytes | v path_length | path bytes
  *   segments are PT_LOAD ranges as runtime addresses.
- * MT_EVENT_MODULE_UNLOAD (after dlclose unmapped it):
+ * MT_EVENT_MODULE_UNLOAD (dlclose unmapped it; noticed at the next new stack, so it may come late):
  *   v module_id
  */
 enum mt_event_opcode {

@@ -1,0 +1,217 @@
+/*
+ * Allocation patterns with exactly known counts, bytes, leaks and peaks; see each function.
+ * Usage: fixture-patterns leaks | peak | all-functions | threads | vfork | fork | exit | abort | segv | spin
+ * Every helper is noinline so that it stays a frame of its own in the recorded stacks.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+
+static void *volatile g_sink; /* keeps the compiler from reasoning about blocks */
+
+static void fail(const char *message) {
+    ssize_t ignored = write(2, message, strlen(message));
+    (void)ignored;
+    _exit(99);
+}
+
+/* leaks: 7 x 100 B from leak_hundreds, 10 x 33 B (calloc) from leak_calloc_33,
+ * plus 5000 malloc/free pairs of 1..64 B from churn that all get freed. */
+NOINLINE static void leak_hundreds(void) {
+    for (int i = 0; i < 7; i++) g_sink = malloc(100);
+}
+
+NOINLINE static void leak_calloc_33(void) {
+    for (int i = 0; i < 10; i++) g_sink = calloc(1, 33);
+}
+
+NOINLINE static void churn(int count) {
+    for (int i = 0; i < count; i++) {
+        void *block = malloc((size_t)(i % 64) + 1);
+        g_sink = block;
+        free(block);
+    }
+}
+
+static int pattern_leaks(void) {
+    churn(2500);
+    leak_hundreds();
+    churn(2500);
+    leak_calloc_33();
+    return 0;
+}
+
+/* peak: 10 x 1000 B live (10,000), free 5 (5,000), one 20,000 B block (25,000 = the peak, 6 blocks),
+ * free everything, then 24,999 B in one block (below the peak). Nothing leaks. */
+NOINLINE static void *peak_block(size_t size) { return malloc(size); }
+NOINLINE static void *peak_big_block(size_t size) { return malloc(size); }
+
+static int pattern_peak(void) {
+    void *blocks[10];
+    for (int i = 0; i < 10; i++) blocks[i] = peak_block(1000);
+    for (int i = 0; i < 5; i++) free(blocks[i]);
+    void *big = peak_big_block(20000);
+    for (int i = 5; i < 10; i++) free(blocks[i]);
+    free(big);
+    void *almost = peak_block(24999);
+    free(almost);
+    return 0;
+}
+
+/* all-functions: one successful call of each interposed function, each block freed; known sizes:
+ *   malloc 10, calloc 3x7=21, realloc NULL->30, realloc 30->4000 (moves or not), reallocarray 5x8=40,
+ *   posix_memalign(64) 50, aligned_alloc(128) 256, memalign(4096) 70, valloc 80, pvalloc 90,
+ *   then realloc(p, 0) frees the reallocarray block.
+ * allocation calls 10, free calls 9 (8 free + realloc(p, 0)), bytes 10+21+30+4000+40+50+256+70+80+90. */
+static int pattern_all_functions(void) {
+    char *a = malloc(10);
+    char *b = calloc(3, 7);
+    for (int i = 0; i < 21; i++)
+        if (b[i] != 0) fail("calloc memory not zeroed\n");
+    char *c = realloc(NULL, 30);
+    memset(c, 'x', 30);
+    c = realloc(c, 4000);
+    if (c[29] != 'x') fail("realloc lost contents\n");
+    char *d = reallocarray(NULL, 5, 8);
+    void *e = NULL;
+    if (posix_memalign(&e, 64, 50) != 0 || ((uintptr_t)e & 63) != 0) fail("posix_memalign\n");
+    void *f = aligned_alloc(128, 256);
+    if (((uintptr_t)f & 127) != 0) fail("aligned_alloc alignment\n");
+    void *g = memalign(4096, 70);
+    if (((uintptr_t)g & 4095) != 0) fail("memalign alignment\n");
+    void *h = valloc(80);
+    void *i = pvalloc(90);
+    if (((uintptr_t)h & 4095) != 0 || ((uintptr_t)i & 4095) != 0) fail("valloc/pvalloc alignment\n");
+    if (malloc_usable_size(a) < 10) fail("malloc_usable_size\n");
+    if (realloc(d, 0) != NULL) fail("realloc(p, 0) should free and return NULL\n");
+    free(a);
+    free(b);
+    free(c);
+    free(e);
+    free(f);
+    free(g);
+    free(h);
+    free(i);
+    free(NULL); /* not recorded */
+    return 0;
+}
+
+/* threads: 4 workers; worker k allocates 2000 blocks of (k+1)*16 B and hands each to worker (k+1)%4,
+ * which frees it. Fixture allocation calls: 8000, bytes 2000*(16+32+48+64) = 320,000, nothing leaks. */
+#define WORKERS 4
+#define PER_WORKER 2000
+
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t ready;
+    void *slots[PER_WORKER];
+    int filled;
+} mailbox_t;
+
+static mailbox_t g_mailboxes[WORKERS];
+
+NOINLINE static void *thread_block(size_t size) { return malloc(size); }
+
+static void *worker(void *argument) {
+    int self = (int)(intptr_t)argument;
+    mailbox_t *out = &g_mailboxes[(self + 1) % WORKERS];
+    mailbox_t *in = &g_mailboxes[self];
+    for (int i = 0; i < PER_WORKER; i++) {
+        void *block = thread_block((size_t)(self + 1) * 16);
+        pthread_mutex_lock(&out->lock);
+        out->slots[out->filled++] = block;
+        pthread_cond_signal(&out->ready);
+        pthread_mutex_unlock(&out->lock);
+    }
+    for (int freed = 0; freed < PER_WORKER;) {
+        pthread_mutex_lock(&in->lock);
+        while (in->filled == freed) pthread_cond_wait(&in->ready, &in->lock);
+        int available = in->filled;
+        pthread_mutex_unlock(&in->lock);
+        for (; freed < available; freed++) free(in->slots[freed]);
+    }
+    return NULL;
+}
+
+static int pattern_threads(void) {
+    pthread_t threads[WORKERS];
+    for (int i = 0; i < WORKERS; i++) {
+        pthread_mutex_init(&g_mailboxes[i].lock, NULL);
+        pthread_cond_init(&g_mailboxes[i].ready, NULL);
+    }
+    for (int i = 0; i < WORKERS; i++) pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
+    for (int i = 0; i < WORKERS; i++) pthread_join(threads[i], NULL);
+    return 0;
+}
+
+/* vfork: the child shares our memory and fails to exec; its _exit must not end our trace.
+ * Then 100 malloc/free pairs: allocation calls 100, free calls 100, normal exit. */
+static int pattern_vfork(void) {
+    pid_t child = vfork();
+    if (child == 0) {
+        execl("/nonexistent/program", "program", (char *)0);
+        _exit(127);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    for (int i = 0; i < 100; i++) free(malloc(1000));
+    return 0;
+}
+
+/* fork: the parent leaks 5 x 50 B, forks; the child leaks 7 x 70 B and exits; the parent waits and leaks
+ * 2 x 20 B more. With MALLOCTRACE_FOLLOW_CHILDREN=1 the child writes a trace of its own. */
+NOINLINE static void leak_in_parent(int count, size_t size) {
+    for (int i = 0; i < count; i++) g_sink = malloc(size);
+}
+
+NOINLINE static void leak_in_child(void) {
+    for (int i = 0; i < 7; i++) g_sink = malloc(70);
+}
+
+static int pattern_fork(void) {
+    leak_in_parent(5, 50);
+    pid_t child = fork();
+    if (child == 0) {
+        leak_in_child();
+        exit(0);
+    }
+    int status;
+    waitpid(child, &status, 0);
+    leak_in_parent(2, 20);
+    return status == 0 ? 0 : 1;
+}
+
+/* exit / abort / segv: 3 x 64 B live from block_before_end, then the process ends that way (_exit(3),
+ * abort(), SIGSEGV). spin: same blocks, then loops until killed. */
+NOINLINE static void block_before_end(void) {
+    for (int i = 0; i < 3; i++) g_sink = malloc(64);
+}
+
+int main(int argc, char **argv) {
+    const char *pattern = argc > 1 ? argv[1] : "";
+    if (strcmp(pattern, "leaks") == 0) return pattern_leaks();
+    if (strcmp(pattern, "peak") == 0) return pattern_peak();
+    if (strcmp(pattern, "all-functions") == 0) return pattern_all_functions();
+    if (strcmp(pattern, "threads") == 0) return pattern_threads();
+    if (strcmp(pattern, "vfork") == 0) return pattern_vfork();
+    if (strcmp(pattern, "fork") == 0) return pattern_fork();
+    block_before_end();
+    if (strcmp(pattern, "exit") == 0) _exit(3);
+    if (strcmp(pattern, "abort") == 0) abort();
+    if (strcmp(pattern, "segv") == 0) raise(SIGSEGV);
+    if (strcmp(pattern, "spin") == 0) {
+        ssize_t ignored = write(1, "ready\n", 6);
+        (void)ignored;
+        for (;;) pause();
+    }
+    fail("usage: fixture-patterns leaks|peak|all-functions|threads|exit|abort|segv|spin\n");
+    return 2;
+}

@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// Paths of the built CLI, preload library and fixtures: all next to the test bundle in the build folder.
+enum Products {
+    static let directory = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    static let cli = directory.appendingPathComponent("malloctrace").path
+    static let preloadLibrary = directory.appendingPathComponent("malloctrace_malloctrace.resources/libmalloctrace.so")
+        .path
+
+    static func fixture(_ name: String) -> String {
+        directory.appendingPathComponent("malloctrace_IntegrationTests.resources/fixture-\(name)").path
+    }
+}
+
+struct ProcessResult {
+    var status: Int32
+    /// The signal that ended the process, if one did.
+    var signal: Int32?
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs a program to completion (killed after `timeout` seconds), capturing its output.
+func runProgram(
+    _ path: String, _ arguments: [String], environment extra: [String: String] = [:],
+    removing: [String] = [], directory: URL? = nil, timeout: Double = 60
+) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    for name in removing { environment[name] = nil }
+    environment.merge(extra) { $1 }
+    process.environment = environment
+    if let directory { process.currentDirectoryURL = directory }
+    let stdout = Pipe(), stderr = Pipe()
+    process.standardOutput = stdout
+    process.standardError = stderr
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let timer = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+    let output = stdout.fileHandleForReading.readDataToEndOfFile()
+    let errors = stderr.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    timer.cancel()
+    let signaled = process.terminationReason == .uncaughtSignal
+    return ProcessResult(
+        status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil,
+        stdout: String(decoding: output, as: UTF8.self), stderr: String(decoding: errors, as: UTF8.self))
+}
+
+/// A fresh directory per test, removed afterwards.
+final class Scratch {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("malloctrace-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+}
+
+/// Traces `fixture pattern` with `malloctrace run` and returns the run's result and the trace path.
+func traceFixture(
+    _ fixture: String, _ arguments: [String], in scratch: Scratch, depth: Int? = nil
+) throws -> (ProcessResult, String) {
+    let trace = scratch.path("\(fixture)-\(arguments.joined(separator: "-"))-\(UUID().uuidString.prefix(8)).mtrace")
+    var cliArguments = ["run", "-o", trace]
+    if let depth { cliArguments += ["--depth", String(depth)] }
+    let result = try runProgram(Products.cli, cliArguments + ["--", Products.fixture(fixture)] + arguments)
+    return (result, trace)
+}
+
+/// `malloctrace report --format json` of a trace, parsed.
+func jsonReport(_ trace: String, top: Int = 10) throws -> [String: Any] {
+    let result = try runProgram(Products.cli, ["report", trace, "--format", "json", "--top", String(top)])
+    #expect(result.status == 0, "report failed: \(result.stderr)")
+    let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
+    return try #require(object as? [String: Any])
+}
+
+extension Dictionary where Key == String, Value == Any {
+    func object(_ key: String) -> [String: Any] { self[key] as? [String: Any] ?? [:] }
+    func objects(_ key: String) -> [[String: Any]] { self[key] as? [[String: Any]] ?? [] }
+    func integer(_ key: String) -> Int? { (self[key] as? NSNumber)?.intValue }
+}
+
+/// The innermost frame's function name of a leak or peak site.
+func topFunction(_ site: [String: Any]) -> String? {
+    site.objects("stack").first?["function"] as? String
+}

@@ -1,0 +1,100 @@
+import CMallocTraceFormat
+import Testing
+
+@testable import MallocTraceFormat
+
+@Suite struct HeaderTests {
+    @Test func emptyFileIsNotATrace() {
+        #expect(throws: TraceError.notATrace(path: "<memory>", reason: "the file is empty")) {
+            try TraceReader(bytes: [])
+        }
+    }
+
+    @Test func wrongMagicIsNotATrace() {
+        var bytes = TraceBuilder().bytes
+        bytes[0] = UInt8(ascii: "X")
+        #expect(
+            throws: TraceError.notATrace(path: "<memory>", reason: "it does not start with the malloctrace magic bytes")
+        ) {
+            try TraceReader(bytes: bytes)
+        }
+    }
+
+    @Test func shortFileIsNotATrace() {
+        #expect(throws: TraceError.notATrace(path: "<memory>", reason: "the file is too short")) {
+            try TraceReader(bytes: Array(TraceBuilder().bytes.prefix(10)))
+        }
+    }
+
+    @Test func newerVersionNamesBothVersions() throws {
+        let builder = TraceBuilder(version: UInt16(MT_FORMAT_VERSION) + 1)
+        let error = #expect(throws: TraceError.self) { try TraceReader(bytes: builder.bytes, name: "new.mtrace") }
+        let message = try #require(error).description
+        #expect(message.contains("version \(MT_FORMAT_VERSION + 1)"))
+        #expect(message.contains("versions up to \(MT_FORMAT_VERSION)"))
+    }
+
+    @Test func processRecordIsDecoded() throws {
+        var builder = TraceBuilder()
+        builder.process(pid: 77, executable: "/usr/bin/demo", arguments: ["demo", "--flag", ""])
+        builder.end(time: 123, lastSequence: 0, status: -1, how: MT_END_DESTRUCTOR.rawValue)
+        let reader = try TraceReader(bytes: builder.bytes)
+        let process = try #require(reader.process)
+        #expect(process.pid == 77)
+        #expect(process.parentPID == 1)
+        #expect(process.executable == "/usr/bin/demo")
+        #expect(process.arguments == ["demo", "--flag", ""])
+        #expect(process.pageSize == 4096)
+        #expect(process.maxDepth == 64)
+        #expect(reader.end == EndDetails(time: 123, lastSequence: 0, reason: .normalExit))
+        #expect(!reader.isTruncated)
+    }
+
+    @Test func underscoreExitKeepsItsStatus() throws {
+        var builder = TraceBuilder()
+        builder.end(status: 3, how: MT_END_UNDERSCORE_EXIT.rawValue)
+        let reader = try TraceReader(bytes: builder.bytes)
+        #expect(reader.end?.reason == .underscoreExit(status: 3))
+    }
+
+    @Test func missingEndMeansTruncated() throws {
+        var builder = TraceBuilder()
+        builder.process()
+        let reader = try TraceReader(bytes: builder.bytes + [UInt8](repeating: 0, count: 64))
+        #expect(reader.isTruncated)
+        #expect(!reader.isCutShort)
+    }
+
+    @Test func unknownRecordKindsAreSkipped() throws {
+        var builder = TraceBuilder()
+        builder.process()
+        builder.record(kind: 200, payload: [1, 2, 3, 4, 5])
+        builder.end()
+        let reader = try TraceReader(bytes: builder.bytes)
+        #expect(reader.process != nil)
+        #expect(reader.end != nil)
+        #expect(reader.diagnostics.count == 1)
+    }
+
+    /// The Swift side's view of the layout must match the C header's.
+    @Test func layoutsMatchTheHeader() {
+        #expect(MemoryLayout<mt_file_header_t>.size == 16)
+        #expect(MemoryLayout<mt_record_header_t>.size == 8)
+        #expect(MemoryLayout<mt_process_record_t>.size == 48)
+        #expect(MemoryLayout<mt_chunk_header_t>.size == 8)
+        #expect(MemoryLayout<mt_end_record_t>.size == 24)
+        #expect(MemoryLayout<mt_end_record_t>.offset(of: \.exit_status) == 16)
+        #expect(MemoryLayout<mt_process_record_t>.offset(of: \.exe_length) == 36)
+    }
+
+    @Test func functionCodesMatchOpcodes() {
+        let pairs: [(AllocationFunction, mt_event_opcode)] = [
+            (.malloc, MT_EVENT_MALLOC), (.calloc, MT_EVENT_CALLOC), (.realloc, MT_EVENT_REALLOC),
+            (.reallocarray, MT_EVENT_REALLOCARRAY), (.posixMemalign, MT_EVENT_POSIX_MEMALIGN),
+            (.alignedAlloc, MT_EVENT_ALIGNED_ALLOC), (.memalign, MT_EVENT_MEMALIGN), (.valloc, MT_EVENT_VALLOC),
+            (.pvalloc, MT_EVENT_PVALLOC), (.free, MT_EVENT_FREE),
+        ]
+        for (function, opcode) in pairs { #expect(UInt32(function.rawValue) == opcode.rawValue, "\(function)") }
+        #expect(pairs.count == AllocationFunction.allCases.count)
+    }
+}

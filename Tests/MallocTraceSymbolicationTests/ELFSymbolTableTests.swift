@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+
+@testable import MallocTraceSymbolication
+
+@_cdecl("mt_symbolication_test_marker")
+func symbolicationTestMarker() -> Int { 42 }
+
+@Suite struct ELFSymbolTableTests {
+    @Test func findsAFunctionOfThisTestBinary() throws {
+        let table = try #require(ELFSymbolTable(path: "/proc/self/exe"))
+        #expect(table.count > 100)
+        // The marker's runtime address minus this executable's load bias (where its file offset 0 is
+        // mapped; the first PT_LOAD has virtual address 0 in a PIE) is its file address.
+        let function: @convention(c) () -> Int = symbolicationTestMarker
+        let marker = unsafeBitCast(function, to: UInt.self)
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        let line = try #require(
+            maps.split(separator: "\n").first { $0.hasSuffix(executable) && $0.split(separator: " ")[2] == "00000000" })
+        let base = try #require(UInt(line.prefix { $0 != "-" }, radix: 16))
+        let offset = UInt64(marker - base)
+        let found = try #require(table.function(containing: offset + 1))
+        #expect(found.name == "mt_symbolication_test_marker")
+        #expect(found.displacement == 1)
+    }
+
+    @Test func rejectsFilesThatAreNotELF() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("not-elf-\(UUID().uuidString)").path
+        try Data(repeating: 0x41, count: 200).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(ELFSymbolTable(path: path) == nil)
+        #expect(ELFSymbolTable(path: "/nonexistent/file") == nil)
+    }
+
+    @Test func survivesTruncatedELF() throws {
+        let original = try Data(contentsOf: URL(fileURLWithPath: "/bin/true"))
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cut-elf-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for length in stride(from: 0, to: original.count, by: max(1, original.count / 97)) {
+            try original.prefix(length).write(to: URL(fileURLWithPath: path))
+            _ = ELFSymbolTable(path: path)?.function(containing: 0x1000)
+        }
+    }
+}
