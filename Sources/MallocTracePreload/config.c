@@ -89,12 +89,17 @@ bool mt_read_config(void) {
     g_config.max_depth = (uint32_t)depth;
 
     const char *unwind = getenv("MALLOCTRACE_UNWIND");
-    if (unwind == NULL || strcmp(unwind, "libunwind") == 0) {
+    if (unwind == NULL || strcmp(unwind, "fast") == 0) {
+        g_config.unwind_mode = MT_UNWIND_FAST;
+    } else if (strcmp(unwind, "libunwind") == 0) {
         g_config.unwind_mode = MT_UNWIND_LIBUNWIND;
     } else if (strcmp(unwind, "none") == 0) {
         g_config.unwind_mode = MT_UNWIND_NONE;
+    } else if (strcmp(unwind, "verify") == 0) {
+        g_config.unwind_mode = MT_UNWIND_VERIFY;
     } else {
-        mt_fail("MALLOCTRACE_UNWIND must be 'libunwind' or 'none', not '", unwind, "'; tracing is off", NULL);
+        mt_fail("MALLOCTRACE_UNWIND must be 'fast', 'libunwind', 'none' or 'verify', not '", unwind,
+                "'; tracing is off", NULL);
         return false;
     }
 

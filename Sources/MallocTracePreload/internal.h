@@ -64,6 +64,8 @@ static inline bool mt_should_record(void) {
 /* The failure policy: print one "malloctrace: ..." line (only the first time) and stop tracing.
  * The target keeps running untouched. Each part is a plain string; the call ends with NULL. */
 void mt_fail(const char *first, ...) __attribute__((sentinel));
+/* Prints one "malloctrace: ..." line made of the parts, without changing anything. */
+void mt_say(const char *first, ...) __attribute__((sentinel));
 
 size_t mt_page_size(void);
 
@@ -131,6 +133,15 @@ uint32_t mt_current_stack_id(void);
 void mt_stacks_lock(void);
 void mt_stacks_unlock(void);
 void mt_stacks_reset(void);
+
+/* ---- fast unwinder (unwind.c) ---------------------------------------------------------------- */
+
+/* Fills `frames` with return addresses, starting at the caller's; -1 when libunwind must do it. */
+__attribute__((noinline)) int mt_fast_unwind(uintptr_t *frames, int max);
+/* Frees this thread's rule cache (thread exit). */
+void mt_unwind_thread_exit(void);
+/* Prints the verify mode's result, if it found differences. */
+void mt_stacks_report_verification(void);
 
 /* ---- modules (modules.c) ---------------------------------------------------------------------- */
 

@@ -30,21 +30,32 @@ static void mt_append_part(char *line, size_t *length, size_t capacity, const ch
     *length += n;
 }
 
-void mt_fail(const char *first, ...) {
-    atomic_store(&g_status, MT_STATUS_OFF);
-    if (atomic_exchange(&g_reported_failure, true)) return;
+static void mt_say_parts(const char *first, va_list parts) {
     char line[1024];
     size_t length = 0, capacity = sizeof(line) - 1;
     mt_append_part(line, &length, capacity, "malloctrace: ");
-    va_list parts;
-    va_start(parts, first);
     for (const char *part = first; part != NULL; part = va_arg(parts, const char *))
         mt_append_part(line, &length, capacity, part);
-    va_end(parts);
     line[length++] = '\n';
-    /* stderr itself may be closed by the time we fail (coreutils close it at exit): use our copy. */
+    /* stderr itself may be closed by the time we speak (coreutils close it at exit): use our copy. */
     ssize_t ignored = write(g_stderr_fd >= 0 ? g_stderr_fd : 2, line, length);
     (void)ignored;
+}
+
+void mt_say(const char *first, ...) {
+    va_list parts;
+    va_start(parts, first);
+    mt_say_parts(first, parts);
+    va_end(parts);
+}
+
+void mt_fail(const char *first, ...) {
+    atomic_store(&g_status, MT_STATUS_OFF);
+    if (atomic_exchange(&g_reported_failure, true)) return;
+    va_list parts;
+    va_start(parts, first);
+    mt_say_parts(first, parts);
+    va_end(parts);
 }
 
 static uint64_t mt_clock(clockid_t clock) {
@@ -162,5 +173,6 @@ __attribute__((destructor)) static void mt_on_unload(void) {
                            .exit_status = -1,
                            .how = MT_END_DESTRUCTOR};
     mt_file_finish(&end);
+    mt_stacks_report_verification();
     t_guard--;
 }

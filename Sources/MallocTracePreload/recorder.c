@@ -64,6 +64,7 @@ static void mt_thread_exiting(void *state) {
     t->chunk = NULL;
     t->cursor = t->limit = NULL;
     t->registered_for_exit = false;
+    mt_unwind_thread_exit();
     t_guard = was_guarded;
 }
 

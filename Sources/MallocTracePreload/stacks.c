@@ -72,9 +72,10 @@ static int mt_find_self(struct dl_phdr_info *info, size_t size, void *data) {
 void mt_stacks_initialize(void) {
     dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt_stacks_initialize);
     atomic_store(&g_table, mt_new_table(MT_FIRST_TABLE_SLOTS));
-    /* libunwind's first call costs ~0.5 ms and opens a pipe: pay for it here, predictably. */
+    /* libunwind's first call costs ~0.5 ms and opens a pipe: pay for it here, predictably (the fast
+     * unwinder falls back to it). */
     void *warm_up[4];
-    if (g_config.unwind_mode == MT_UNWIND_LIBUNWIND) unw_backtrace(warm_up, 4);
+    if (g_config.unwind_mode != MT_UNWIND_NONE) unw_backtrace(warm_up, 4);
 }
 
 void mt_stacks_reset(void) {
@@ -169,16 +170,65 @@ static uint32_t mt_intern_new_stack(uint64_t hash, const uintptr_t *frames, uint
 
 static inline bool mt_is_own_frame(uintptr_t address) { return address >= g_self_start && address < g_self_end; }
 
+/* Drops the tracer's own frames from the top of a captured stack; returns the first kept frame. */
+static inline const uintptr_t *mt_without_own_frames(const uintptr_t *raw, int captured, uint32_t depth,
+                                                     uint32_t *count) {
+    int first = 0;
+    while (first < captured && mt_is_own_frame(raw[first])) first++;
+    *count = (uint32_t)(captured - first);
+    if (*count > depth) *count = depth;
+    return raw + first;
+}
+
+static _Atomic uint64_t g_verified_stacks, g_fallback_stacks, g_mismatched_stacks;
+
+/* MALLOCTRACE_UNWIND=verify: libunwind's answer is the reference for the fast unwinder's. */
+static void mt_verify_fast_unwinder(bool fast, const uintptr_t *frames, uint32_t count, uint32_t depth) {
+    atomic_fetch_add(&g_verified_stacks, 1);
+    if (!fast) {
+        atomic_fetch_add(&g_fallback_stacks, 1);
+        return;
+    }
+    uintptr_t reference[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
+    int captured = unw_backtrace((void **)reference, (int)(depth + MT_OWN_FRAMES_SLACK));
+    uint32_t reference_count;
+    const uintptr_t *expected = mt_without_own_frames(reference, captured, depth, &reference_count);
+    if (reference_count != count || memcmp(expected, frames, count * sizeof(uintptr_t)) != 0)
+        atomic_fetch_add(&g_mismatched_stacks, 1);
+}
+
+static char *mt_format_number(char *out, uint64_t value) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + value % 10);
+    while ((value /= 10) != 0);
+    while (n > 0) *out++ = digits[--n];
+    *out = '\0';
+    return out;
+}
+
+void mt_stacks_report_verification(void) {
+    if (g_config.unwind_mode != MT_UNWIND_VERIFY) return;
+    char verified[24], fallbacks[24], mismatched[24];
+    mt_format_number(verified, atomic_load(&g_verified_stacks));
+    mt_format_number(fallbacks, atomic_load(&g_fallback_stacks));
+    mt_format_number(mismatched, atomic_load(&g_mismatched_stacks));
+    mt_say("unwinder check: ", verified, " stacks, ", fallbacks, " by libunwind, ", mismatched,
+           " different from libunwind", NULL);
+}
+
 uint32_t mt_current_stack_id(void) {
     uint32_t depth = g_config.max_depth;
-    if (depth == 0 || g_config.unwind_mode == MT_UNWIND_NONE) return 0;
-    void *raw[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
-    int captured = unw_backtrace(raw, (int)(depth + MT_OWN_FRAMES_SLACK));
-    int first = 0;
-    while (first < captured && mt_is_own_frame((uintptr_t)raw[first])) first++;
-    uint32_t count = (uint32_t)(captured - first);
-    if (count > depth) count = depth;
-    const uintptr_t *frames = (const uintptr_t *)(raw + first);
+    uint32_t mode = g_config.unwind_mode;
+    if (depth == 0 || mode == MT_UNWIND_NONE) return 0;
+    uintptr_t raw[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
+    int limit = (int)(depth + MT_OWN_FRAMES_SLACK);
+    int captured = mode == MT_UNWIND_LIBUNWIND ? -1 : mt_fast_unwind(raw, limit);
+    bool fast = captured >= 0;
+    if (!fast) captured = unw_backtrace((void **)raw, limit);
+    uint32_t count;
+    const uintptr_t *frames = mt_without_own_frames(raw, captured, depth, &count);
+    if (MT_UNLIKELY(mode == MT_UNWIND_VERIFY)) mt_verify_fast_unwinder(fast, frames, count, depth);
 
     uint64_t hash = mt_hash_frames(frames, count);
     mt_stack_table_t *table = atomic_load_explicit(&g_table, memory_order_acquire);

@@ -87,8 +87,10 @@ typedef struct mt_process_record {
 
 enum mt_unwind_mode {
     MT_UNWIND_LIBUNWIND = 0,
-    MT_UNWIND_FRAME_POINTER = 1,
+    MT_UNWIND_FRAME_POINTER = 1, /* reserved */
     MT_UNWIND_NONE = 2,
+    MT_UNWIND_FAST = 3,   /* cached .eh_frame rules, libunwind where they do not apply */
+    MT_UNWIND_VERIFY = 4, /* both, compared on every stack (for testing the fast unwinder) */
 };
 
 /* MT_RECORD_CHUNK payload: this header, then `used` bytes of events. The record's length is the
