@@ -34,7 +34,12 @@ bool mt_resolve_real_functions(void);
 
 /* Static arena serving allocations made while dlsym itself runs; its blocks never reach real free. */
 void *mt_bootstrap_alloc(size_t size, size_t alignment);
-bool mt_bootstrap_owns(const void *ptr);
+#define MT_BOOTSTRAP_BYTES (64 * 1024)
+extern uint8_t g_bootstrap[MT_BOOTSTRAP_BYTES];
+/* Inline: free() asks on every call. */
+static inline bool mt_bootstrap_owns(const void *ptr) {
+    return (const uint8_t *)ptr >= g_bootstrap && (const uint8_t *)ptr < g_bootstrap + MT_BOOTSTRAP_BYTES;
+}
 size_t mt_bootstrap_size(const void *ptr);
 
 /* ---- lifecycle (lifecycle.c) ------------------------------------------------------------------ */

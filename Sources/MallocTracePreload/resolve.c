@@ -26,9 +26,7 @@ bool mt_resolve_real_functions(void) {
  * arena. Its blocks are never passed to the real free (a range check in every hook sees to that)
  * and are never reused.
  */
-#define MT_BOOTSTRAP_BYTES (64 * 1024)
-
-static _Alignas(64) uint8_t g_bootstrap[MT_BOOTSTRAP_BYTES];
+_Alignas(64) uint8_t g_bootstrap[MT_BOOTSTRAP_BYTES];
 static _Atomic size_t g_bootstrap_used;
 
 typedef struct {
@@ -50,10 +48,6 @@ void *mt_bootstrap_alloc(size_t size, size_t alignment) {
             return g_bootstrap + start; /* static storage is zeroed and never reused: calloc-ready */
         }
     }
-}
-
-bool mt_bootstrap_owns(const void *ptr) {
-    return (const uint8_t *)ptr >= g_bootstrap && (const uint8_t *)ptr < g_bootstrap + MT_BOOTSTRAP_BYTES;
 }
 
 size_t mt_bootstrap_size(const void *ptr) { return ((const mt_bootstrap_block_t *)ptr - 1)->size; }
