@@ -141,6 +141,7 @@ public final class TraceReader {
                         switch how {
                         case MT_END_DESTRUCTOR.rawValue: .normalExit
                         case MT_END_UNDERSCORE_EXIT.rawValue: .underscoreExit(status: status)
+                        case MT_END_EXEC.rawValue: .exec
                         default: .unknown(how)
                         }
                     end = EndDetails(

@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 
 /* Before libc's functions are known (inside dlsym), allocations come from the bootstrap arena. */
@@ -105,16 +106,74 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     return result;
 }
 
-/* _exit skips destructors: close the trace here so that it ends with an END record. A vfork child
- * shares the parent's memory and file: its _exit must leave the parent's trace alone. */
-static void mt_end_before_underscore_exit(int status) {
-    if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
+/* Ends the trace with an END record of the given reason. A vfork child shares the parent's memory and
+ * file: its _exit or exec must leave the parent's trace alone. */
+static bool mt_end_trace(uint32_t how, int status) {
+    if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
+    int was_guarded = t_guard;
     t_guard = 1;
-    mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
-                           .last_sequence = atomic_load(&g_sequence),
-                           .exit_status = status,
-                           .how = MT_END_UNDERSCORE_EXIT};
+    mt_end_record_t end = {
+        .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
+    t_guard = was_guarded;
+    return true;
+}
+
+/* _exit skips destructors: close the trace here so that it ends with an END record. */
+static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDERSCORE_EXIT, status); }
+
+/* exec replaces the image without destructors: end the trace first, and take it up again if exec fails.
+ * (posix_spawn and system() exec in a new child process, which starts a trace of its own when followed.) */
+#define MT_EXEC_HOOK(name, params, args)                                                                               \
+    MT_EXPORT int name params {                                                                                        \
+        if (real.name == NULL) mt_resolve_real_functions();                                                            \
+        bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
+        int result = real.name args;                                                                                   \
+        int saved_errno = errno;                                                                                       \
+        if (ended) mt_file_resume();                                                                                   \
+        errno = saved_errno;                                                                                           \
+        return result;                                                                                                 \
+    }
+MT_EXEC_HOOK(execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))
+MT_EXEC_HOOK(execv, (const char *path, char *const argv[]), (path, argv))
+MT_EXEC_HOOK(execvp, (const char *file, char *const argv[]), (file, argv))
+MT_EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
+
+/* glibc's execl, execlp and execle call its internal execve directly, past the hooks above: collect their
+ * arguments and go through the hooked vector forms instead. */
+#define MT_MAX_EXEC_ARGUMENTS 4096
+#define MT_COLLECT_ARGUMENTS(first, vector, count)                                                                     \
+    va_list arguments;                                                                                                 \
+    va_start(arguments, first);                                                                                        \
+    const char *vector[MT_MAX_EXEC_ARGUMENTS + 1];                                                                     \
+    size_t count = 0;                                                                                                  \
+    for (const char *next = first; next != NULL; next = va_arg(arguments, const char *)) {                             \
+        if (count == MT_MAX_EXEC_ARGUMENTS) {                                                                          \
+            va_end(arguments);                                                                                         \
+            errno = E2BIG;                                                                                             \
+            return -1;                                                                                                 \
+        }                                                                                                              \
+        vector[count++] = next;                                                                                        \
+    }                                                                                                                  \
+    vector[count] = NULL;
+
+MT_EXPORT int execl(const char *path, const char *arg, ...) {
+    MT_COLLECT_ARGUMENTS(arg, argv, count)
+    va_end(arguments);
+    return execv(path, (char *const *)argv);
+}
+
+MT_EXPORT int execlp(const char *file, const char *arg, ...) {
+    MT_COLLECT_ARGUMENTS(arg, argv, count)
+    va_end(arguments);
+    return execvp(file, (char *const *)argv);
+}
+
+MT_EXPORT int execle(const char *path, const char *arg, ...) {
+    MT_COLLECT_ARGUMENTS(arg, argv, count)
+    char *const *envp = va_arg(arguments, char *const *);
+    va_end(arguments);
+    return execve(path, (char *const *)argv, envp);
 }
 
 MT_EXPORT void _exit(int status) {

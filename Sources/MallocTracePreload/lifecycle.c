@@ -128,10 +128,23 @@ static void mt_after_fork_in_child(void) {
     mt_stacks_reset();
     mt_modules_reset();
     mt_recorder_reset_thread();
-    t_guard = 1;
-    bool tracing = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children && mt_start_tracing();
-    atomic_store(&g_status, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
     t_guard = 0;
+    /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
+     * leaves no near-empty trace behind (the exec'd program writes one of its own). */
+    bool follow = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children;
+    atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
+}
+
+/* What every process image does once, before its first trace: find libc, keep a copy of stderr. */
+static bool g_process_ready;
+
+static void mt_prepare_process(void) {
+    if (!mt_resolve_real_functions()) {
+        syscall(SYS_exit_group, 127); /* cannot even forward malloc: nothing sensible can run */
+    }
+    g_stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    g_page_size = (size_t)sysconf(_SC_PAGESIZE);
+    mt_recorder_initialize();
 }
 
 void mt_initialize(void) {
@@ -139,14 +152,11 @@ void mt_initialize(void) {
     if (!atomic_compare_exchange_strong(&g_status, &expected, MT_STATUS_INITIALIZING)) return;
     int saved_errno = errno;
     t_guard++;
-    if (!mt_resolve_real_functions()) {
-        syscall(SYS_exit_group, 127); /* cannot even forward malloc: nothing sensible can run */
-    }
-    g_stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-    g_page_size = (size_t)sysconf(_SC_PAGESIZE);
-    mt_recorder_initialize();
+    bool first = !g_process_ready;
+    if (first) mt_prepare_process();
+    g_process_ready = true;
     bool tracing = mt_start_tracing();
-    if (tracing) {
+    if (tracing && first) {
         mt_stacks_initialize();
         Dl_info self;
         mt_scrub_environment(dladdr((void *)&mt_initialize, &self) ? self.dli_fname : NULL);

@@ -124,9 +124,30 @@ static int mt_high_descriptor(int fd) {
     return moved;
 }
 
+static int mt_create(const char *path) { return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); }
+
+/* A followed process that execs keeps its pid, so its new image finds its old trace under the same name:
+ * it writes NAME-2.mtrace (then -3, ...) instead. */
+static int mt_create_next_free(const char *path) {
+    static char alternative[4096 + 16];
+    size_t length = strlen(path);
+    if (length >= sizeof(alternative) - 16) return -1;
+    size_t stem = length >= 7 && strcmp(path + length - 7, ".mtrace") == 0 ? length - 7 : length;
+    for (char n = '2'; n <= '9'; n++) {
+        memcpy(alternative, path, stem);
+        alternative[stem] = '-';
+        alternative[stem + 1] = n;
+        memcpy(alternative + stem + 2, path + stem, length - stem + 1);
+        int fd = mt_create(alternative);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
 bool mt_file_open(const char *path, const mt_process_record_t *process, const char *exe, size_t exe_length,
                   const char *argv, size_t argv_length) {
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = mt_create(path);
+    if (fd < 0 && errno == EEXIST && g_config.follow_children) fd = mt_create_next_free(path);
     if (fd < 0) {
         mt_fail("cannot create trace file ", path, ": ", strerror(errno), "; tracing is off", NULL);
         return false;
@@ -182,6 +203,18 @@ void mt_file_finish(const mt_end_record_t *end) {
         if (ftruncate(g_fd, (off_t)g_next_offset) != 0) {
             /* The reader stops at the zero fill anyway; the file is only larger. */
         }
+    }
+    pthread_mutex_unlock(&g_file_mutex);
+}
+
+void mt_file_resume(void) {
+    pthread_mutex_lock(&g_file_mutex);
+    if (g_finished && g_current != NULL && g_fd >= 0) {
+        /* The exec failed: give the current window its disk space back and go on after the END. */
+        uint64_t window_end = g_current->file_offset + MT_WINDOW_BYTES;
+        if (fallocate(g_fd, 0, (off_t)g_next_offset, (off_t)(window_end - g_next_offset)) == 0 ||
+            (errno == EOPNOTSUPP && ftruncate(g_fd, (off_t)window_end) == 0))
+            g_finished = false;
     }
     pthread_mutex_unlock(&g_file_mutex);
 }

@@ -51,6 +51,7 @@ public enum JSONRenderer {
             case .underscoreExit(let status):
                 end_reason = "_exit"
                 exit_status = status
+            case .exec: end_reason = "exec"
             case .unknown: end_reason = "unknown"
             case nil: end_reason = "none"
             }

@@ -98,10 +98,11 @@ public struct Report: Sendable {
             switch end.reason {
             case .normalExit: return "exited normally"
             case .underscoreExit(let status): return "called _exit(\(status))"
+            case .exec: return "exec'd another program"
             case .unknown(let value): return "ended (reason \(value))"
             }
         }
-        return "trace is truncated: the process was killed, crashed or exec'd before it exited"
+        return "trace is truncated: the process was killed or crashed before it exited"
     }
 
     /// Seconds the process ran, from the exit record or else the last event seen.

@@ -11,7 +11,8 @@ struct RunCommand: ParsableCommand {
         discussion: """
             The program's stdin, stdout and stderr pass through untouched and malloctrace exits with its exit
             status (128 + N if signal N killed it). When it ends, the trace's path and a three-line summary go
-            to stderr. Only the process itself is traced, not programs it starts.
+            to stderr. Only the process itself is traced, unless --follow-children is given: then every
+            process it forks, spawns or execs writes a trace of its own (the -o pattern needs %p).
 
             Examples:
               malloctrace run -- ./server --port 8080
@@ -29,6 +30,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Call stack frames to record per allocation (0-256).", valueName: "frames"))
     var depth: Int = 64
 
+    @Flag(help: "Also trace the processes it starts (fork, exec, posix_spawn, system), each into its own file.")
+    var followChildren = false
+
     @Argument(
         parsing: .captureForPassthrough,
         help: ArgumentHelp("The program to trace and its arguments (put them after --).", valueName: "command"))
@@ -40,6 +44,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("name the program to trace: malloctrace run -- PROGRAM [ARGS...]")
         }
         guard (0...256).contains(depth) else { throw ValidationError("--depth must be from 0 to 256, not \(depth)") }
+        if followChildren, let output, !output.contains("%p") {
+            throw ValidationError("with --follow-children, -o needs %p so that every process gets its own file")
+        }
     }
 
     func run() throws {
@@ -52,6 +59,8 @@ struct RunCommand: ParsableCommand {
         environment["LD_PRELOAD"] = existingPreload.map { "\(library):\($0)" } ?? library
         environment["MALLOCTRACE_OUTPUT"] = pattern
         environment["MALLOCTRACE_DEPTH"] = String(depth)
+        if followChildren { environment["MALLOCTRACE_FOLLOW_CHILDREN"] = "1" }
+        let started = Date()
 
         ChildProcess.ignoreInterrupts()
         let pid = try ChildProcess.spawn(
@@ -59,6 +68,7 @@ struct RunCommand: ParsableCommand {
         let termination = ChildProcess.wait(for: pid)
         let tracePath = Self.expand(pattern, pid: pid)
         try summarize(tracePath: tracePath, termination: termination)
+        if followChildren { listChildTraces(pattern: pattern, root: tracePath, since: started) }
         throw ExitCode(termination.shellStatus)
     }
 
@@ -77,6 +87,34 @@ struct RunCommand: ParsableCommand {
             }
         }
         return pattern
+    }
+
+    /// The other files the pattern produced during this run: one per followed process (`%p` is any pid,
+    /// and an exec'd image that kept its pid adds `-N` before `.mtrace`).
+    private func listChildTraces(pattern: String, root: String, since start: Date) {
+        let url = URL(fileURLWithPath: pattern)
+        let directory = url.deletingLastPathComponent().path
+        let parts = url.lastPathComponent.components(separatedBy: "%p")
+        guard parts.count == 2, let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
+            return
+        }
+        let prefix = Self.expand(parts[0], pid: 0)
+        let suffix = Self.expand(parts[1], pid: 0)
+        let (stem, fileExtension) = suffix.hasSuffix(".mtrace") ? (String(suffix.dropLast(7)), ".mtrace") : (suffix, "")
+        let escape = NSRegularExpression.escapedPattern(for:)
+        guard
+            let name = try? NSRegularExpression(
+                pattern: "^\(escape(prefix))[0-9]+\(escape(stem))(-[0-9]+)?\(escape(fileExtension))$")
+        else { return }
+        let children = names.filter { name.firstMatch(in: $0, range: NSRange($0.startIndex..., in: $0)) != nil }
+            .map { directory + "/" + $0 }
+            .filter { path in
+                let modified = try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
+                return path != root && (modified ?? .distantPast) >= start
+            }
+            .sorted()
+        let message = children.isEmpty ? "no child process was traced" : "child traces: " + children.joined(separator: " ")
+        FileHandle.standardError.write(Data(("malloctrace: " + message + "\n").utf8))
     }
 
     /// Expands %p and %% exactly as the preload library does.

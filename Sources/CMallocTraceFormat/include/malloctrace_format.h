@@ -118,6 +118,8 @@ typedef struct mt_end_record {
 enum mt_end_reason {
     MT_END_DESTRUCTOR = 0,      /* library destructor ran: exit() or return from main */
     MT_END_UNDERSCORE_EXIT = 1, /* _exit / _Exit called directly */
+    MT_END_EXEC = 2,            /* execve/execv/execvp/execvpe: the process image is being replaced.
+                                 * If the exec fails, recording goes on and a later END follows. */
 };
 
 /*
