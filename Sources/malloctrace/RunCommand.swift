@@ -113,7 +113,8 @@ struct RunCommand: ParsableCommand {
                 return path != root && (modified ?? .distantPast) >= start
             }
             .sorted()
-        let message = children.isEmpty ? "no child process was traced" : "child traces: " + children.joined(separator: " ")
+        let message =
+            children.isEmpty ? "no child process was traced" : "child traces: " + children.joined(separator: " ")
         FileHandle.standardError.write(Data(("malloctrace: " + message + "\n").utf8))
     }
 
