@@ -146,21 +146,25 @@ struct RunCommand: ParsableCommand {
             if case .exited(0) = termination { throw ExitCode(1) }
             return
         }
-        let report: Report
+        // Totals only: no symbolization, so the summary costs one pass over the events and nothing more.
+        let reader: TraceReader
         do {
-            report = try Report.make(tracePath: tracePath, top: 1)
+            reader = try TraceReader(path: tracePath)
         } catch {
             say("wrote \(tracePath), but cannot read it back: \(error)")
             return
         }
-        let summary = report.summary
+        var analyzer = HeapAnalyzer()
+        reader.forEachEvent { analyzer.consume($0) }
+        let analysis = analyzer.result()
+        let summary = analysis.summary
         say("wrote \(tracePath)")
         say(
             "\(Formatting.counted(summary.allocationCalls, "allocation call")), \(Formatting.counted(summary.freeCalls, "free")),"
                 + " \(Formatting.bytes(summary.bytesAllocated)) allocated; peak \(Formatting.bytes(summary.peakBytes))"
                 + " at \(Formatting.seconds(nanoseconds: summary.peakTime))")
-        let sites = report.leakSiteCount
-        let ending = report.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
+        let sites = analysis.sites.count { $0.leakedBlocks > 0 }
+        let ending = reader.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
         say(
             "leaked \(Formatting.bytes(summary.leakedBytes)) in \(Formatting.counted(summary.leakedBlocks, "block")) from"
                 + " \(Formatting.counted(UInt64(sites), "call stack"))\(ending)")
