@@ -1,6 +1,6 @@
 /*
  * Allocation patterns with exactly known counts, bytes, leaks and peaks; see each function.
- * Usage: fixture-patterns leaks | peak | all-functions | threads | vfork | fork | exit | abort | segv | spin
+ * Usage: fixture-patterns leaks | peak | all-functions | threads | vfork | fork | grow | exit | abort | segv | spin
  * Every helper is noinline so that it stays a frame of its own in the recorded stacks.
  */
 #define _GNU_SOURCE
@@ -189,6 +189,20 @@ static int pattern_fork(void) {
     return status == 0 ? 0 : 1;
 }
 
+/* grow: 600,000 malloc/free pairs of 200..4199 B, enough events for a trace of more than one 4 MiB window
+ * (about 5.6 MB), then one line on stdout. Nothing leaks. */
+#define GROW_PAIRS 600000
+
+static int pattern_grow(void) {
+    for (int i = 0; i < GROW_PAIRS; i++) {
+        void *block = malloc((size_t)(i % 4000) + 200);
+        g_sink = block;
+        free(block);
+    }
+    static const char line[] = "grow: 600000 blocks\n";
+    return write(1, line, sizeof(line) - 1) == sizeof(line) - 1 ? 0 : 1;
+}
+
 /* exit / abort / segv: 3 x 64 B live from block_before_end, then the process ends that way (_exit(3),
  * abort(), SIGSEGV). spin: same blocks, then loops until killed. */
 NOINLINE static void block_before_end(void) {
@@ -203,6 +217,7 @@ int main(int argc, char **argv) {
     if (strcmp(pattern, "threads") == 0) return pattern_threads();
     if (strcmp(pattern, "vfork") == 0) return pattern_vfork();
     if (strcmp(pattern, "fork") == 0) return pattern_fork();
+    if (strcmp(pattern, "grow") == 0) return pattern_grow();
     block_before_end();
     if (strcmp(pattern, "exit") == 0) _exit(3);
     if (strcmp(pattern, "abort") == 0) abort();
@@ -212,6 +227,6 @@ int main(int argc, char **argv) {
         (void)ignored;
         for (;;) pause();
     }
-    fail("usage: fixture-patterns leaks|peak|all-functions|threads|exit|abort|segv|spin\n");
+    fail("usage: fixture-patterns leaks|peak|all-functions|threads|vfork|fork|grow|exit|abort|segv|spin\n");
     return 2;
 }
