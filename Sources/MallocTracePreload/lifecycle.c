@@ -137,10 +137,12 @@ void mt_initialize(void) {
     bool tracing = mt_start_tracing();
     if (tracing) {
         mt_stacks_initialize();
-        Dl_info self;
-        mt_scrub_environment(dladdr((void *)&mt_initialize, &self) ? self.dli_fname : NULL);
         pthread_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child);
     }
+    /* Also when tracing could not start: programs this one execs would repeat the failure line and see
+     * the tracer's variables. */
+    Dl_info self;
+    mt_scrub_environment(dladdr((void *)&mt_initialize, &self) ? self.dli_fname : NULL);
     /* mt_fail already set OFF on failure; don't overwrite it. */
     expected = MT_STATUS_INITIALIZING;
     atomic_compare_exchange_strong(&g_status, &expected, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
