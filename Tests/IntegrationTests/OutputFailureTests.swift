@@ -6,15 +6,22 @@ import Testing
 /// exactly one `malloctrace:` line on stderr, no existing file touched. The library is preloaded directly
 /// (not through `malloctrace run`, whose own summary lines would mix into stderr).
 @Suite(.serialized) struct OutputFailureTests {
-    /// Runs `fixture-patterns PATTERN` untraced and then traced into `output`, optionally through a wrapper
-    /// command that execs the rest of its arguments; checks that the target noticed nothing and returns the
-    /// one line the library wrote on stderr.
+    /// Runs `program arguments` (by default `fixture-patterns PATTERN`) untraced and then traced into
+    /// `output`, optionally through a wrapper command that execs the rest of its arguments; checks that the
+    /// target noticed nothing and returns the one line the library wrote on stderr.
     private func expectUnaffected(
         pattern: String, output: String, wrapper: [String] = [], program: String = Products.fixture("patterns"),
         library: String = Products.preloadLibrary
     ) throws -> String {
+        try expectUnaffected(
+            arguments: [pattern], output: output, wrapper: wrapper, program: program, library: library)
+    }
+
+    private func expectUnaffected(
+        arguments: [String], output: String, wrapper: [String] = [], program: String, library: String
+    ) throws -> String {
         func run(_ environment: [String]) throws -> ProcessResult {
-            let command = wrapper + ["/usr/bin/env"] + environment + [program, pattern]
+            let command = wrapper + ["/usr/bin/env"] + environment + [program] + arguments
             return try runProgram(command[0], Array(command.dropFirst()), removing: ["LD_PRELOAD"])
         }
         let untraced = try run([])
@@ -92,6 +99,19 @@ import Testing
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
         let mode = try FileManager.default.attributesOfItem(atPath: existing)[.posixPermissions] as? NSNumber
         #expect(mode?.intValue == 0o644)
+    }
+
+    /// A process that could not start tracing must still remove the tracer from its children's environment:
+    /// otherwise every program it starts prints the same failure again and sees LD_PRELOAD and MALLOCTRACE_*.
+    @Test func childrenOfAProcessThatCouldNotTraceRunUntraced() throws {
+        let scratch = try Scratch()
+        let existing = scratch.path("keep.mtrace")
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: existing))
+        let script = "/bin/true; /bin/true; env | grep -c -e LD_PRELOAD -e MALLOCTRACE_ || true"
+        let line = try expectUnaffected(
+            arguments: ["-c", script], output: existing, program: "/bin/sh", library: Products.preloadLibrary)
+        #expect(line == "malloctrace: cannot create trace file \(existing): File exists; tracing is off")
+        #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
     }
 
     /// `ulimit -f` below what the trace needs: the library checks RLIMIT_FSIZE before it grows the file into
