@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MT_WINDOW_BYTES (4u << 20)
@@ -27,6 +28,8 @@ typedef struct mt_window {
 
 static pthread_mutex_t g_file_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int g_fd = -1;
+static dev_t g_file_device;
+static ino_t g_file_inode;
 static mt_window_t *g_current;
 static uint64_t g_next_offset;
 static bool g_finished;
@@ -41,7 +44,19 @@ static void mt_stop_writing(const char *what) {
     mt_fail(what, ": ", strerror(errno), "; tracing stopped, the trace ends here", NULL);
 }
 
+/* The program may close our descriptor (closefrom, a daemon's cleanup) and get its number back for a file
+ * of its own: never extend, map, truncate or close anything but the trace itself. */
+static bool mt_descriptor_is_trace(void) {
+    struct stat now;
+    return g_fd >= 0 && fstat(g_fd, &now) == 0 && now.st_dev == g_file_device && now.st_ino == g_file_inode;
+}
+
 static bool mt_open_window(uint64_t offset) {
+    if (!mt_descriptor_is_trace()) {
+        errno = EBADF;
+        mt_stop_writing("the program closed the trace file's descriptor");
+        return false;
+    }
     struct rlimit limit;
     if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
         offset + MT_WINDOW_BYTES > limit.rlim_cur) {
@@ -133,6 +148,11 @@ bool mt_file_open(const char *path, const mt_process_record_t *process, const ch
     }
     pthread_mutex_lock(&g_file_mutex);
     g_fd = mt_high_descriptor(fd);
+    struct stat opened;
+    if (fstat(g_fd, &opened) == 0) {
+        g_file_device = opened.st_dev;
+        g_file_inode = opened.st_ino;
+    }
     g_finished = false;
     g_next_offset = 0;
     bool ok = mt_open_window(0);
@@ -179,7 +199,7 @@ void mt_file_finish(const mt_end_record_t *end) {
         /* Nothing is reserved past this point any more, so the zeroed tail of the last window can
          * go; chunks that are still open lie below it and keep recording late frees. */
         g_finished = true;
-        if (ftruncate(g_fd, (off_t)g_next_offset) != 0) {
+        if (mt_descriptor_is_trace() && ftruncate(g_fd, (off_t)g_next_offset) != 0) {
             /* The reader stops at the zero fill anyway; the file is only larger. */
         }
     }
@@ -192,7 +212,7 @@ void mt_file_unlock(void) { pthread_mutex_unlock(&g_file_mutex); }
 void mt_file_forget(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     g_file_mutex = fresh;
-    if (g_fd >= 0) close(g_fd);
+    if (mt_descriptor_is_trace()) close(g_fd);
     g_fd = -1;
     g_current = NULL; /* the parent's windows stay mapped in this copy, untouched */
     g_next_offset = 0;
