@@ -114,6 +114,42 @@ import Testing
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
     }
 
+    /// A program that closes every descriptor from 3 up (as daemons do) and opens files of its own gets the
+    /// numbers the tracer's descriptors had. With a low descriptor limit the trace file's number is low too.
+    /// The tracer must never extend, map, truncate or write its message into the program's files: with few
+    /// pairs the trace just keeps its zero fill; with many, growing the trace fails with one line on stderr.
+    @Test(arguments: [1000, 600_000])
+    func programClosesTheTracersDescriptors(pairs: Int) throws {
+        let scratch = try Scratch()
+        var outputs: [String: ProcessResult] = [:]
+        for run in ["untraced", "traced"] {
+            let directory = scratch.path(run)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+            var command = ["--nofile=64", "--", "/usr/bin/env"]
+            if run == "traced" {
+                command += ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"]
+            }
+            command += [Products.fixture("patterns"), "closefrom", directory, String(pairs)]
+            outputs[run] = try runProgram("/usr/bin/prlimit", command, removing: ["LD_PRELOAD"])
+            for index in 0..<8 {
+                let contents = try String(contentsOfFile: directory + "/out.\(index)", encoding: .utf8)
+                #expect(contents == "file \(index)\n", "\(run) out.\(index)")
+            }
+        }
+        let untraced = try #require(outputs["untraced"]), traced = try #require(outputs["traced"])
+        #expect(untraced.status == 0, "\(untraced.stderr)")
+        #expect(traced.status == untraced.status)
+        #expect(traced.stdout == untraced.stdout)
+        if pairs < 100_000 {
+            #expect(traced.stderr.isEmpty)
+            #expect(try TraceReader(path: scratch.path("t.mtrace")).end != nil)
+        } else {
+            #expect(
+                traced.stderr == "malloctrace: the program closed the trace file's descriptor: Bad file descriptor;"
+                    + " tracing stopped, the trace ends here\n")
+        }
+    }
+
     /// `ulimit -f` below what the trace needs: the library checks RLIMIT_FSIZE before it grows the file into
     /// a second 4 MiB window, so the target never gets SIGXFSZ (which would kill it). The trace keeps what
     /// fit, ends without an END record and is mode 0600.
