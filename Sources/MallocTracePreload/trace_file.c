@@ -112,7 +112,8 @@ static size_t mt_record_size(size_t payload) {
     return (sizeof(mt_record_header_t) + payload + MT_RECORD_ALIGNMENT - 1) & ~(size_t)(MT_RECORD_ALIGNMENT - 1);
 }
 
-/* Writes a whole record made of up to three byte ranges. Mutex held. */
+/* Writes a whole record made of up to three byte ranges (unused ones NULL with length 0: memcpy must not
+ * see them, a NULL source is undefined behaviour even for 0 bytes). Mutex held. */
 static bool mt_write_record_locked(uint8_t kind, const void *a, size_t a_length, const void *b, size_t b_length,
                                    const void *c, size_t c_length) {
     size_t payload = a_length + b_length + c_length;
@@ -121,9 +122,9 @@ static bool mt_write_record_locked(uint8_t kind, const void *a, size_t a_length,
     mt_record_header_t header = {.kind = kind, .length = (uint32_t)payload};
     memcpy(at, &header, sizeof(header));
     at += sizeof(header);
-    memcpy(at, a, a_length);
-    memcpy(at + a_length, b, b_length);
-    memcpy(at + a_length + b_length, c, c_length);
+    if (a_length != 0) memcpy(at, a, a_length);
+    if (b_length != 0) memcpy(at + a_length, b, b_length);
+    if (c_length != 0) memcpy(at + a_length + b_length, c, c_length);
     return true;
 }
 
