@@ -92,6 +92,8 @@ void mt_scrub_environment(const char *self_path);
 
 /* ---- trace file (trace_file.c) ---------------------------------------------------------------- */
 
+/* A close-on-exec copy of `fd` with a high number (low numbers stay free for the target), or -1. */
+int mt_duplicate_high(int fd);
 /* Creates the file and writes its header and process record. */
 bool mt_file_open(const char *path, const mt_process_record_t *process, const char *exe, size_t exe_length,
                   const char *argv, size_t argv_length);

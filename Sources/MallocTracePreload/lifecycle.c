@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@ _Atomic int g_status = MT_STATUS_UNINITIALIZED;
 MT_TLS int t_guard;
 
 static int g_stderr_fd = -1;
+static dev_t g_stderr_device;
+static ino_t g_stderr_inode;
 static _Atomic bool g_reported_failure;
 static size_t g_page_size;
 static pid_t g_trace_owner;
@@ -30,6 +33,16 @@ static void mt_append_part(char *line, size_t *length, size_t capacity, const ch
     *length += n;
 }
 
+/* Our copy of stderr outlives the program closing fd 2 (coreutils do at exit). If the program closed the
+ * copy too and reused its number for a file of its own, fd 2 is all that is left. */
+static int mt_stderr_descriptor(void) {
+    struct stat now;
+    if (g_stderr_fd >= 0 && fstat(g_stderr_fd, &now) == 0 && now.st_dev == g_stderr_device &&
+        now.st_ino == g_stderr_inode)
+        return g_stderr_fd;
+    return 2;
+}
+
 static void mt_say_parts(const char *first, va_list parts) {
     char line[1024];
     size_t length = 0, capacity = sizeof(line) - 1;
@@ -37,8 +50,7 @@ static void mt_say_parts(const char *first, va_list parts) {
     for (const char *part = first; part != NULL; part = va_arg(parts, const char *))
         mt_append_part(line, &length, capacity, part);
     line[length++] = '\n';
-    /* stderr itself may be closed by the time we speak (coreutils close it at exit): use our copy. */
-    ssize_t ignored = write(g_stderr_fd >= 0 ? g_stderr_fd : 2, line, length);
+    ssize_t ignored = write(mt_stderr_descriptor(), line, length);
     (void)ignored;
 }
 
@@ -142,7 +154,12 @@ static void mt_prepare_process(void) {
     if (!mt_resolve_real_functions()) {
         syscall(SYS_exit_group, 127); /* cannot even forward malloc: nothing sensible can run */
     }
-    g_stderr_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    g_stderr_fd = mt_duplicate_high(2);
+    struct stat copy;
+    if (g_stderr_fd >= 0 && fstat(g_stderr_fd, &copy) == 0) {
+        g_stderr_device = copy.st_dev;
+        g_stderr_inode = copy.st_ino;
+    }
     g_page_size = (size_t)sysconf(_SC_PAGESIZE);
     mt_recorder_initialize();
 }
@@ -158,10 +175,12 @@ void mt_initialize(void) {
     bool tracing = mt_start_tracing();
     if (tracing && first) {
         mt_stacks_initialize();
-        Dl_info self;
-        mt_scrub_environment(dladdr((void *)&mt_initialize, &self) ? self.dli_fname : NULL);
         pthread_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child);
     }
+    /* Also when tracing could not start: programs this one execs would repeat the failure line and see
+     * the tracer's variables. */
+    Dl_info self;
+    mt_scrub_environment(dladdr((void *)&mt_initialize, &self) ? self.dli_fname : NULL);
     /* mt_fail already set OFF on failure; don't overwrite it. */
     expected = MT_STATUS_INITIALIZING;
     atomic_compare_exchange_strong(&g_status, &expected, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MT_WINDOW_BYTES (4u << 20)
@@ -27,6 +28,8 @@ typedef struct mt_window {
 
 static pthread_mutex_t g_file_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int g_fd = -1;
+static dev_t g_file_device;
+static ino_t g_file_inode;
 static mt_window_t *g_current;
 static uint64_t g_next_offset;
 static bool g_finished;
@@ -41,7 +44,19 @@ static void mt_stop_writing(const char *what) {
     mt_fail(what, ": ", strerror(errno), "; tracing stopped, the trace ends here", NULL);
 }
 
+/* The program may close our descriptor (closefrom, a daemon's cleanup) and get its number back for a file
+ * of its own: never extend, map, truncate or close anything but the trace itself. */
+static bool mt_descriptor_is_trace(void) {
+    struct stat now;
+    return g_fd >= 0 && fstat(g_fd, &now) == 0 && now.st_dev == g_file_device && now.st_ino == g_file_inode;
+}
+
 static bool mt_open_window(uint64_t offset) {
+    if (!mt_descriptor_is_trace()) {
+        errno = EBADF;
+        mt_stop_writing("the program closed the trace file's descriptor");
+        return false;
+    }
     struct rlimit limit;
     if (getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
         offset + MT_WINDOW_BYTES > limit.rlim_cur) {
@@ -97,7 +112,8 @@ static size_t mt_record_size(size_t payload) {
     return (sizeof(mt_record_header_t) + payload + MT_RECORD_ALIGNMENT - 1) & ~(size_t)(MT_RECORD_ALIGNMENT - 1);
 }
 
-/* Writes a whole record made of up to three byte ranges. Mutex held. */
+/* Writes a whole record made of up to three byte ranges (unused ones NULL with length 0: memcpy must not
+ * see them, a NULL source is undefined behaviour even for 0 bytes). Mutex held. */
 static bool mt_write_record_locked(uint8_t kind, const void *a, size_t a_length, const void *b, size_t b_length,
                                    const void *c, size_t c_length) {
     size_t payload = a_length + b_length + c_length;
@@ -106,19 +122,23 @@ static bool mt_write_record_locked(uint8_t kind, const void *a, size_t a_length,
     mt_record_header_t header = {.kind = kind, .length = (uint32_t)payload};
     memcpy(at, &header, sizeof(header));
     at += sizeof(header);
-    memcpy(at, a, a_length);
-    memcpy(at + a_length, b, b_length);
-    memcpy(at + a_length + b_length, c, c_length);
+    if (a_length != 0) memcpy(at, a, a_length);
+    if (b_length != 0) memcpy(at + a_length, b, b_length);
+    if (c_length != 0) memcpy(at + a_length + b_length, c, c_length);
     return true;
 }
 
-static int mt_high_descriptor(int fd) {
+int mt_duplicate_high(int fd) {
     /* Keep low descriptor numbers free for the target, which may expect them. */
     struct rlimit limit;
     int floor = 3;
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur > 256)
         floor = (int)(limit.rlim_cur - 128);
-    int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    return fcntl(fd, F_DUPFD_CLOEXEC, floor);
+}
+
+static int mt_high_descriptor(int fd) {
+    int moved = mt_duplicate_high(fd);
     if (moved < 0) return fd;
     close(fd);
     return moved;
@@ -154,6 +174,11 @@ bool mt_file_open(const char *path, const mt_process_record_t *process, const ch
     }
     pthread_mutex_lock(&g_file_mutex);
     g_fd = mt_high_descriptor(fd);
+    struct stat opened;
+    if (fstat(g_fd, &opened) == 0) {
+        g_file_device = opened.st_dev;
+        g_file_inode = opened.st_ino;
+    }
     g_finished = false;
     g_next_offset = 0;
     bool ok = mt_open_window(0);
@@ -200,7 +225,7 @@ void mt_file_finish(const mt_end_record_t *end) {
         /* Nothing is reserved past this point any more, so the zeroed tail of the last window can
          * go; chunks that are still open lie below it and keep recording late frees. */
         g_finished = true;
-        if (ftruncate(g_fd, (off_t)g_next_offset) != 0) {
+        if (mt_descriptor_is_trace() && ftruncate(g_fd, (off_t)g_next_offset) != 0) {
             /* The reader stops at the zero fill anyway; the file is only larger. */
         }
     }
@@ -209,7 +234,7 @@ void mt_file_finish(const mt_end_record_t *end) {
 
 void mt_file_resume(void) {
     pthread_mutex_lock(&g_file_mutex);
-    if (g_finished && g_current != NULL && g_fd >= 0) {
+    if (g_finished && g_current != NULL && mt_descriptor_is_trace()) {
         /* The exec failed: give the current window its disk space back and go on after the END. */
         uint64_t window_end = g_current->file_offset + MT_WINDOW_BYTES;
         if (fallocate(g_fd, 0, (off_t)g_next_offset, (off_t)(window_end - g_next_offset)) == 0 ||
@@ -225,7 +250,7 @@ void mt_file_unlock(void) { pthread_mutex_unlock(&g_file_mutex); }
 void mt_file_forget(void) {
     pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     g_file_mutex = fresh;
-    if (g_fd >= 0) close(g_fd);
+    if (mt_descriptor_is_trace()) close(g_fd);
     g_fd = -1;
     g_current = NULL; /* the parent's windows stay mapped in this copy, untouched */
     g_next_offset = 0;

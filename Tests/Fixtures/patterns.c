@@ -1,9 +1,11 @@
 /*
  * Allocation patterns with exactly known counts, bytes, leaks and peaks; see each function.
- * Usage: fixture-patterns leaks | peak | all-functions | threads | vfork | fork | exit | abort | segv | spin
+ * Usage: fixture-patterns leaks | peak | all-functions | threads | vfork | fork | grow | exit | abort | segv | spin
+ *        fixture-patterns closefrom DIRECTORY PAIRS
  * Every helper is noinline so that it stays a frame of its own in the recorded stacks.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -189,6 +191,45 @@ static int pattern_fork(void) {
     return status == 0 ? 0 : 1;
 }
 
+/* grow: 600,000 malloc/free pairs of 200..4199 B, enough events for a trace of more than one 4 MiB window
+ * (about 5.6 MB), then one line on stdout. Nothing leaks. */
+#define GROW_PAIRS 600000
+
+static int pattern_grow(void) {
+    for (int i = 0; i < GROW_PAIRS; i++) {
+        void *block = malloc((size_t)(i % 4000) + 200);
+        g_sink = block;
+        free(block);
+    }
+    static const char line[] = "grow: 600000 blocks\n";
+    return write(1, line, sizeof(line) - 1) == sizeof(line) - 1 ? 0 : 1;
+}
+
+/* closefrom DIRECTORY PAIRS: closes every descriptor from 3 up (the tracer's too, as a daemon does), opens
+ * DIRECTORY/out.0 .. out.7 and writes "file N\n" into each, then makes PAIRS malloc/free pairs and exits
+ * with the files still open. Their descriptors reuse the numbers the tracer had: the files must keep
+ * exactly what the program wrote. One line on stdout. */
+static int pattern_closefrom(const char *directory, long pairs) {
+    closefrom(3);
+    for (int i = 0; i < 8; i++) {
+        char path[4096], text[] = "file N\n";
+        size_t length = strlen(directory);
+        if (length + 8 > sizeof(path)) return 2;
+        memcpy(path, directory, length);
+        memcpy(path + length, "/out.N", 7);
+        path[length + 5] = text[5] = (char)('0' + i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, text, 7) != 7) return 3;
+    }
+    for (long i = 0; i < pairs; i++) {
+        void *block = malloc((size_t)(i % 4000) + 200);
+        g_sink = block;
+        free(block);
+    }
+    static const char line[] = "closefrom: 8 files\n";
+    return write(1, line, sizeof(line) - 1) == sizeof(line) - 1 ? 0 : 1;
+}
+
 /* exit / abort / segv: 3 x 64 B live from block_before_end, then the process ends that way (_exit(3),
  * abort(), SIGSEGV). spin: same blocks, then loops until killed. */
 NOINLINE static void block_before_end(void) {
@@ -203,6 +244,8 @@ int main(int argc, char **argv) {
     if (strcmp(pattern, "threads") == 0) return pattern_threads();
     if (strcmp(pattern, "vfork") == 0) return pattern_vfork();
     if (strcmp(pattern, "fork") == 0) return pattern_fork();
+    if (strcmp(pattern, "grow") == 0) return pattern_grow();
+    if (strcmp(pattern, "closefrom") == 0 && argc == 4) return pattern_closefrom(argv[2], atol(argv[3]));
     block_before_end();
     if (strcmp(pattern, "exit") == 0) _exit(3);
     if (strcmp(pattern, "abort") == 0) abort();
@@ -212,6 +255,6 @@ int main(int argc, char **argv) {
         (void)ignored;
         for (;;) pause();
     }
-    fail("usage: fixture-patterns leaks|peak|all-functions|threads|exit|abort|segv|spin\n");
+    fail("usage: fixture-patterns leaks|peak|all-functions|threads|vfork|fork|grow|exit|abort|segv|spin\n");
     return 2;
 }

@@ -78,7 +78,7 @@ import Testing
         process.environment = environment
         let stdout = Pipe()
         process.standardOutput = stdout
-        try process.run()
+        try withSignalsUnblocked { try process.run() }
         // The fixture prints "ready" after its allocations.
         let ready = stdout.fileHandleForReading.availableData
         #expect(String(decoding: ready, as: UTF8.self) == "ready\n")

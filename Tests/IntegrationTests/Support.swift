@@ -38,7 +38,7 @@ func runProgram(
     process.standardOutput = stdout
     process.standardError = stderr
     process.standardInput = FileHandle.nullDevice
-    try process.run()
+    try withSignalsUnblocked { try process.run() }
     let timer = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
@@ -49,6 +49,19 @@ func runProgram(
     return ProcessResult(
         status: process.terminationStatus, signal: signaled ? process.terminationStatus : nil,
         stdout: String(decoding: output, as: UTF8.self), stderr: String(decoding: errors, as: UTF8.self))
+}
+
+/// Runs `body` (which starts a child process) with no signal blocked in the calling thread. Tests run on
+/// Dispatch worker threads, which block every asynchronous signal, and a child inherits its parent thread's
+/// mask: without this, a fixture would never see SIGALRM, and SIGXFSZ would not kill it as it would kill a
+/// program started from a shell.
+func withSignalsUnblocked<Result>(_ body: () throws -> Result) rethrows -> Result {
+    var none = sigset_t()
+    var saved = sigset_t()
+    sigemptyset(&none)
+    pthread_sigmask(SIG_SETMASK, &none, &saved)
+    defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+    return try body()
 }
 
 /// A fresh directory per test, removed afterwards.

@@ -15,7 +15,11 @@ func symbolicationTestMarker() -> Int { 42 }
         let function: @convention(c) () -> Int = symbolicationTestMarker
         let marker = unsafeBitCast(function, to: UInt.self)
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        // String(contentsOfFile:) returns only the first page of a /proc file; under ThreadSanitizer the
+        // executable's lines come after pages of the sanitizer's own mappings.
+        let mapsFile = try #require(FileHandle(forReadingAtPath: "/proc/self/maps"))
+        defer { try? mapsFile.close() }
+        let maps = String(decoding: try mapsFile.readToEnd() ?? Data(), as: UTF8.self)
         let line = try #require(
             maps.split(separator: "\n").first { $0.hasSuffix(executable) && $0.split(separator: " ")[2] == "00000000" })
         let base = try #require(UInt(line.prefix { $0 != "-" }, radix: 16))

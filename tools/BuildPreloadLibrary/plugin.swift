@@ -7,7 +7,8 @@ import PackagePlugin
 ///   link the Swift runtime (`NEEDED libswiftCore.so`), which must never be loaded into a traced program;
 ///   clang alone gives a .so that needs only libc and libunwind.
 /// - `IntegrationTests`: one executable `fixture-NAME` per `Tests/Fixtures/NAME.c` (or `.cpp`), the
-///   deterministic programs the tests trace (`static.c` is linked statically on purpose).
+///   deterministic programs the tests trace (`static.c` is linked statically on purpose), and one shared
+///   library `libfixture-NAME.so` per `Tests/Fixtures/NAME.so.c`, for fixtures that `dlopen` it.
 ///
 /// Outputs land in the target's resource bundle.
 @main
@@ -63,12 +64,16 @@ struct BuildPreloadLibrary: BuildToolPlugin {
         let clang = try context.tool(named: "clang")
         let fixtureDirectory = root.appending(path: "Tests/Fixtures")
         return try files(in: fixtureDirectory, extensions: ["c", "cpp"]).map { source in
-            let name = "fixture-" + source.deletingPathExtension().lastPathComponent
+            // NAME.so.c becomes libfixture-NAME.so (its path extension is "c" too: test the whole suffix).
+            let stem = source.deletingPathExtension().lastPathComponent
+            let isLibrary = stem.hasSuffix(".so")
+            let name = isLibrary ? "libfixture-" + stem : "fixture-" + stem
             let output = context.pluginWorkDirectoryURL.appending(path: name)
             let isCPlusPlus = source.pathExtension == "cpp"
             // -O0 keeps every allocation site a call of its own; -fno-builtin keeps malloc/free pairs.
             var arguments = ["-O0", "-g", "-fno-builtin", "-fno-omit-frame-pointer", "-pthread", "-Wall"]
             arguments += isCPlusPlus ? ["-x", "c++", "-std=c++17"] : ["-std=gnu11"]
+            if isLibrary { arguments += ["-shared", "-fPIC", "-fvisibility=hidden"] }
             arguments += [source.path, "-o", output.path]
             if isCPlusPlus { arguments += ["-lstdc++", "-lm"] }
             // The fixture named `static` must be statically linked: it is the untraceable case.
