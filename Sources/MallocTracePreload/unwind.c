@@ -45,7 +45,7 @@ typedef struct mt_frame_rule {
     uint8_t rbp_saved : 1;
 } mt_frame_rule_t;
 
-#define MT_RULE_CACHE_SLOTS 4096 /* per thread, direct-mapped */
+#define MT_RULE_CACHE_SLOTS 16384 /* per thread, two-way set-associative; pages are touched as used */
 
 typedef struct mt_rule_slot {
     uintptr_t address;
@@ -486,12 +486,15 @@ void mt_unwind_thread_exit(void) {
     t->initialized = false;
 }
 
+/* Programs with deep, varied stacks (parsers, interpreters) return to thousands of addresses; computing a
+ * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. */
 static inline mt_frame_rule_t mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
-    mt_rule_slot_t *slot = &cache[(address ^ (address >> 12)) & (MT_RULE_CACHE_SLOTS - 1)];
-    if (MT_LIKELY(slot->address == address)) return slot->rule;
+    mt_rule_slot_t *set = &cache[((address * 0x9e3779b97f4a7c15u) >> 40) & (MT_RULE_CACHE_SLOTS - 2)];
+    if (MT_LIKELY(set[0].address == address)) return set[0].rule;
+    if (set[1].address == address) return set[1].rule;
     mt_frame_rule_t rule = mt_compute_rule(address);
-    slot->address = address;
-    slot->rule = rule;
+    set[1] = set[0]; /* the older entry goes */
+    set[0] = (mt_rule_slot_t){.address = address, .rule = rule};
     return rule;
 }
 
