@@ -3,6 +3,7 @@ import Foundation
 import MallocTraceAnalysis
 import MallocTraceFormat
 import MallocTraceReports
+import MallocTraceSymbolication
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -109,7 +110,10 @@ struct RunCommand: ParsableCommand {
         }
         let report: Report
         do {
-            report = try Report.make(tracePath: tracePath, top: 1)
+            var options = ReportOptions()
+            options.sections = [.summary]
+            options.symbolizer = .symbolTables
+            report = try Report.make(tracePath: tracePath, options: options)
         } catch {
             say("wrote \(tracePath), but cannot read it back: \(error)")
             return
