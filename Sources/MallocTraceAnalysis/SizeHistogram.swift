@@ -11,26 +11,29 @@ public struct SizeHistogram: Sendable, Equatable {
         public var bytes: UInt64
     }
 
-    private var calls = [UInt64](repeating: 0, count: 65)
-    private var bytes = [UInt64](repeating: 0, count: 65)
+    /// Calls of bucket k at 2k, bytes at 2k + 1: one array, so one uniqueness check per event.
+    private var counts = [UInt64](repeating: 0, count: 130)
 
     public init() {}
 
     public mutating func consume(_ event: AllocatorEvent) {
         guard event.kind == .allocation else { return }
-        let index = 64 - event.size.leadingZeroBitCount
-        calls[index] &+= 1
-        bytes[index] &+= event.size
+        let index = 2 * (64 - event.size.leadingZeroBitCount)
+        counts.withUnsafeMutableBufferPointer { buffer in
+            buffer[index] &+= 1
+            buffer[index + 1] &+= event.size
+        }
     }
 
     /// The buckets with at least one allocation, smallest sizes first.
     public var buckets: [Bucket] {
-        calls.indices.compactMap { index in
-            guard calls[index] > 0 else { return nil }
+        (0..<65).compactMap { index in
+            let calls = counts[2 * index], bytes = counts[2 * index + 1]
+            guard calls > 0 else { return nil }
             let minimum: UInt64 = index == 0 ? 0 : 1 << (index - 1)
             let maximum: UInt64 = index == 0 ? 0 : (index == 64 ? UInt64.max : (1 << index) - 1)
             return Bucket(
-                minimumSize: minimum, maximumSize: maximum, allocationCalls: calls[index], bytes: bytes[index])
+                minimumSize: minimum, maximumSize: maximum, allocationCalls: calls, bytes: bytes)
         }
     }
 }

@@ -14,23 +14,29 @@ public struct TemporaryAllocationCounter {
     public private(set) var total: UInt64 = 0
     public private(set) var totalBytes: UInt64 = 0
 
-    private struct Ring {
-        var addresses: [UInt64]
-        var sizes: [UInt64]
-        var stacks: [UInt32]
-        var next = 0
-    }
-
-    private var rings: [Ring] = []
+    /// The rings of all threads, flat: thread ring r owns slots r * width ..< (r + 1) * width. Address 0
+    /// marks a free slot.
+    private let width: Int
+    private var addresses: [UInt64] = []
+    private var sizes: [UInt64] = []
+    private var stacks: [UInt32] = []
+    private var nextSlot: [Int] = []
     private var ringByThread: [UInt32: Int] = [:]
     private var lastThread: UInt32 = 0
     private var lastRing = -1
-    /// Address → ring * (threshold + 1) + position, for addresses currently in some ring.
-    private var ringSlots = WindowTable()
-    private var countsByStack: [UInt32: (count: UInt64, bytes: UInt64)] = [:]
+    /// Address → slot, for the addresses in all rings; kept only once a second thread has a ring. With one
+    /// ring, a release can only match that ring, newest slot first, and no table is needed.
+    private var slotOfAddress = WindowTable()
+    private var usesTable = false
+    private var denseCounts: [(count: UInt64, bytes: UInt64)] = []
+    private var sparseCounts: [UInt32: (count: UInt64, bytes: UInt64)] = [:]
+
+    /// Stack ids below this are counted in an array, others (damaged traces) in a dictionary.
+    private static let denseStackLimit: UInt32 = 1 << 20
 
     public init(threshold: Int) {
         self.threshold = max(0, threshold)
+        width = self.threshold + 1
     }
 
     private mutating func ring(for thread: UInt32) -> Int {
@@ -39,13 +45,16 @@ public struct TemporaryAllocationCounter {
         if let existing = ringByThread[thread] {
             index = existing
         } else {
-            index = rings.count
-            let width = threshold + 1
-            rings.append(
-                Ring(
-                    addresses: Array(repeating: 0, count: width), sizes: Array(repeating: 0, count: width),
-                    stacks: Array(repeating: 0, count: width)))
+            index = nextSlot.count
+            addresses.append(contentsOf: repeatElement(0, count: width))
+            sizes.append(contentsOf: repeatElement(0, count: width))
+            stacks.append(contentsOf: repeatElement(0, count: width))
+            nextSlot.append(0)
             ringByThread[thread] = index
+            if index == 1 {
+                usesTable = true
+                for slot in 0..<width where addresses[slot] != 0 { slotOfAddress.set(addresses[slot], UInt64(slot)) }
+            }
         }
         lastThread = thread
         lastRing = index
@@ -57,34 +66,73 @@ public struct TemporaryAllocationCounter {
         case .allocation:
             guard event.address != 0 else { return }
             let ringIndex = ring(for: event.threadID)
-            let width = threshold + 1
-            let position = rings[ringIndex].next
-            let location = UInt64(ringIndex * width + position)
-            let evicted = rings[ringIndex].addresses[position]
-            if evicted != 0 { ringSlots.remove(evicted, ifValue: location) }
-            rings[ringIndex].addresses[position] = event.address
-            rings[ringIndex].sizes[position] = event.size
-            rings[ringIndex].stacks[position] = event.stackID
-            rings[ringIndex].next = position + 1 == width ? 0 : position + 1
-            ringSlots.set(event.address, location)
+            let position = nextSlot[ringIndex]
+            nextSlot[ringIndex] = position + 1 == width ? 0 : position + 1
+            let slot = ringIndex * width + position
+            if usesTable {
+                let evicted = addresses[slot]
+                if evicted != 0 { slotOfAddress.remove(evicted, ifValue: UInt64(slot)) }
+                slotOfAddress.set(event.address, UInt64(slot))
+            }
+            addresses[slot] = event.address
+            sizes[slot] = event.size
+            stacks[slot] = event.stackID
         case .release:
-            guard let location = ringSlots.remove(event.address) else { return }
-            let width = threshold + 1
-            let ringIndex = Int(location) / width, position = Int(location) % width
-            rings[ringIndex].addresses[position] = 0
-            guard ringIndex == ring(for: event.threadID) else { return }  // freed by another thread
-            let stack = rings[ringIndex].stacks[position], size = rings[ringIndex].sizes[position]
-            total &+= 1
-            totalBytes &+= size
-            countsByStack[stack, default: (0, 0)].count &+= 1
-            countsByStack[stack, default: (0, 0)].bytes &+= size
+            let slot: Int
+            if usesTable {
+                guard let found = slotOfAddress.remove(event.address) else { return }
+                slot = Int(found)
+                addresses[slot] = 0
+                guard slot / width == ring(for: event.threadID) else { return }  // freed by another thread
+            } else {
+                guard let found = singleRingSlot(of: event.address) else { return }
+                slot = found
+                addresses[slot] = 0
+                guard ring(for: event.threadID) == 0 else { return }  // a second thread: the ring was its first
+            }
+            count(stack: stacks[slot], size: sizes[slot])
         case .failedAllocation:
             break
         }
     }
 
+    /// The slot of `address` in the only ring, newest first (an address freed untraced and reused appears
+    /// twice; the newer entry is the live block).
+    private func singleRingSlot(of address: UInt64) -> Int? {
+        guard !nextSlot.isEmpty else { return nil }
+        var position = nextSlot[0]
+        for _ in 0..<width {
+            position = position == 0 ? width - 1 : position - 1
+            if addresses[position] == address { return position }
+        }
+        return nil
+    }
+
+    private mutating func count(stack: UInt32, size: UInt64) {
+        total &+= 1
+        totalBytes &+= size
+        if stack < Self.denseStackLimit {
+            let index = Int(stack)
+            if index >= denseCounts.count {
+                denseCounts.append(
+                    contentsOf: repeatElement(
+                        (count: UInt64(0), bytes: UInt64(0)),
+                        count: max(index + 1, denseCounts.count * 2) - denseCounts.count))
+            }
+            denseCounts[index].count &+= 1
+            denseCounts[index].bytes &+= size
+        } else {
+            sparseCounts[stack, default: (0, 0)].count &+= 1
+            sparseCounts[stack, default: (0, 0)].bytes &+= size
+        }
+    }
+
     /// Temporary allocations and their bytes per stack id (stacks with none are absent).
-    public var byStack: [UInt32: (count: UInt64, bytes: UInt64)] { countsByStack }
+    public var byStack: [UInt32: (count: UInt64, bytes: UInt64)] {
+        var result = sparseCounts
+        for (index, counts) in denseCounts.enumerated() where counts.count > 0 { result[UInt32(index)] = counts }
+        return result
+    }
 }
 
 /// Address → small value, open addressing with backward-shift deletion; sized for the few entries of the

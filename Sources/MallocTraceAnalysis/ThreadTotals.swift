@@ -18,36 +18,45 @@ public struct ThreadTotals: Sendable {
 
     private var totals: [Totals] = []
     private var indexByThread: [UInt32: Int] = [:]
-    private var lastThread: UInt32 = 0
-    private var lastIndex = -1
+    /// The thread of the latest event, updated in place and written back when another thread comes.
+    private var current: Totals?
+    private var currentIndex = -1
 
     public init() {}
 
     public mutating func consume(_ event: AllocatorEvent) {
-        let index: Int
-        if event.threadID == lastThread && lastIndex >= 0 {
-            index = lastIndex
-        } else if let existing = indexByThread[event.threadID] {
-            index = existing
-        } else {
-            index = totals.count
-            totals.append(Totals(threadID: event.threadID, firstEventTime: event.time, lastEventTime: event.time))
-            indexByThread[event.threadID] = index
-        }
-        lastThread = event.threadID
-        lastIndex = index
-        totals[index].lastEventTime = max(totals[index].lastEventTime, event.time)
+        if current?.threadID != event.threadID { switchThread(to: event) }
+        guard var totals = current else { return }
+        current = nil  // keeps the update in place
+        if event.time > totals.lastEventTime { totals.lastEventTime = event.time }
         switch event.kind {
         case .allocation:
-            totals[index].allocationCalls &+= 1
-            totals[index].bytesAllocated &+= event.size
+            totals.allocationCalls &+= 1
+            totals.bytesAllocated &+= event.size
         case .failedAllocation:
-            totals[index].failedCalls &+= 1
+            totals.failedCalls &+= 1
         case .release:
-            if event.isPrimary { totals[index].freeCalls &+= 1 }
+            if event.isPrimary { totals.freeCalls &+= 1 }
         }
+        current = totals
+    }
+
+    private mutating func switchThread(to event: AllocatorEvent) {
+        if let current, currentIndex >= 0 { totals[currentIndex] = current }
+        if let existing = indexByThread[event.threadID] {
+            currentIndex = existing
+        } else {
+            currentIndex = totals.count
+            totals.append(Totals(threadID: event.threadID, firstEventTime: event.time, lastEventTime: event.time))
+            indexByThread[event.threadID] = currentIndex
+        }
+        current = totals[currentIndex]
     }
 
     /// Every thread that had a heap event, in order of first appearance.
-    public var threads: [Totals] { totals }
+    public var threads: [Totals] {
+        var result = totals
+        if let current, currentIndex >= 0 { result[currentIndex] = current }
+        return result
+    }
 }

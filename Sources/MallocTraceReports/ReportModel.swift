@@ -90,25 +90,39 @@ public struct SiteGroup: Sendable {
     public var members: [(stackID: UInt32, figures: SiteFigures)]
     public var figures: SiteFigures
 
-    /// Groups the sites of `pass` (stacks with no allocation in it are left out).
+    /// Groups `sites` by `grouping`. With `matchingFrames`, stacks are identified by their shown frames
+    /// (functions and modules, not addresses) rather than by id, so that groups of two traces can be
+    /// matched; that resolves every frame of every stack.
     public static func make(
         sites: [UInt32: SiteFigures], grouping: StackGrouping, presenter: StackPresenter,
-        progress: ProgressMeter = .silent
+        matchingFrames: Bool = false, progress: ProgressMeter = .silent
     ) -> [SiteGroup] {
-        if grouping == .stack {
+        if grouping == .stack && !matchingFrames {
             return sites.map { id, figures in
                 SiteGroup(key: "stack \(id)", label: "stack \(id)", members: [(id, figures)], figures: figures)
             }
         }
-        presenter.prepareFirstFrames(sites.keys, progress: progress)
+        if grouping == .stack {
+            presenter.prepareFrames(sites.keys, progress: progress)
+        } else {
+            presenter.prepareFirstFrames(sites.keys, progress: progress)
+        }
         var groups: [String: SiteGroup] = [:]
         for (id, figures) in sites {
-            let (key, label) = Self.key(presenter.firstFrame(id), grouping: grouping)
+            let (key, label) =
+                grouping == .stack
+                ? Self.stackKey(presenter.frames(id)) : Self.key(presenter.firstFrame(id), grouping: grouping)
             groups[key, default: SiteGroup(key: key, label: label, members: [], figures: SiteFigures())].members.append(
                 (id, figures))
             groups[key]?.figures += figures
         }
         return Array(groups.values)
+    }
+
+    /// A stack by its frames' functions and modules: the same in two traces of one program.
+    static func stackKey(_ frames: [ReportFrame]) -> (key: String, label: String) {
+        guard let first = frames.first else { return ("(no stack)", "(no stack recorded)") }
+        return (frames.map(\.matchKey).joined(separator: "\n"), first.function ?? first.location)
     }
 
     static func key(_ frame: ReportFrame?, grouping: StackGrouping) -> (key: String, label: String) {
@@ -183,7 +197,8 @@ public struct Report {
         symbolizer.traceStart = reader.process?.startRealtime
         let pass = TracePass.run(
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
-            symbolizer: symbolizer, progress: progress)
+            symbolizer: symbolizer, countsSizes: options.sections.contains(.histogram),
+            countsThreads: options.sections.contains(.threads), progress: progress)
         let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
         progress.finish()
         return report

@@ -206,6 +206,11 @@ public enum TextRenderer {
         return "\(value) EiB"
     }
 
+    /// `1,030 B`, `1.5 KiB`: short, for table columns.
+    static func compact(_ bytes: UInt64) -> String {
+        bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : Formatting.bytes(bytes)
+    }
+
     static func amount(_ bytes: UInt64) -> String {
         bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : "\(Formatting.bytes(bytes)) (\(Formatting.grouped(bytes)) B)"
     }

@@ -42,9 +42,11 @@ public struct TracePass {
     /// Reads every event once, feeding the heap analysis and the smaller accumulators; `filters` select
     /// the allocations in the same pass. Stack patterns need frames while reading: they are resolved with
     /// `symbolizer` as each stack is defined.
+    /// `countsSizes` and `countsThreads` turn the histogram and the per-thread totals on (they cost time
+    /// per event, so only the sections that show them ask for them).
     public static func run(
         reader: TraceReader, filters: ReportFilters, temporaryThreshold: Int, symbolizer: Symbolizer?,
-        keepsAllocatorFrames: Bool = true, progress: ProgressMeter = .silent
+        countsSizes: Bool = true, countsThreads: Bool = true, progress: ProgressMeter = .silent
     ) -> TracePass {
         var analyzer = HeapAnalyzer()
         var temporary = TemporaryAllocationCounter(threshold: temporaryThreshold)
@@ -73,8 +75,8 @@ public struct TracePass {
             if filtering && !filter.accept(event) { return }
             analyzer.consume(event)
             temporary.consume(event)
-            histogram.consume(event)
-            threads.consume(event)
+            if countsSizes { histogram.consume(event) }
+            if countsThreads { threads.consume(event) }
         }
         let analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]
