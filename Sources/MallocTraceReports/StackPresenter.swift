@@ -52,6 +52,7 @@ public final class StackPresenter {
     public func prepareFrames(_ ids: some Sequence<UInt32>, progress: ProgressMeter = .silent) {
         var addresses = Set<UInt64>()
         for id in ids where shown[id] == nil { addresses.formUnion(stacks[id] ?? []) }
+        progress.update("symbolizing", done: 0, total: UInt64(addresses.count), unit: "addresses")
         resolver.prepare(addresses) { done, total in
             progress.update("symbolizing", done: UInt64(done), total: UInt64(total), unit: "addresses")
         }

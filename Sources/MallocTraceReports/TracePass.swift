@@ -66,6 +66,7 @@ public struct TracePass {
         let filtering = !filter.isEmpty
         let lastSequence = reader.end?.lastSequence
         var count: UInt64 = 0
+        progress.update("reading", done: 0, total: lastSequence, unit: "events")
         reader.forEachEvent(onStack: matcher.map { matcher in { matcher.define($0, frames: $1, modules: $2) } }) {
             event in
             count &+= 1

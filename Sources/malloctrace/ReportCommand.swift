@@ -119,9 +119,13 @@ struct AnalysisOptions: ParsableArguments {
     }
 }
 
-/// Progress on standard error, only when it is a terminal.
+/// Progress on standard error, only when it is a terminal, after the first second (MALLOCTRACE_PROGRESS_DELAY
+/// seconds; the tests set 0).
 func makeProgressMeter() -> ProgressMeter {
-    ProgressMeter(enabled: isatty(2) == 1) { text in FileHandle.standardError.write(Data(text.utf8)) }
+    let delay = ProcessInfo.processInfo.environment["MALLOCTRACE_PROGRESS_DELAY"].flatMap(Double.init) ?? 1.0
+    return ProgressMeter(enabled: isatty(2) == 1, delay: delay) { text in
+        FileHandle.standardError.write(Data(text.utf8))
+    }
 }
 
 struct ReportCommand: ParsableCommand {

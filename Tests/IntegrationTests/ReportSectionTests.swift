@@ -175,3 +175,22 @@ import Testing
         #expect(bad.status != 0)
     }
 }
+
+/// Progress goes to standard error only when it is a terminal (here a pseudo-terminal from script(1)).
+@Suite(.serialized) struct ProgressDisplayTests {
+    @Test func progressOnlyOnATerminal() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("patterns", ["leaks"], in: scratch)
+        let environment = ["MALLOCTRACE_PROGRESS_DELAY": "0"]
+        let piped = try runProgram(Products.cli, ["report", trace, "--sections", "leaks"], environment: environment)
+        #expect(piped.status == 0)
+        #expect(piped.stderr.isEmpty)
+        let script = "/usr/bin/script"
+        try #require(FileManager.default.isExecutableFile(atPath: script), "script(1) from util-linux is needed")
+        let command = "'\(Products.cli)' report '\(trace)' --sections leaks > /dev/null"
+        let terminal = try runProgram(script, ["-qec", command, "/dev/null"], environment: environment)
+        #expect(terminal.status == 0, "\(terminal.stderr)")
+        #expect(terminal.stdout.contains("malloctrace: reading"))
+        #expect(terminal.stdout.contains("\u{1B}[K"))
+    }
+}
