@@ -15,7 +15,8 @@ public struct ELFFileInfo: Sendable, Equatable {
 
     /// Reads the headers of the file at `path`; nil if it is not a readable 64-bit little-endian ELF file.
     public init?(path: String) {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
+        guard ELFFile.isRegularFile(path),
+            let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped),
             let info = data.withUnsafeBytes({ bytes -> ELFFileInfo? in
                 guard let file = ELFFile(bytes) else { return nil }
                 return ELFFileInfo(file)
@@ -83,6 +84,13 @@ struct ELFFile {
 
     let reader: Reader
     let sections: [Section]
+
+    /// True for a regular file (symbolic links followed). Module paths come from untrusted traces: a path
+    /// such as /dev/zero or a FIFO must never be read.
+    static func isRegularFile(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+    }
 
     init?(_ bytes: UnsafeRawBufferPointer) {
         let reader = Reader(bytes: bytes)

@@ -21,7 +21,9 @@ public struct ELFSymbolTable: Sendable {
 
     /// Reads the file at `path`; nil if it is not a readable 64-bit little-endian ELF file.
     public init?(path: String) {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return nil }
+        guard ELFFile.isRegularFile(path),
+            let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        else { return nil }
         guard
             let parsed = data.withUnsafeBytes({ bytes -> ([Symbol], Bool, ELFFileInfo)? in
                 guard let file = ELFFile(bytes) else { return nil }

@@ -233,7 +233,8 @@ public final class Symbolizer {
             module.file = debugFile
         } else {
             module.problem =
-                FileManager.default.fileExists(atPath: path) ? "not a readable ELF file" : "the file is gone"
+                !FileManager.default.fileExists(atPath: path)
+                ? "the file is gone" : ELFFile.isRegularFile(path) ? "not a readable ELF file" : "not a regular file"
         }
         module.path = path
         modules[Self.key(path, buildID)] = module

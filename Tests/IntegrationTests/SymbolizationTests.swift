@@ -123,6 +123,12 @@ import Testing
         #expect(leaks.map(topFunction) == ["leak_hundreds", "leak_calloc_33"])
         #expect(leaks.first?.objects("stack").first?["file"] is NSNull)
         #expect(report.object("symbolization")["backend"] as? String == "symbol-tables")
+        // libc.so.6 is stripped; with its debug file installed (libc6-dbg), the static function that calls
+        // main is named from the debug file's .symtab, found by build-id.
+        let libc = "/lib/x86_64-linux-gnu/libc.so.6"
+        if let info = ELFFileInfo(path: libc), DebugFiles().file(buildID: info.buildID) != nil {
+            #expect(functions(leaks[0]).contains("__libc_start_call_main"))
+        }
         let text = try runProgram(Products.cli, ["report", trace, "--sections", "leaks"], environment: environment)
         #expect(text.stdout.contains("leak_hundreds (fixture-patterns+0x"))
         #expect(text.stdout.contains("Frames: symbol tables only, names without file and line"))

@@ -31,6 +31,14 @@ func symbolicationTestMarker() -> Int { 42 }
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(ELFSymbolTable(path: path) == nil)
         #expect(ELFSymbolTable(path: "/nonexistent/file") == nil)
+        // Untrusted module paths: never read a device or a FIFO (it would never end).
+        #expect(ELFSymbolTable(path: "/dev/zero") == nil)
+        #expect(ELFFileInfo(path: "/dev/zero") == nil)
+        #expect(ELFFileInfo(path: "/dev/stdin") == nil)
+        let symbolizer = Symbolizer(backend: .symbolTables)
+        let zero = symbolizer.symbolicate(ModuleAddress(module: "/dev/zero", buildID: [], offset: 0x10))
+        #expect(zero.frames.isEmpty)
+        #expect(zero.problem == "not a regular file")
     }
 
     @Test func survivesTruncatedELF() throws {
