@@ -111,8 +111,8 @@ public enum TextRenderer {
             title = "Most temporary allocations, by \(grouping)"
             empty = "no temporary allocations"
             describe = {
-                "\(Formatting.counted($0.blocks, "temporary allocation")) of \(Formatting.grouped($0.allocationCalls))"
-                    + " calls (\(percent($0.blocks, of: $0.allocationCalls))), \(amount($0.bytes))"
+                "\(Formatting.counted($0.blocks, "temporary allocation")) of \(Formatting.counted($0.allocationCalls, "call"))"
+                    + " (\(percent($0.blocks, of: $0.allocationCalls))), \(amount($0.bytes))"
             }
         default:
             title = "Leaks: blocks never freed, by \(grouping)"

@@ -100,18 +100,22 @@ import Testing
         #expect(exported.objects("stack").first?["file"] is NSNull)
         let hidden = try #require(leaks.first { $0.integer("bytes") == 48 })
         #expect(functions(hidden).prefix(2) == [nil, "exported_leak"])
-        // The report says which frame could not be resolved and why.
+        // The report says which frame could not be resolved and why (libc's frames may be unresolved too
+        // when its debug file is not installed).
         let notes = report.object("symbolization")
-        #expect(notes.integer("unresolved") == 1)
+        #expect(notes.integer("unresolved").map { $0 >= 1 } == true)
         let problems = notes.objects("problems")
         #expect(
             problems.contains {
                 ($0["module"] as? String)?.hasSuffix("fixture-symbols-stripped") == true
-                    && ($0["reason"] as? String)?.contains("stripped") == true
+                    && $0["reason"] as? String == "the file is stripped and no debug file was found"
+                    && $0.integer("addresses") == 1
             })
         let text = try runProgram(Products.cli, ["report", trace, "--sections", "leaks"] + arguments.dropFirst(2))
-        #expect(text.stdout.contains("1 unresolved (shown as module+0xoffset)"))
-        #expect(text.stdout.contains("fixture-symbols-stripped: the file is stripped and no debug file was found"))
+        #expect(text.stdout.contains(" unresolved (shown as module+0xoffset)"))
+        #expect(
+            text.stdout.contains(
+                "fixture-symbols-stripped: the file is stripped and no debug file was found (1 address)"))
     }
 
     @Test func withoutASymbolizerNamesComeFromSymbolTables() throws {
