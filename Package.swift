@@ -21,7 +21,12 @@ let package = Package(
         .target(name: "CMallocTraceFormat"),
         .target(name: "MallocTraceFormat", dependencies: ["CMallocTraceFormat"], swiftSettings: swiftSettings),
         .target(name: "MallocTraceAnalysis", dependencies: ["MallocTraceFormat"], swiftSettings: swiftSettings),
-        .target(name: "MallocTraceSymbolication", dependencies: ["MallocTraceFormat"], swiftSettings: swiftSettings),
+        // __cxa_demangle and swift_demangle behind two C functions. Defines no allocator function.
+        .target(name: "CMallocTraceDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
+        .target(
+            name: "MallocTraceSymbolication", dependencies: ["MallocTraceFormat", "CMallocTraceDemangle"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MallocTraceReports",
             dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceSymbolication"],
@@ -33,7 +38,7 @@ let package = Package(
         .executableTarget(
             name: "malloctrace",
             dependencies: [
-                "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports",
+                "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports", "MallocTraceSymbolication",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,
@@ -48,7 +53,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MallocTraceSymbolicationTests",
-            dependencies: ["MallocTraceSymbolication"],
+            dependencies: ["MallocTraceSymbolication", "MallocTraceFormat"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -56,10 +61,18 @@ let package = Package(
             dependencies: ["MallocTraceAnalysis", "MallocTraceFormat"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "MallocTraceReportsTests",
+            dependencies: ["MallocTraceReports", "MallocTraceAnalysis", "MallocTraceFormat"],
+            swiftSettings: swiftSettings
+        ),
         // Traces the C fixture programs (Tests/Fixtures, compiled by the same plugin) and runs the built CLI.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["malloctrace", "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports"],
+            dependencies: [
+                "malloctrace", "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports",
+                "MallocTraceSymbolication",
+            ],
             swiftSettings: swiftSettings,
             plugins: ["BuildPreloadLibrary"]
         ),

@@ -65,6 +65,7 @@ struct ThreadStream {
                 address: address, stackID: 0)
         case .stack(let id, let frames):
             catalog.stacks[id] = frames
+            catalog.onStack?(id, frames, catalog.modules)
         case .time(let value):
             time = value
         case .module(let module):

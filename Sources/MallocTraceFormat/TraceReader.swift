@@ -198,7 +198,16 @@ public final class TraceReader {
     /// block). Stacks and modules met on the way are added to ``stacks`` and ``modules`` as a side effect.
     /// Each call starts from the beginning and rebuilds those tables.
     public func forEachEvent<Failure: Error>(_ body: (AllocatorEvent) throws(Failure) -> Void) throws(Failure) {
+        try forEachEvent(onStack: nil, body)
+    }
+
+    /// Like ``forEachEvent(_:)``, and calls `onStack` with each stack definition (id, frames, the modules
+    /// known at that point) as it is read: before the first event that uses the stack is delivered.
+    public func forEachEvent<Failure: Error>(
+        onStack: ((UInt32, [UInt64], [Module]) -> Void)?, _ body: (AllocatorEvent) throws(Failure) -> Void
+    ) throws(Failure) {
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
+        catalog.onStack = onStack
         defer {
             stacks = catalog.stacks
             modules = catalog.modules
@@ -220,6 +229,8 @@ struct Catalog {
     var modules: [Module]
     var diagnostics: [TraceDiagnostic]
     var moduleIndex: [UInt32: Int] = [:]
+    /// Told of each stack definition as it is absorbed (for filters that look at frames during the pass).
+    var onStack: ((UInt32, [UInt64], [Module]) -> Void)?
 
     init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
         self.stacks = stacks

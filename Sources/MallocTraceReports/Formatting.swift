@@ -13,7 +13,8 @@ public enum Formatting {
 
     /// `1, "block"` → `1 block`; `2000, "block"` → `2,000 blocks`.
     public static func counted(_ value: UInt64, _ noun: String) -> String {
-        "\(grouped(value)) \(noun)\(value == 1 ? "" : "s")"
+        let plural = noun.hasSuffix("s") || noun.hasSuffix("x") || noun.hasSuffix("ch") ? noun + "es" : noun + "s"
+        return "\(grouped(value)) \(value == 1 ? noun : plural)"
     }
 
     /// `1536` → `1.5 KiB`; exact below 1 KiB (`42 B`).

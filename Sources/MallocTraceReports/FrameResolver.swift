@@ -1,10 +1,10 @@
 public import MallocTraceFormat
-import MallocTraceSymbolication
+public import MallocTraceSymbolication
 
-/// Turns raw return addresses into module-relative frames using the trace's module map, and names their
-/// functions from the modules' symbol tables when the files are still there. File and line need debug
-/// information (a later stage).
-public struct FrameResolver {
+/// Turns raw return addresses into report frames: the module and module-relative offset from the trace's
+/// module map (unloaded modules included, so code that was `dlclose`d still resolves), then function,
+/// file, line and inlined calls from a ``Symbolizer``.
+public final class FrameResolver {
     private struct Range {
         var start: UInt64
         var end: UInt64
@@ -13,10 +13,12 @@ public struct FrameResolver {
 
     private let modules: [Module]
     private let ranges: [Range]
-    private let symbolizer = Symbolizer()
+    /// nil: frames carry module and offset only.
+    public let symbolizer: Symbolizer?
 
-    public init(modules: [Module]) {
+    public init(modules: [Module], symbolizer: Symbolizer? = Symbolizer()) {
         self.modules = modules
+        self.symbolizer = symbolizer
         var ranges: [Range] = []
         for (index, module) in modules.enumerated() {
             for segment in module.segments where segment.size > 0 {
@@ -45,12 +47,48 @@ public struct FrameResolver {
         return nil
     }
 
-    public func frame(for address: UInt64) -> ReportFrame {
+    private func moduleAddress(_ address: UInt64) -> ModuleAddress? {
+        guard let module = module(containing: address) else { return nil }
+        return ModuleAddress(module: module.path, buildID: module.buildID, offset: address &- module.loadBias)
+    }
+
+    /// Symbolizes all of `addresses` in one batch, so that later lookups are answered from the cache.
+    public func prepare(_ addresses: some Sequence<UInt64>, progress: ((Int, Int) -> Void)? = nil) {
+        guard let symbolizer else { return }
+        symbolizer.symbolicate(addresses.compactMap(moduleAddress), progress: progress)
+    }
+
+    /// The frames one return address stands for, innermost first: each inlined call (``ReportFrame/isInlined``)
+    /// and then the function containing the call. One frame with module and offset only when nothing is known.
+    public func frames(for address: UInt64) -> [ReportFrame] {
         guard let module = module(containing: address) else {
-            return ReportFrame(address: address, module: nil, offset: nil)
+            var frame = ReportFrame(address: address, module: nil, offset: nil)
+            frame.problem = "no module of the trace contains the address"
+            return [frame]
         }
-        var frame = ReportFrame(address: address, module: module.path, offset: address &- module.loadBias)
-        frame.function = symbolizer.functionName(modulePath: module.path, offset: address &- module.loadBias)
-        return frame
+        let offset = address &- module.loadBias
+        var base = ReportFrame(address: address, module: module.path, offset: offset)
+        guard let symbolizer else { return [base] }
+        let found = symbolizer.symbolicate(ModuleAddress(module: module.path, buildID: module.buildID, offset: offset))
+        base.problem = found.problem
+        guard !found.frames.isEmpty else { return [base] }
+        return found.frames.map { source in
+            var frame = base
+            frame.function = source.function
+            frame.file = source.file
+            frame.line = source.line
+            frame.isInlined = source.isInlined
+            return frame
+        }
+    }
+
+    /// Every frame of a stack (innermost first), inlined calls expanded.
+    public func frames(forStack stack: [UInt64]) -> [ReportFrame] {
+        stack.flatMap(frames(for:))
+    }
+
+    /// The innermost frame of `address` (the inlined call, if any).
+    public func frame(for address: UInt64) -> ReportFrame {
+        frames(for: address)[0]
     }
 }

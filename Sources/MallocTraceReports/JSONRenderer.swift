@@ -2,148 +2,213 @@ import Foundation
 import MallocTraceAnalysis
 import MallocTraceFormat
 
+/// A JSON value: lets the renderers write `null` for every unknown value instead of omitting keys.
+enum JSON: Encodable, Equatable {
+    case null
+    case bool(Bool)
+    case unsigned(UInt64)
+    case signed(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSON])
+    case object([String: JSON])
+
+    static func optional<T>(_ value: T?, _ make: (T) -> JSON) -> JSON { value.map(make) ?? .null }
+    static func hex(_ value: UInt64) -> JSON { .string("0x" + String(value, radix: 16)) }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .unsigned(let value): try container.encode(value)
+        case .signed(let value): try container.encode(value)
+        case .double(let value): try container.encode(value.isFinite ? value : 0)
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let members): try container.encode(members)
+        }
+    }
+
+    /// Pretty-printed, keys sorted, `/` unescaped, one trailing newline.
+    func rendered() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+    }
+}
+
 /// Renders a ``Report`` as JSON. The schema is documented in docs/json-schema.md; field names are stable
 /// and `schema_version` changes whenever one is removed or changes meaning.
 public enum JSONRenderer {
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
+
+    /// JSON keys of the site sections.
+    static let siteKeys: [ReportSection: String] = [
+        .peak: "peak_contributors", .allocations: "most_allocation_calls", .bytes: "most_bytes_allocated",
+        .temporary: "most_temporary_allocations", .leaks: "leaks",
+    ]
 
     public static func render(_ report: Report) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(Document(report))
-        return String(decoding: data, as: UTF8.self) + "\n"
+        let sections = report.options.sections
+        var document: [String: JSON] = [
+            "schema_version": .unsigned(UInt64(schemaVersion)),
+            "trace": trace(report),
+            "options": options(report.options),
+            "summary": sections.contains(.summary) ? summary(report) : .null,
+            "size_histogram": sections.contains(.histogram) ? .array(report.histogram.map(bucket)) : .null,
+            "per_thread": sections.contains(.threads) ? .array(report.threads.map(thread)) : .null,
+            "symbolization": .optional(report.symbolization, symbolization),
+        ]
+        for (section, key) in siteKeys {
+            document[key] = sections.contains(section) ? .array((report.sites[section] ?? []).map(site)) : .null
+        }
+        return try JSON.object(document).rendered()
     }
 
-    private struct Document: Encodable {
-        var schema_version = JSONRenderer.schemaVersion
-        var trace: Trace
-        var summary: Summary
-        var leaks: [Site]
-        var peak_contributors: [Site]
-
-        init(_ report: Report) {
-            trace = Trace(report)
-            summary = Summary(report)
-            leaks = report.leaks.map(Site.init)
-            peak_contributors = report.peakContributors.map(Site.init)
+    static func trace(_ report: Report) -> JSON {
+        var endReason = "none"
+        var exitStatus = JSON.null
+        switch report.end?.reason {
+        case .normalExit: endReason = "exit"
+        case .underscoreExit(let status):
+            endReason = "_exit"
+            exitStatus = .signed(Int64(status))
+        case .exec: endReason = "exec"
+        case .unknown: endReason = "unknown"
+        case nil: break
         }
+        return .object([
+            "path": .string(report.tracePath),
+            "pid": .optional(report.process?.pid) { .unsigned(UInt64($0)) },
+            "executable": .optional(report.process?.executable, JSON.string),
+            "arguments": .array((report.process?.arguments ?? []).map(JSON.string)),
+            "truncated": .bool(report.isTruncated),
+            "end_reason": .string(endReason),
+            "exit_status": exitStatus,
+            "duration_ns": .unsigned(report.durationNanoseconds),
+            "diagnostics": .array(report.diagnostics.map(JSON.string)),
+        ])
     }
 
-    private struct Trace: Encodable {
-        var path: String
-        var pid: UInt32?
-        var executable: String?
-        var arguments: [String]
-        var truncated: Bool
-        var end_reason: String
-        var exit_status: Int32?
-        var duration_ns: UInt64
-        var diagnostics: [String]
-
-        init(_ report: Report) {
-            path = report.tracePath
-            pid = report.process?.pid
-            executable = report.process?.executable
-            arguments = report.process?.arguments ?? []
-            truncated = report.isTruncated
-            switch report.end?.reason {
-            case .normalExit: end_reason = "exit"
-            case .underscoreExit(let status):
-                end_reason = "_exit"
-                exit_status = status
-            case .exec: end_reason = "exec"
-            case .unknown: end_reason = "unknown"
-            case nil: end_reason = "none"
-            }
-            duration_ns = report.end?.time ?? report.summary.lastEventTime
-            diagnostics = report.diagnostics
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(path, forKey: .path)
-            try container.encode(pid, forKey: .pid)
-            try container.encode(executable, forKey: .executable)
-            try container.encode(arguments, forKey: .arguments)
-            try container.encode(truncated, forKey: .truncated)
-            try container.encode(end_reason, forKey: .end_reason)
-            try container.encode(exit_status, forKey: .exit_status)
-            try container.encode(duration_ns, forKey: .duration_ns)
-            try container.encode(diagnostics, forKey: .diagnostics)
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case path, pid, executable, arguments, truncated, end_reason, exit_status, duration_ns, diagnostics
-        }
+    static func options(_ options: ReportOptions) -> JSON {
+        let filters = options.filters
+        return .object([
+            "sections": .array(ReportSection.allCases.filter(options.sections.contains).map { .string($0.rawValue) }),
+            "group_by": .string(options.grouping.rawValue),
+            "top": .object(
+                Dictionary(
+                    uniqueKeysWithValues: ReportSection.allCases.filter { $0.listsSites || $0 == .threads }.map {
+                        ($0.rawValue, JSON.unsigned(UInt64(max(0, options.limit(for: $0)))))
+                    })),
+            "temporary_threshold": .unsigned(UInt64(options.temporaryThreshold)),
+            "keep_allocator_frames": .bool(options.keepsAllocatorFrames),
+            "filters": .object([
+                "from_ns": .optional(filters.from) { .unsigned(UInt64(max(0, $0) * 1e9)) },
+                "to_ns": .optional(filters.to) { .unsigned(UInt64(max(0, min($0, 1e10)) * 1e9)) },
+                "threads": .array(filters.threads.map { .unsigned(UInt64($0)) }),
+                "include": .array(filters.include.map { .string($0.description) }),
+                "exclude": .array(filters.exclude.map { .string($0.description) }),
+            ]),
+        ])
     }
 
-    private struct Summary: Encodable {
-        var allocation_calls: UInt64
-        var failed_calls: UInt64
-        var free_calls: UInt64
-        var calls_by_function: [String: UInt64]
-        var bytes_allocated: UInt64
-        var peak_bytes: UInt64
-        var peak_blocks: UInt64
-        var peak_time_ns: UInt64
-        var leaked_bytes: UInt64
-        var leaked_blocks: UInt64
-        var unmatched_frees: UInt64
-        var threads: Int
-        var truncated: Bool
-
-        init(_ report: Report) {
-            let summary = report.summary
-            allocation_calls = summary.allocationCalls
-            failed_calls = summary.failedCalls
-            free_calls = summary.freeCalls
-            calls_by_function = Dictionary(
-                uniqueKeysWithValues: summary.callsByFunction.map { ($0.key.description, $0.value) })
-            bytes_allocated = summary.bytesAllocated
-            peak_bytes = summary.peakBytes
-            peak_blocks = summary.peakBlocks
-            peak_time_ns = summary.peakTime
-            leaked_bytes = summary.leakedBytes
-            leaked_blocks = summary.leakedBlocks
-            unmatched_frees = summary.unmatchedFrees
-            threads = summary.threadCount
-            truncated = report.isTruncated
-        }
+    static func summary(_ report: Report) -> JSON {
+        let summary = report.summary
+        return .object([
+            "allocation_calls": .unsigned(summary.allocationCalls),
+            "failed_calls": .unsigned(summary.failedCalls),
+            "free_calls": .unsigned(summary.freeCalls),
+            "calls_by_function": .object(
+                Dictionary(
+                    uniqueKeysWithValues: summary.callsByFunction.map { ($0.key.description, .unsigned($0.value)) })),
+            "calls_per_second": .optional(report.callsPerSecond) { .double(($0 * 10).rounded() / 10) },
+            "duration_ns": .unsigned(report.durationNanoseconds),
+            "bytes_allocated": .unsigned(summary.bytesAllocated),
+            "peak_bytes": .unsigned(summary.peakBytes),
+            "peak_blocks": .unsigned(summary.peakBlocks),
+            "peak_time_ns": .unsigned(summary.peakTime),
+            "peak_rss_bytes": .null,
+            "leaked_bytes": .unsigned(summary.leakedBytes),
+            "leaked_blocks": .unsigned(summary.leakedBlocks),
+            "temporary_allocations": .unsigned(report.temporaryAllocations),
+            "temporary_bytes": .unsigned(report.temporaryBytes),
+            "unmatched_frees": .unsigned(summary.unmatchedFrees),
+            "threads": .unsigned(UInt64(summary.threadCount)),
+            "stack_groups": .unsigned(UInt64(report.groupCount)),
+            "truncated": .bool(report.isTruncated),
+        ])
     }
 
-    private struct Site: Encodable {
-        var bytes: UInt64
-        var blocks: UInt64
-        var allocation_calls: UInt64
-        var stack_id: UInt32
-        var stack: [Frame]
-
-        init(_ site: ReportSite) {
-            bytes = site.bytes
-            blocks = site.blocks
-            allocation_calls = site.allocationCalls
-            stack_id = site.stackID
-            stack = site.stack.map(Frame.init)
-        }
+    static func site(_ site: ReportSite) -> JSON {
+        let figures = site.figures
+        return .object([
+            "bytes": .unsigned(site.bytes),
+            "blocks": .unsigned(site.blocks),
+            "group": .string(site.group),
+            "stack_id": .unsigned(UInt64(site.stackID)),
+            "stack_count": .unsigned(UInt64(site.stackCount)),
+            "allocation_calls": .unsigned(figures.allocationCalls),
+            "bytes_allocated": .unsigned(figures.bytesAllocated),
+            "peak_bytes": .unsigned(figures.peakBytes),
+            "peak_blocks": .unsigned(figures.peakBlocks),
+            "leaked_bytes": .unsigned(figures.leakedBytes),
+            "leaked_blocks": .unsigned(figures.leakedBlocks),
+            "temporary_allocations": .unsigned(figures.temporaryAllocations),
+            "temporary_bytes": .unsigned(figures.temporaryBytes),
+            "stack": .array(site.stack.map(frame)),
+        ])
     }
 
     /// Every key is always present (null when unknown), so consumers need no existence checks.
-    private struct Frame: Encodable {
-        var frame: ReportFrame
+    static func frame(_ frame: ReportFrame) -> JSON {
+        .object([
+            "address": .hex(frame.address),
+            "module": .optional(frame.module, JSON.string),
+            "offset": .optional(frame.offset, JSON.hex),
+            "function": .optional(frame.function, JSON.string),
+            "file": .optional(frame.file, JSON.string),
+            "line": .optional(frame.line) { .signed(Int64($0)) },
+            "inlined": .bool(frame.isInlined),
+        ])
+    }
 
-        init(_ frame: ReportFrame) { self.frame = frame }
+    static func bucket(_ bucket: SizeHistogram.Bucket) -> JSON {
+        .object([
+            "min_size": .unsigned(bucket.minimumSize),
+            "max_size": .unsigned(bucket.maximumSize),
+            "allocation_calls": .unsigned(bucket.allocationCalls),
+            "bytes": .unsigned(bucket.bytes),
+        ])
+    }
 
-        enum CodingKeys: String, CodingKey { case address, module, offset, function, file, line, inlined }
+    static func thread(_ thread: ThreadTotals.Totals) -> JSON {
+        .object([
+            "thread_id": .unsigned(UInt64(thread.threadID)),
+            "allocation_calls": .unsigned(thread.allocationCalls),
+            "failed_calls": .unsigned(thread.failedCalls),
+            "free_calls": .unsigned(thread.freeCalls),
+            "bytes_allocated": .unsigned(thread.bytesAllocated),
+            "first_event_ns": .unsigned(thread.firstEventTime),
+            "last_event_ns": .unsigned(thread.lastEventTime),
+        ])
+    }
 
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode("0x" + String(frame.address, radix: 16), forKey: .address)
-            try container.encode(frame.module, forKey: .module)
-            try container.encode(frame.offset.map { "0x" + String($0, radix: 16) }, forKey: .offset)
-            try container.encode(frame.function, forKey: .function)
-            try container.encode(frame.file, forKey: .file)
-            try container.encode(frame.line, forKey: .line)
-            try container.encode(false, forKey: .inlined)
-        }
+    static func symbolization(_ notes: SymbolizationNotes) -> JSON {
+        .object([
+            "backend": .string(notes.symbolizerPath != nil ? "llvm-symbolizer" : "symbol-tables"),
+            "description": .string(notes.backend),
+            "symbolizer": .optional(notes.symbolizerPath, JSON.string),
+            "printed_addresses": .unsigned(UInt64(notes.printedAddresses)),
+            "unresolved": .unsigned(UInt64(notes.unresolved)),
+            "without_file_and_line": .unsigned(UInt64(notes.withoutSourceLocation)),
+            "problems": .array(
+                notes.problems.map {
+                    .object([
+                        "module": .string($0.module), "reason": .string($0.reason),
+                        "addresses": .unsigned(UInt64($0.frames)),
+                    ])
+                }),
+        ])
     }
 }

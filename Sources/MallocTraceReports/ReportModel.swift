@@ -1,95 +1,292 @@
 public import MallocTraceAnalysis
 public import MallocTraceFormat
+public import MallocTraceSymbolication
 
-/// One frame of a call stack as reports show it. `function`, `file` and `line` are filled by symbolization
-/// when it is available; until then a frame reads `module+0xoffset`.
-public struct ReportFrame: Sendable, Equatable {
-    /// The runtime return address recorded in the trace.
-    public var address: UInt64
-    /// Path of the module containing the address, if known.
-    public var module: String?
-    /// Address relative to the module's load bias (what symbolizers take, after subtracting one).
-    public var offset: UInt64?
-    public var function: String?
-    public var file: String?
-    public var line: Int?
+/// A group of allocations (one call stack, or all stacks of one function or file) with the figure the
+/// section ranks by.
+public struct ReportSite: Sendable, Equatable {
+    /// The section's byte figure: live at the peak, leaked, allocated, or temporarily allocated.
+    public var bytes: UInt64
+    /// The count behind ``bytes``: blocks, allocation calls or temporary allocations.
+    public var blocks: UInt64
+    /// All figures of the group, whatever the section.
+    public var figures: SiteFigures
+    /// What the group is: `stack N`, a function, or a file.
+    public var group: String
+    /// The group's largest stack by the section's figure (the stack itself when grouping by stack).
+    public var stackID: UInt32
+    /// Number of distinct call stacks in the group.
+    public var stackCount: Int
+    /// The frames of ``stackID`` as shown: inlined calls expanded, allocator frames folded unless kept.
+    public var stack: [ReportFrame]
 
-    public init(address: UInt64, module: String?, offset: UInt64?) {
-        self.address = address
-        self.module = module
-        self.offset = offset
+    public var allocationCalls: UInt64 { figures.allocationCalls }
+}
+
+/// How frames were resolved, and which printed frames could not be.
+public struct SymbolizationNotes: Sendable, Equatable {
+    public struct Problem: Sendable, Equatable {
+        public var module: String
+        public var reason: String
+        /// Printed return addresses in that module with that problem.
+        public var frames: Int
     }
 
-    /// `module+0xoffset`, or the bare address when no module contains it.
-    public var location: String {
-        guard let module, let offset else { return "0x\(String(address, radix: 16))" }
-        let name = module.split(separator: "/").last.map(String.init) ?? module
-        return "\(name)+0x\(String(offset, radix: 16))"
+    /// `llvm-symbolizer (PATH)` or `symbol tables only, …`.
+    public var backend: String
+    public var symbolizerPath: String?
+    /// Distinct return addresses among the printed frames.
+    public var printedAddresses = 0
+    /// Printed addresses without a function name.
+    public var unresolved = 0
+    /// Printed addresses with a function name but without file and line.
+    public var withoutSourceLocation = 0
+    /// Why addresses went unresolved or lack file and line, by module.
+    public var problems: [Problem] = []
+}
+
+/// A section's ranking rule.
+enum SiteRanking {
+    case peak, leaks, allocations, bytes, temporary
+
+    init?(_ section: ReportSection) {
+        switch section {
+        case .peak: self = .peak
+        case .leaks: self = .leaks
+        case .allocations: self = .allocations
+        case .bytes: self = .bytes
+        case .temporary: self = .temporary
+        case .summary, .histogram, .threads: return nil
+        }
     }
 
-    /// `function (file:line)` when fully symbolized, `function (module+0xoffset)` with a name only,
-    /// else the location alone.
-    public var displayName: String {
-        guard let function else { return location }
-        if let file { return "\(function) (\(file)\(line.map { ":\($0)" } ?? ""))" }
-        return "\(function) (\(location))"
+    /// (ranked by, bytes, blocks) of a group; nil when the group has nothing for this section.
+    func figure(_ figures: SiteFigures) -> (rank: UInt64, bytes: UInt64, blocks: UInt64)? {
+        switch self {
+        case .peak:
+            figures.peakBlocks > 0 ? (figures.peakBytes, figures.peakBytes, figures.peakBlocks) : nil
+        case .leaks:
+            figures.leakedBlocks > 0 ? (figures.leakedBytes, figures.leakedBytes, figures.leakedBlocks) : nil
+        case .allocations:
+            figures.allocationCalls > 0
+                ? (figures.allocationCalls, figures.bytesAllocated, figures.allocationCalls) : nil
+        case .bytes:
+            figures.allocationCalls > 0
+                ? (figures.bytesAllocated, figures.bytesAllocated, figures.allocationCalls) : nil
+        case .temporary:
+            figures.temporaryAllocations > 0
+                ? (figures.temporaryAllocations, figures.temporaryBytes, figures.temporaryAllocations) : nil
+        }
     }
 }
 
-/// A group of allocations sharing a call stack, with the figure the section ranks by.
-public struct ReportSite: Sendable, Equatable {
-    public var bytes: UInt64
-    public var blocks: UInt64
-    public var allocationCalls: UInt64
-    public var stackID: UInt32
-    public var stack: [ReportFrame]
+/// Allocation sites merged by a ``StackGrouping``. Sums of per-stack figures are exact for every grouping:
+/// each stack's peak figure is its live bytes at the one global peak, so a group's is too.
+public struct SiteGroup: Sendable {
+    /// Identity of the group (stack id, function with module, or file).
+    public var key: String
+    /// How the group is named in reports.
+    public var label: String
+    public var members: [(stackID: UInt32, figures: SiteFigures)]
+    public var figures: SiteFigures
+
+    /// Groups `sites` by `grouping`. With `matchingFrames`, stacks are identified by their shown frames
+    /// (functions and modules, not addresses) rather than by id, so that groups of two traces can be
+    /// matched; that resolves every frame of every stack.
+    public static func make(
+        sites: [UInt32: SiteFigures], grouping: StackGrouping, presenter: StackPresenter,
+        matchingFrames: Bool = false, progress: ProgressMeter = .silent
+    ) -> [SiteGroup] {
+        if grouping == .stack && !matchingFrames {
+            return sites.map { id, figures in
+                SiteGroup(key: "stack \(id)", label: "stack \(id)", members: [(id, figures)], figures: figures)
+            }
+        }
+        if grouping == .stack {
+            presenter.prepareFrames(sites.keys, progress: progress)
+        } else {
+            presenter.prepareFirstFrames(sites.keys, progress: progress)
+        }
+        var groups: [String: SiteGroup] = [:]
+        for (id, figures) in sites {
+            let (key, label) =
+                grouping == .stack
+                ? Self.stackKey(presenter.frames(id)) : Self.key(presenter.firstFrame(id), grouping: grouping)
+            groups[key, default: SiteGroup(key: key, label: label, members: [], figures: SiteFigures())].members.append(
+                (id, figures))
+            groups[key]?.figures += figures
+        }
+        return Array(groups.values)
+    }
+
+    /// A stack by its frames' functions and modules: the same in two traces of one program.
+    static func stackKey(_ frames: [ReportFrame]) -> (key: String, label: String) {
+        guard let first = frames.first else { return ("(no stack)", "(no stack recorded)") }
+        return (frames.map(\.matchKey).joined(separator: "\n"), first.function ?? first.location)
+    }
+
+    static func key(_ frame: ReportFrame?, grouping: StackGrouping) -> (key: String, label: String) {
+        guard let frame else { return ("(no stack)", "(no stack recorded)") }
+        switch grouping {
+        case .stack, .function:
+            guard let function = frame.function else { return (frame.location, frame.location) }
+            let module = frame.moduleName ?? "?"
+            return (frame.matchKey, "\(function) (\(module))")
+        case .file:
+            if let file = frame.file { return (file, file) }
+            let module = frame.moduleName ?? "unknown module"
+            return ("(module) " + module, "\(module) (no file information)")
+        }
+    }
+
+    /// The top `limit` groups by `ranking`, as report entries, largest first (ties: smallest stack id).
+    static func ranked(
+        _ groups: [SiteGroup], by ranking: SiteRanking, limit: Int
+    ) -> [(group: SiteGroup, representative: UInt32, bytes: UInt64, blocks: UInt64)] {
+        var entries: [(group: SiteGroup, representative: UInt32, rank: UInt64, bytes: UInt64, blocks: UInt64)] = []
+        for group in groups {
+            guard let figure = ranking.figure(group.figures) else { continue }
+            var best: (rank: UInt64, id: UInt32)?
+            for member in group.members {
+                let rank = ranking.figure(member.figures)?.rank ?? 0
+                if best == nil || rank > best?.rank ?? 0 || (rank == best?.rank && member.stackID < best?.id ?? 0) {
+                    best = (rank, member.stackID)
+                }
+            }
+            entries.append((group, best?.id ?? 0, figure.rank, figure.bytes, figure.blocks))
+        }
+        entries.sort {
+            ($0.rank, $1.representative, $1.group.key) > ($1.rank, $0.representative, $0.group.key)
+        }
+        return entries.prefix(max(0, limit)).map { ($0.group, $0.representative, $0.bytes, $0.blocks) }
+    }
 }
 
 /// Everything a report prints, independent of the output format.
-public struct Report: Sendable {
+public struct Report {
     public var tracePath: String
     public var process: ProcessDetails?
     public var end: EndDetails?
     public var isTruncated: Bool
     public var diagnostics: [String]
+    public var options: ReportOptions
+    /// Figures of the selected allocations (all of them without filters).
     public var summary: HeapSummary
-    public var leaks: [ReportSite]
-    public var peakContributors: [ReportSite]
-    /// Number of distinct call stacks with leaked blocks (also those beyond `top`).
+    public var temporaryAllocations: UInt64
+    public var temporaryBytes: UInt64
+    /// One list per selected site section, in ranking order, each at most its `--top` long.
+    public var sites: [ReportSection: [ReportSite]]
+    public var histogram: [SizeHistogram.Bucket]
+    public var threads: [ThreadTotals.Totals]
+    /// Number of groups with leaked blocks (also those beyond `top`).
     public var leakSiteCount: Int
+    /// Number of groups in the report's grouping.
+    public var groupCount: Int
+    public var symbolization: SymbolizationNotes?
 
-    /// Runs the whole pipeline for one trace file: read, analyze, resolve the frames of the top sites.
-    public static func make(tracePath: String, top: Int) throws(TraceError) -> Report {
+    public var leaks: [ReportSite] { sites[.leaks] ?? [] }
+    public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
+
+    /// Runs the whole pipeline for one trace file: read and analyze in one pass, group, rank, and resolve
+    /// the frames that will be printed.
+    public static func make(
+        tracePath: String, options: ReportOptions = ReportOptions(), progress: ProgressMeter = .silent
+    ) throws(TraceError) -> Report {
         let reader = try TraceReader(path: tracePath)
-        var analyzer = HeapAnalyzer()
-        reader.forEachEvent { analyzer.consume($0) }
-        return Report(reader: reader, analysis: analyzer.result(), top: top)
+        let symbolizer = Symbolizer(backend: options.symbolizer)
+        symbolizer.traceStart = reader.process?.startRealtime
+        let pass = TracePass.run(
+            reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
+            symbolizer: symbolizer, countsSizes: options.sections.contains(.histogram),
+            countsThreads: options.sections.contains(.threads), progress: progress)
+        let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
+        progress.finish()
+        return report
     }
 
-    public init(reader: TraceReader, analysis: HeapAnalysis, top: Int) {
+    /// The report of a finished pass. Frames are resolved with `symbolizer` only as far as needed.
+    public init(pass: TracePass, options: ReportOptions, symbolizer: Symbolizer, progress: ProgressMeter = .silent) {
+        let reader = pass.reader
         tracePath = reader.path
         process = reader.process
         end = reader.end
         isTruncated = reader.isTruncated
         diagnostics = reader.diagnostics.map(\.description)
-        summary = analysis.summary
-        let resolver = FrameResolver(modules: reader.modules)
-        func site(_ statistics: SiteStatistics, bytes: UInt64, blocks: UInt64) -> ReportSite {
-            ReportSite(
-                bytes: bytes, blocks: blocks, allocationCalls: statistics.allocationCalls,
-                stackID: statistics.stackID,
-                stack: (reader.stacks[statistics.stackID] ?? []).map(resolver.frame(for:)))
+        self.options = options
+        summary = pass.summary
+        temporaryAllocations = pass.temporaryAllocations
+        temporaryBytes = pass.temporaryBytes
+        histogram = options.sections.contains(.histogram) ? pass.histogram.buckets : []
+        threads =
+            options.sections.contains(.threads)
+            ? Array(
+                pass.threads.threads.sorted { ($0.allocationCalls, $1.threadID) > ($1.allocationCalls, $0.threadID) }
+                    .prefix(max(0, options.limit(for: .threads)))) : []
+
+        let presenter = StackPresenter(
+            resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
+            keepsAllocatorFrames: options.keepsAllocatorFrames)
+        let listed = ReportSection.allCases.filter { $0.listsSites && options.sections.contains($0) }
+        // Grouping by function or file needs every stack's first shown frame; by stack, nothing is resolved
+        // before the top entries are known.
+        let groups =
+            listed.isEmpty && options.grouping != .stack
+            ? []
+            : SiteGroup.make(sites: pass.sites, grouping: options.grouping, presenter: presenter, progress: progress)
+        groupCount = options.grouping == .stack ? pass.sites.count : groups.count
+        leakSiteCount =
+            options.grouping == .stack
+            ? pass.sites.values.count { $0.leakedBlocks > 0 } : groups.count { $0.figures.leakedBlocks > 0 }
+
+        var rankedBySection:
+            [ReportSection: [(group: SiteGroup, representative: UInt32, bytes: UInt64, blocks: UInt64)]] =
+                [:]
+        for section in listed {
+            guard let ranking = SiteRanking(section) else { continue }
+            rankedBySection[section] = SiteGroup.ranked(groups, by: ranking, limit: options.limit(for: section))
         }
-        // Ties break on the stack id so that output is stable from run to run.
-        leakSiteCount = analysis.sites.count { $0.leakedBlocks > 0 }
-        leaks = analysis.sites.filter { $0.leakedBlocks > 0 }
-            .sorted { ($0.leakedBytes, $1.stackID) > ($1.leakedBytes, $0.stackID) }
-            .prefix(top)
-            .map { site($0, bytes: $0.leakedBytes, blocks: $0.leakedBlocks) }
-        peakContributors = analysis.sites.filter { $0.peakBlocks > 0 }
-            .sorted { ($0.peakBytes, $1.stackID) > ($1.peakBytes, $0.stackID) }
-            .prefix(top)
-            .map { site($0, bytes: $0.peakBytes, blocks: $0.peakBlocks) }
+        let printed = Set(rankedBySection.values.flatMap { $0.map(\.representative) })
+        presenter.prepareFrames(printed, progress: progress)
+        var sites: [ReportSection: [ReportSite]] = [:]
+        for (section, entries) in rankedBySection {
+            sites[section] = entries.map { entry in
+                ReportSite(
+                    bytes: entry.bytes, blocks: entry.blocks, figures: entry.group.figures, group: entry.group.label,
+                    stackID: entry.representative, stackCount: entry.group.members.count,
+                    stack: presenter.frames(entry.representative))
+            }
+        }
+        self.sites = sites
+        symbolization =
+            printed.isEmpty && listed.isEmpty
+            ? nil : Self.notes(for: sites.values.flatMap { $0.flatMap(\.stack) }, symbolizer: symbolizer)
+    }
+
+    static func notes(for frames: [ReportFrame], symbolizer: Symbolizer) -> SymbolizationNotes {
+        var notes = SymbolizationNotes(
+            backend: symbolizer.backendDescription,
+            symbolizerPath: symbolizer.hasDebugInfoBackend ? symbolizer.symbolizerPath : nil)
+        // One entry per return address: its outermost frame (the function that contains the call).
+        var byAddress: [UInt64: ReportFrame] = [:]
+        for frame in frames where !frame.isInlined { byAddress[frame.address] = frame }
+        for frame in frames where byAddress[frame.address] == nil { byAddress[frame.address] = frame }
+        notes.printedAddresses = byAddress.count
+        var problems: [String: [String: Int]] = [:]
+        for frame in byAddress.values {
+            if frame.function == nil {
+                notes.unresolved += 1
+            } else if frame.file == nil {
+                notes.withoutSourceLocation += 1
+            } else {
+                continue
+            }
+            problems[frame.module ?? "(no module)", default: [:]][frame.problem ?? "unknown", default: 0] += 1
+        }
+        notes.problems = problems.flatMap { module, reasons in
+            reasons.map { SymbolizationNotes.Problem(module: module, reason: $0.key, frames: $0.value) }
+        }
+        .sorted { ($0.frames, $1.module, $1.reason) > ($1.frames, $0.module, $0.reason) }
+        return notes
     }
 
     /// How the process ended, in words.
@@ -105,8 +302,15 @@ public struct Report: Sendable {
         return "trace is truncated: the process was killed or crashed before it exited"
     }
 
+    /// Nanoseconds the process ran, from the exit record or else the last event seen.
+    public var durationNanoseconds: UInt64 { end?.time ?? summary.lastEventTime }
+
     /// Seconds the process ran, from the exit record or else the last event seen.
-    public var duration: Double {
-        Double(end?.time ?? summary.lastEventTime) / 1e9
+    public var duration: Double { Double(durationNanoseconds) / 1e9 }
+
+    /// Heap calls (allocation, failed and free calls) per second of runtime; nil for a zero runtime.
+    public var callsPerSecond: Double? {
+        guard durationNanoseconds > 0 else { return nil }
+        return Double(summary.allocationCalls + summary.failedCalls + summary.freeCalls) / duration
     }
 }

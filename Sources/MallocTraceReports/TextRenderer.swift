@@ -4,9 +4,23 @@ import MallocTraceFormat
 /// Renders a ``Report`` as the human-readable text of `malloctrace report`.
 public enum TextRenderer {
     public static func render(_ report: Report) -> String {
-        var out = ""
+        var out = header(report)
+        let sections = report.options.sections
+        for section in ReportSection.allCases where sections.contains(section) {
+            switch section {
+            case .summary: out += summary(report)
+            case .peak, .allocations, .bytes, .temporary, .leaks: out += sites(report, section)
+            case .histogram: out += histogram(report)
+            case .threads: out += threads(report)
+            }
+        }
+        if let notes = report.symbolization { out += symbolization(notes) }
+        return out
+    }
+
+    private static func header(_ report: Report) -> String {
+        var out = "malloctrace report of \(report.tracePath)\n"
         let summary = report.summary
-        out += "malloctrace report of \(report.tracePath)\n"
         if let process = report.process {
             let command = process.arguments.isEmpty ? process.executable : process.arguments.joined(separator: " ")
             out += "  command    \(command)\n"
@@ -16,12 +30,26 @@ public enum TextRenderer {
         } else {
             out += "  process    unknown (the process record is missing)\n"
         }
+        if !report.options.filters.isEmpty {
+            out += "  filter     only allocations \(report.options.filters.summary)\n"
+        }
         for diagnostic in report.diagnostics { out += "  warning    \(diagnostic)\n" }
-        out += "\n"
+        return out
+    }
+
+    private static func summary(_ report: Report) -> String {
+        let summary = report.summary
+        var out = "\n"
         let failed = summary.failedCalls > 0 ? " (\(Formatting.grouped(summary.failedCalls)) more failed)" : ""
-        let rows: [(String, String)] = [
+        var rows: [(String, String)] = [
+            ("runtime", Formatting.seconds(nanoseconds: report.durationNanoseconds)),
             ("allocation calls", Formatting.grouped(summary.allocationCalls) + failed),
             ("free calls", Formatting.grouped(summary.freeCalls)),
+        ]
+        if let rate = report.callsPerSecond {
+            rows.append(("calls per second", Formatting.grouped(UInt64(rate.rounded())) + " (allocations and frees)"))
+        }
+        rows += [
             ("bytes allocated", amount(summary.bytesAllocated)),
             (
                 "peak heap",
@@ -29,6 +57,12 @@ public enum TextRenderer {
                     + Formatting.seconds(nanoseconds: summary.peakTime)
             ),
             ("leaked", amount(summary.leakedBytes) + " in \(Formatting.counted(summary.leakedBlocks, "block"))"),
+            (
+                "temporary",
+                Formatting.counted(report.temporaryAllocations, "allocation")
+                    + " (\(percent(report.temporaryAllocations, of: summary.allocationCalls)) of allocation calls, "
+                    + "\(Formatting.bytes(report.temporaryBytes))), \(temporaryRule(report.options.temporaryThreshold))"
+            ),
         ]
         for (label, value) in rows { out += "  " + label.padding(18) + value + "\n" }
         if summary.unmatchedFrees > 0 {
@@ -36,43 +70,162 @@ public enum TextRenderer {
                 "  " + "unmatched frees".padding(18) + Formatting.grouped(summary.unmatchedFrees)
                 + " (blocks allocated before tracing started)\n"
         }
-        out += section(
-            title: "Leaks: blocks never freed, by call stack", sites: report.leaks, empty: "no leaks",
-            describe: { "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))" })
-        out += section(
-            title: "Peak contributors: live at the peak (\(Formatting.seconds(nanoseconds: summary.peakTime)))",
-            sites: report.peakContributors, empty: "nothing was live",
-            describe: {
-                "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))"
-                    + " (\(percent($0.bytes, of: summary.peakBytes)) of the peak)"
-            })
         return out
     }
 
-    private static func amount(_ bytes: UInt64) -> String {
-        bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : "\(Formatting.bytes(bytes)) (\(Formatting.grouped(bytes)) B)"
+    private static func temporaryRule(_ threshold: Int) -> String {
+        threshold == 0
+            ? "freed before the thread's next allocation"
+            : "freed within \(Formatting.counted(UInt64(threshold), "other allocation")) of the thread"
     }
 
-    private static func percent(_ part: UInt64, of whole: UInt64) -> String {
-        whole == 0 ? "0%" : Formatting.decimal(Double(part) * 100 / Double(whole), places: 1) + "%"
-    }
-
-    private static func section(
-        title: String, sites: [ReportSite], empty: String, describe: (ReportSite) -> String
-    ) -> String {
+    private static func sites(_ report: Report, _ section: ReportSection) -> String {
+        let summary = report.summary
+        let grouping =
+            switch report.options.grouping {
+            case .stack: "call stack"
+            case .function: "function"
+            case .file: "file"
+            }
+        let title: String
+        let empty: String
+        let describe: (ReportSite) -> String
+        switch section {
+        case .peak:
+            title =
+                "Peak contributors: live at the peak (\(Formatting.seconds(nanoseconds: summary.peakTime))), by \(grouping)"
+            empty = "nothing was live"
+            describe = {
+                "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))"
+                    + " (\(percent($0.bytes, of: summary.peakBytes)) of the peak)"
+            }
+        case .allocations:
+            title = "Most allocation calls, by \(grouping)"
+            empty = "no allocations"
+            describe = { "\(Formatting.counted($0.blocks, "call")), \(amount($0.bytes))" }
+        case .bytes:
+            title = "Most bytes allocated, by \(grouping)"
+            empty = "no allocations"
+            describe = { "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "call"))" }
+        case .temporary:
+            title = "Most temporary allocations, by \(grouping)"
+            empty = "no temporary allocations"
+            describe = {
+                "\(Formatting.counted($0.blocks, "temporary allocation")) of \(Formatting.counted($0.allocationCalls, "call"))"
+                    + " (\(percent($0.blocks, of: $0.allocationCalls))), \(amount($0.bytes))"
+            }
+        default:
+            title = "Leaks: blocks never freed, by \(grouping)"
+            empty = "no leaks"
+            describe = { "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))" }
+        }
         var out = "\n\(title)\n"
-        if sites.isEmpty { return out + "  \(empty)\n" }
-        for (rank, site) in sites.enumerated() {
+        let entries = report.sites[section] ?? []
+        if entries.isEmpty { return out + "  \(report.options.limit(for: section) == 0 ? "(--top 0)" : empty)\n" }
+        for (rank, site) in entries.enumerated() {
             out += "  #\(rank + 1)  \(describe(site))\n"
+            if report.options.grouping != .stack {
+                let stacks =
+                    site.stackCount == 1
+                    ? "1 call stack" : "\(Formatting.grouped(UInt64(site.stackCount))) call stacks, the largest shown"
+                out += "      \(site.group): \(stacks)\n"
+            }
             if site.stack.isEmpty { out += "        (no stack recorded)\n" }
             for frame in site.stack { out += "        \(frame.displayName)\n" }
         }
         return out
+    }
+
+    private static func histogram(_ report: Report) -> String {
+        var out = "\nAllocation sizes: calls by requested size, [from, to)\n"
+        guard !report.histogram.isEmpty else { return out + "  no allocations\n" }
+        let total = report.summary.allocationCalls
+        let widest = report.histogram.map(\.allocationCalls).max() ?? 1
+        out += "  " + "size".padding(20) + "calls".leftPadding(14) + "  " + "bytes".leftPadding(22) + "\n"
+        for bucket in report.histogram {
+            let range =
+                bucket.minimumSize == bucket.maximumSize
+                ? size(bucket.minimumSize)
+                : bucket.maximumSize == UInt64.max
+                    ? "[\(size(bucket.minimumSize)), max]"
+                    : "[\(size(bucket.minimumSize)), \(size(bucket.maximumSize + 1)))"
+            let bar = String(repeating: "#", count: Int((bucket.allocationCalls * 30 + widest - 1) / max(widest, 1)))
+            out +=
+                "  " + range.padding(20) + Formatting.grouped(bucket.allocationCalls).leftPadding(14) + "  "
+                + amount(bucket.bytes).leftPadding(22) + "  "
+                + percent(bucket.allocationCalls, of: total).leftPadding(6)
+                + " " + bar + "\n"
+        }
+        return out
+    }
+
+    private static func threads(_ report: Report) -> String {
+        var out = "\nThreads, by allocation calls\n"
+        guard !report.threads.isEmpty else { return out + "  no heap events\n" }
+        out +=
+            "  " + "thread".padding(10) + "allocations".leftPadding(14) + "frees".leftPadding(14)
+            + "bytes allocated".leftPadding(24) + "   active\n"
+        for thread in report.threads {
+            out +=
+                "  " + String(thread.threadID).padding(10) + Formatting.grouped(thread.allocationCalls).leftPadding(14)
+                + Formatting.grouped(thread.freeCalls).leftPadding(14) + amount(thread.bytesAllocated).leftPadding(24)
+                + "   " + Formatting.seconds(nanoseconds: thread.firstEventTime) + " - "
+                + Formatting.seconds(nanoseconds: thread.lastEventTime) + "\n"
+        }
+        if report.threads.count < report.summary.threadCount {
+            out += "  (\(report.summary.threadCount - report.threads.count) more)\n"
+        }
+        return out
+    }
+
+    private static func symbolization(_ notes: SymbolizationNotes) -> String {
+        var out = "\nFrames: \(notes.backend)\n"
+        let missing = notes.unresolved + notes.withoutSourceLocation
+        if missing == 0 {
+            return out + "  all \(Formatting.grouped(UInt64(notes.printedAddresses))) printed addresses resolved\n"
+        }
+        out +=
+            "  of \(Formatting.grouped(UInt64(notes.printedAddresses))) printed addresses, "
+            + "\(Formatting.grouped(UInt64(notes.unresolved))) unresolved (shown as module+0xoffset) and "
+            + "\(Formatting.grouped(UInt64(notes.withoutSourceLocation))) without file and line:\n"
+        for problem in notes.problems.prefix(12) {
+            let name = problem.module.split(separator: "/").last.map(String.init) ?? problem.module
+            out += "    \(name): \(problem.reason) (\(Formatting.counted(UInt64(problem.frames), "address")))\n"
+        }
+        if notes.problems.count > 12 { out += "    (\(notes.problems.count - 12) more)\n" }
+        return out
+    }
+
+    /// A power of two in the largest unit that keeps it whole: `512 B`, `1 KiB`, `64 MiB`.
+    static func size(_ bytes: UInt64) -> String {
+        var value = bytes
+        for unit in ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] {
+            if value < 1024 || value % 1024 != 0 { return "\(value) \(unit)" }
+            value /= 1024
+        }
+        return "\(value) EiB"
+    }
+
+    /// `1,030 B`, `1.5 KiB`: short, for table columns.
+    static func compact(_ bytes: UInt64) -> String {
+        bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : Formatting.bytes(bytes)
+    }
+
+    static func amount(_ bytes: UInt64) -> String {
+        bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : "\(Formatting.bytes(bytes)) (\(Formatting.grouped(bytes)) B)"
+    }
+
+    static func percent(_ part: UInt64, of whole: UInt64) -> String {
+        whole == 0 ? "0%" : Formatting.decimal(Double(part) * 100 / Double(whole), places: 1) + "%"
     }
 }
 
 extension String {
     func padding(_ width: Int) -> String {
         count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+
+    func leftPadding(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }

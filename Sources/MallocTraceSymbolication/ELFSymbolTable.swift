@@ -14,12 +14,24 @@ public struct ELFSymbolTable: Sendable {
 
     /// Number of function symbols found.
     public var count: Int { symbols.count }
+    /// True when the names come from `.dynsym` only (the file is stripped): internal functions are missing.
+    public let isDynamicOnly: Bool
+    /// Build-id, debug link and section facts of the same file.
+    public let info: ELFFileInfo
 
     /// Reads the file at `path`; nil if it is not a readable 64-bit little-endian ELF file.
     public init?(path: String) {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return nil }
-        guard let symbols = data.withUnsafeBytes({ ELFSymbolTable.parse($0) }) else { return nil }
-        self.symbols = symbols
+        guard ELFFile.isRegularFile(path),
+            let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        else { return nil }
+        guard
+            let parsed = data.withUnsafeBytes({ bytes -> ([Symbol], Bool, ELFFileInfo)? in
+                guard let file = ELFFile(bytes) else { return nil }
+                let (symbols, dynamicOnly) = ELFSymbolTable.parse(file)
+                return (symbols, dynamicOnly, ELFFileInfo(file))
+            })
+        else { return nil }
+        (symbols, isDynamicOnly, info) = parsed
     }
 
     /// The function containing `offset` (a file virtual address), with the distance from its start.
@@ -41,59 +53,11 @@ public struct ELFSymbolTable: Sendable {
         return nil
     }
 
-    private struct Reader {
-        let bytes: UnsafeRawBufferPointer
-
-        func integer<T: FixedWidthInteger>(_: T.Type, at offset: UInt64) -> T? {
-            let size = UInt64(MemoryLayout<T>.size)
-            guard offset <= UInt64(bytes.count), size <= UInt64(bytes.count) - offset else { return nil }
-            var value: T = 0
-            withUnsafeMutableBytes(of: &value) {
-                $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<Int(offset + size)]))
-            }
-            return T(littleEndian: value)
-        }
-
-        func string(at offset: UInt64, limit: UInt64) -> String? {
-            guard offset < limit, limit <= UInt64(bytes.count) else { return nil }
-            var end = Int(offset)
-            while end < Int(limit) && bytes[end] != 0 { end += 1 }
-            guard end < Int(limit) else { return nil }
-            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<end]), as: UTF8.self)
-        }
-    }
-
-    private struct Section {
-        var type: UInt32
-        var offset: UInt64
-        var size: UInt64
-        var link: UInt32
-        var entrySize: UInt64
-    }
-
-    private static func parse(_ bytes: UnsafeRawBufferPointer) -> [Symbol]? {
-        let reader = Reader(bytes: bytes)
-        guard bytes.count >= 64, bytes[0] == 0x7f, bytes[1] == 0x45, bytes[2] == 0x4c, bytes[3] == 0x46,
-            bytes[4] == 2, bytes[5] == 1,  // ELFCLASS64, little-endian
-            let sectionTable = reader.integer(UInt64.self, at: 0x28),
-            let sectionEntrySize = reader.integer(UInt16.self, at: 0x3a),
-            let sectionCount = reader.integer(UInt16.self, at: 0x3c),
-            sectionEntrySize >= 64
-        else { return nil }
-        var sections: [Section] = []
-        for index in 0..<UInt64(sectionCount) {
-            let base = sectionTable &+ index &* UInt64(sectionEntrySize)
-            guard let type = reader.integer(UInt32.self, at: base + 4),
-                let offset = reader.integer(UInt64.self, at: base + 24),
-                let size = reader.integer(UInt64.self, at: base + 32),
-                let link = reader.integer(UInt32.self, at: base + 40),
-                let entrySize = reader.integer(UInt64.self, at: base + 56)
-            else { return nil }
-            sections.append(Section(type: type, offset: offset, size: size, link: link, entrySize: entrySize))
-        }
-        let symbolTableType: UInt32 = 2, dynamicSymbolType: UInt32 = 11
-        let preferred = sections.filter { $0.type == symbolTableType }
-        let tables = preferred.isEmpty ? sections.filter { $0.type == dynamicSymbolType } : preferred
+    private static func parse(_ file: ELFFile) -> ([Symbol], Bool) {
+        let reader = file.reader
+        let sections = file.sections
+        let preferred = sections.filter { $0.type == ELFFile.symbolTableType }
+        let tables = preferred.isEmpty ? sections.filter { $0.type == ELFFile.dynamicSymbolType } : preferred
         var symbols: [Symbol] = []
         for table in tables where table.entrySize >= 24 && Int(table.link) < sections.count {
             let strings = sections[Int(table.link)]
@@ -117,6 +81,6 @@ public struct ELFSymbolTable: Sendable {
             }
         }
         symbols.sort { ($0.start, $1.size) < ($1.start, $0.size) }
-        return symbols
+        return (symbols, preferred.isEmpty)
     }
 }

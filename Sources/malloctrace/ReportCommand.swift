@@ -1,18 +1,151 @@
 import ArgumentParser
+import Foundation
 import MallocTraceFormat
 import MallocTraceReports
+import MallocTraceSymbolication
+
+/// `--top N` or `--top SECTION=N`.
+struct TopLimit: ExpressibleByArgument {
+    var section: ReportSection?
+    var count: Int
+
+    init?(argument: String) {
+        let parts = argument.split(separator: "=", maxSplits: 1).map(String.init)
+        if parts.count == 2 {
+            guard let section = ReportSection(rawValue: parts[0]), section.listsSites || section == .threads,
+                let count = Int(parts[1]), count >= 0
+            else { return nil }
+            self.section = section
+            self.count = count
+        } else {
+            guard let count = Int(argument), count >= 0 else { return nil }
+            self.count = count
+        }
+    }
+}
+
+/// `--group-by` values (the library's enum cannot conform to ExpressibleByArgument here).
+enum GroupingArgument: String, ExpressibleByArgument, CaseIterable {
+    case stack, function, file
+
+    var grouping: StackGrouping {
+        switch self {
+        case .stack: .stack
+        case .function: .function
+        case .file: .file
+        }
+    }
+}
+
+/// The options `report` and `diff` share: what to cover and how to group and show it.
+struct AnalysisOptions: ParsableArguments {
+    @Option(
+        name: .customLong("group-by"),
+        help: ArgumentHelp(
+            "Group allocations by call stack, by allocating function (the first frame shown) or by its source file.",
+            valueName: "stack|function|file"))
+    var grouping: GroupingArgument = .stack
+
+    @Flag(help: "Show the tracer's and allocation wrappers' frames (operator new, swift_allocObject, strdup, …).")
+    var keepAllocatorFrames = false
+
+    @Option(
+        help: ArgumentHelp(
+            "Count a block as temporary when its thread frees it with at most N other allocations in between.",
+            valueName: "n"))
+    var temporaryThreshold: Int = 0
+
+    @Option(help: ArgumentHelp("Only allocations made at or after this time (seconds since start).", valueName: "s"))
+    var from: Double?
+
+    @Option(help: ArgumentHelp("Only allocations made up to this time (seconds since start).", valueName: "s"))
+    var to: Double?
+
+    @Option(
+        name: .customLong("thread"),
+        help: ArgumentHelp(
+            "Only allocations made by this thread id (repeatable, or comma-separated).", valueName: "tid"))
+    var threads: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "Only stacks with a frame whose function, module or file matches (substring; * wildcard; ^ and $ anchor).",
+            valueName: "pattern"))
+    var include: [String] = []
+
+    @Option(help: ArgumentHelp("Leave out stacks with a frame that matches (as --include).", valueName: "pattern"))
+    var exclude: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "The llvm-symbolizer to use, or 'none' for names from symbol tables only (default: $MALLOCTRACE_SYMBOLIZER, "
+                + "PATH, the Swift toolchain).", valueName: "path"))
+    var symbolizer: String?
+
+    func validate() throws {
+        guard temporaryThreshold >= 0 else {
+            throw ValidationError("--temporary-threshold must be 0 or more, not \(temporaryThreshold)")
+        }
+        for (name, value) in [("--from", from), ("--to", to)] {
+            if let value, !(value.isFinite && value >= 0) {
+                throw ValidationError("\(name) must be a number of seconds, 0 or more")
+            }
+        }
+        if let from, let to, to < from { throw ValidationError("--to (\(to)) is before --from (\(from))") }
+        _ = try threadIDs()
+    }
+
+    func threadIDs() throws -> [UInt32] {
+        try threads.flatMap { $0.split(separator: ",") }.map { text in
+            guard let id = UInt32(text.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--thread takes thread ids (numbers), not '\(text)'")
+            }
+            return id
+        }
+    }
+
+    func apply(to options: inout ReportOptions) throws {
+        options.grouping = grouping.grouping
+        options.keepsAllocatorFrames = keepAllocatorFrames
+        options.temporaryThreshold = temporaryThreshold
+        options.filters.from = from
+        options.filters.to = to
+        options.filters.threads = try threadIDs()
+        options.filters.include = include.map(StackPattern.init)
+        options.filters.exclude = exclude.map(StackPattern.init)
+        if let symbolizer {
+            options.symbolizer = symbolizer == "none" ? .symbolTables : .llvmSymbolizer(path: symbolizer)
+        }
+    }
+}
+
+/// Progress on standard error, only when it is a terminal, after the first second (MALLOCTRACE_PROGRESS_DELAY
+/// seconds; the tests set 0).
+func makeProgressMeter() -> ProgressMeter {
+    let delay = ProcessInfo.processInfo.environment["MALLOCTRACE_PROGRESS_DELAY"].flatMap(Double.init) ?? 1.0
+    return ProgressMeter(enabled: isatty(2) == 1, delay: delay) { text in
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
 
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Summarize a trace: totals, peak, leaks and what was live at the peak.",
+        abstract: "Summarize a trace: totals, peak and what was live at it, top sites, leaks, sizes, threads.",
         discussion: """
-            Frames show as module+0xoffset (symbol names come in a later version). A trace cut short by a
-            crash or kill is reported up to its last complete event and marked truncated.
+            Frames show function, file:line and inlined calls (from llvm-symbolizer, found through \
+            $MALLOCTRACE_SYMBOLIZER, PATH or the Swift toolchain; without it, names from symbol tables). \
+            Allocator frames (operator new, swift_allocObject, strdup, g_malloc, ...) are folded away unless \
+            --keep-allocator-frames. A trace cut short by a crash or kill is reported up to its last complete \
+            event and marked truncated.
+
+            Sections: summary, peak, allocations, bytes, temporary, leaks, histogram, threads.
 
             Examples:
               malloctrace report app.mtrace
-              malloctrace report app.mtrace --format json --top 5 | jq '.summary.leaked_bytes'
+              malloctrace report app.mtrace --sections summary,leaks --top 3
+              malloctrace report app.mtrace --group-by function --top peak=20 --format json | jq '.peak_contributors'
+              malloctrace report app.mtrace --from 2.5 --to 4 --exclude libpython
             """
     )
 
@@ -26,17 +159,54 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: OutputFormat = .text
 
-    @Option(help: ArgumentHelp("How many leak sites and peak contributors to list.", valueName: "n"))
-    var top: Int = 10
+    @Option(
+        help: ArgumentHelp(
+            "Sections to show, comma-separated: summary, peak, allocations, bytes, temporary, leaks, histogram, "
+                + "threads, or all.", valueName: "list"))
+    var sections: String = "all"
+
+    @Option(
+        help: ArgumentHelp(
+            "Entries per list section (default 10); SECTION=N sets one section's (repeatable).", valueName: "n"))
+    var top: [TopLimit] = []
+
+    @OptionGroup var analysis: AnalysisOptions
+
+    func selectedSections() throws -> Set<ReportSection> {
+        var selected = Set<ReportSection>()
+        for name in sections.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+            if name == "all" {
+                selected.formUnion(ReportSection.allCases)
+            } else if let section = ReportSection(rawValue: name) {
+                selected.insert(section)
+            } else {
+                throw ValidationError(
+                    "unknown section '\(name)'; choose from "
+                        + ReportSection.allCases.map(\.rawValue).joined(separator: ", ") + ", all")
+            }
+        }
+        guard !selected.isEmpty else { throw ValidationError("--sections names no section") }
+        return selected
+    }
 
     func validate() throws {
-        guard top >= 0 else { throw ValidationError("--top must be 0 or more, not \(top)") }
+        _ = try selectedSections()
     }
 
     func run() throws {
+        var options = ReportOptions()
+        options.sections = try selectedSections()
+        for limit in top {
+            if let section = limit.section {
+                options.topBySection[section] = limit.count
+            } else {
+                options.top = limit.count
+            }
+        }
+        try analysis.apply(to: &options)
         let report: Report
         do {
-            report = try Report.make(tracePath: trace, top: top)
+            report = try Report.make(tracePath: trace, options: options, progress: makeProgressMeter())
         } catch {
             throw CommandFailure(error.description)
         }

@@ -3,6 +3,7 @@ import Foundation
 import MallocTraceAnalysis
 import MallocTraceFormat
 import MallocTraceReports
+import MallocTraceSymbolication
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 /*
  * Allocation patterns with exactly known counts, bytes, leaks and peaks; see each function.
- * Usage: fixture-patterns leaks | peak | all-functions | threads | vfork | fork | grow | exit | abort | segv | spin
+ * Usage: fixture-patterns leaks | peak | grouping | temporary | all-functions | threads | vfork | fork | grow |
+ *        exit | abort | segv | spin
  *        fixture-patterns closefrom DIRECTORY PAIRS
  * Every helper is noinline so that it stays a frame of its own in the recorded stacks.
  */
@@ -66,6 +67,43 @@ static int pattern_peak(void) {
     void *almost = peak_block(24999);
     free(almost);
     return 0;
+}
+
+/* grouping: grouped_block() is called from two callers whose blocks are never live together. first_caller
+ * keeps 4 x 1000 B live, then they are freed; second_caller then keeps 3 x 2000 B; other_block holds 500 B
+ * throughout. Peak 6,500 B in 4 blocks: grouped_block 6,000 (second caller's stack) + other_block 500.
+ * Adding up each stack's own maximum (heaptrack's merged peak) would wrongly give grouped_block 10,000.
+ * allocation calls 8, nothing leaks. */
+NOINLINE static void *grouped_block(size_t size) { return malloc(size); }
+NOINLINE static void first_caller(void **blocks) {
+    for (int i = 0; i < 4; i++) blocks[i] = grouped_block(1000);
+}
+NOINLINE static void second_caller(void **blocks) {
+    for (int i = 0; i < 3; i++) blocks[i] = grouped_block(2000);
+}
+NOINLINE static void *other_block(void) { return malloc(500); }
+
+static int pattern_grouping(void) {
+    void *other = other_block();
+    void *blocks[4];
+    first_caller(blocks);
+    for (int i = 0; i < 4; i++) free(blocks[i]);
+    second_caller(blocks);
+    for (int i = 0; i < 3; i++) free(blocks[i]);
+    free(other);
+    return 0;
+}
+
+/* temporary: 10 rounds of a = malloc(10), b = malloc(20), c = malloc(30), then free(a), free(b), free(c):
+ * a is freed with 2 other allocations of the thread in between, b with 1, c with 0.
+ * Temporary allocations: 10 (threshold 0: the c blocks, 300 B), 20 (threshold 1), 30 (threshold 2). */
+NOINLINE static void temporary_rounds(void) {
+    for (int i = 0; i < 10; i++) {
+        void *a = malloc(10), *b = malloc(20), *c = malloc(30);
+        free(a);
+        free(b);
+        free(c);
+    }
 }
 
 /* all-functions: one successful call of each interposed function, each block freed; known sizes:
@@ -240,6 +278,11 @@ int main(int argc, char **argv) {
     const char *pattern = argc > 1 ? argv[1] : "";
     if (strcmp(pattern, "leaks") == 0) return pattern_leaks();
     if (strcmp(pattern, "peak") == 0) return pattern_peak();
+    if (strcmp(pattern, "grouping") == 0) return pattern_grouping();
+    if (strcmp(pattern, "temporary") == 0) {
+        temporary_rounds();
+        return 0;
+    }
     if (strcmp(pattern, "all-functions") == 0) return pattern_all_functions();
     if (strcmp(pattern, "threads") == 0) return pattern_threads();
     if (strcmp(pattern, "vfork") == 0) return pattern_vfork();
@@ -255,6 +298,7 @@ int main(int argc, char **argv) {
         (void)ignored;
         for (;;) pause();
     }
-    fail("usage: fixture-patterns leaks|peak|all-functions|threads|vfork|fork|grow|exit|abort|segv|spin\n");
+    fail("usage: fixture-patterns leaks|peak|grouping|temporary|all-functions|threads|vfork|fork|grow|exit|abort|"
+         "segv|spin\n");
     return 2;
 }

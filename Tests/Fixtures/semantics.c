@@ -11,7 +11,7 @@
  *   allocate_in_constructor     111 B   before main
  *   allocate_in_destructor      222 B   after main (the destructor also frees main's 333 B block)
  *   allocate_in_key_destructor  555 B   in a pthread key destructor (which frees the thread's 444 B)
- *   library_allocate            666 B   inside libfixture-allocating.so, loaded with dlopen
+ *   library_allocate            666 B   inside fixture-liballocating.so, loaded with dlopen
  * Everything else is freed.
  */
 #define _GNU_SOURCE
@@ -320,10 +320,10 @@ static void check_dlopen(void) {
     check(length > 0, "readlink /proc/self/exe");
     if (length <= 0) return;
     path[length] = '\0';
-    strcpy(strrchr(path, '/') + 1, "libfixture-allocating.so");
+    strcpy(strrchr(path, '/') + 1, "fixture-liballocating.so");
     for (int round = 0; round < 2; round++) {
         void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        check(library != NULL, "dlopen libfixture-allocating.so");
+        check(library != NULL, "dlopen fixture-liballocating.so");
         if (library == NULL) {
             put(2, dlerror());
             put(2, "\n");
@@ -331,7 +331,7 @@ static void check_dlopen(void) {
         }
         void *(*allocate)(size_t) = (void *(*)(size_t))dlsym(library, "library_allocate");
         int (*check_library)(void) = (int (*)(void))dlsym(library, "library_self_check");
-        check(allocate != NULL && check_library != NULL, "dlsym in libfixture-allocating.so");
+        check(allocate != NULL && check_library != NULL, "dlsym in fixture-liballocating.so");
         if (allocate == NULL || check_library == NULL) return;
         check(check_library(), "the library's constructor allocated");
         void *block = allocate(666);
@@ -339,7 +339,7 @@ static void check_dlopen(void) {
             g_sink = block; /* leaked: the trace must name library_allocate in the unloaded library */
         else
             free(block);
-        check(dlclose(library) == 0, "dlclose libfixture-allocating.so");
+        check(dlclose(library) == 0, "dlclose fixture-liballocating.so");
     }
 }
 

@@ -38,6 +38,6 @@ import Testing
         #expect(leakedBytesByFunction["library_loaded"] == nil)
         let librarySite = leaks.first { topFunction($0) == "library_allocate" }
         let module = librarySite?.objects("stack").first?["module"] as? String
-        #expect(module?.hasSuffix("/libfixture-allocating.so") == true)
+        #expect(module?.hasSuffix("/fixture-liballocating.so") == true)
     }
 }

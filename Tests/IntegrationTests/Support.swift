@@ -90,11 +90,32 @@ func traceFixture(
 }
 
 /// `malloctrace report --format json` of a trace, parsed.
-func jsonReport(_ trace: String, top: Int = 10) throws -> [String: Any] {
-    let result = try runProgram(Products.cli, ["report", trace, "--format", "json", "--top", String(top)])
+func jsonReport(
+    _ trace: String, top: Int = 10, arguments: [String] = [], environment: [String: String] = [:]
+) throws -> [String: Any] {
+    let result = try runProgram(
+        Products.cli, ["report", trace, "--format", "json", "--top", String(top)] + arguments, environment: environment)
     #expect(result.status == 0, "report failed: \(result.stderr)")
     let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     return try #require(object as? [String: Any])
+}
+
+/// Traces a fixture program with the preload library directly (not through `malloctrace run`).
+func traceProgram(_ path: String, _ arguments: [String] = [], in scratch: Scratch) throws -> String {
+    let trace = scratch.path("\(URL(fileURLWithPath: path).lastPathComponent)-\(UUID().uuidString.prefix(8)).mtrace")
+    let result = try runProgram(
+        path, arguments, environment: ["LD_PRELOAD": Products.preloadLibrary, "MALLOCTRACE_OUTPUT": trace])
+    #expect(result.status == 0, "\(path) failed: \(result.stderr)")
+    return trace
+}
+
+/// The 1-based line of the fixture source line that carries `MARK:name`.
+func markedLine(_ name: String, in fixture: String) throws -> Int {
+    let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/\(fixture)")
+    let lines = try String(contentsOf: source, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+    let index = try #require(lines.firstIndex { $0.contains("MARK:\(name) ") || $0.hasSuffix("MARK:\(name)") })
+    return index + 1
 }
 
 extension Dictionary where Key == String, Value == Any {
@@ -106,4 +127,9 @@ extension Dictionary where Key == String, Value == Any {
 /// The innermost frame's function name of a leak or peak site.
 func topFunction(_ site: [String: Any]) -> String? {
     site.objects("stack").first?["function"] as? String
+}
+
+/// The function names of a site's frames, innermost first (nil for unresolved frames).
+func functions(_ site: [String: Any]) -> [String?] {
+    site.objects("stack").map { $0["function"] as? String }
 }

@@ -35,6 +35,14 @@ func symbolicationTestMarker() -> Int { 42 }
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(ELFSymbolTable(path: path) == nil)
         #expect(ELFSymbolTable(path: "/nonexistent/file") == nil)
+        // Untrusted module paths: never read a device or a FIFO (it would never end).
+        #expect(ELFSymbolTable(path: "/dev/zero") == nil)
+        #expect(ELFFileInfo(path: "/dev/zero") == nil)
+        #expect(ELFFileInfo(path: "/dev/stdin") == nil)
+        let symbolizer = Symbolizer(backend: .symbolTables)
+        let zero = symbolizer.symbolicate(ModuleAddress(module: "/dev/zero", buildID: [], offset: 0x10))
+        #expect(zero.frames.isEmpty)
+        #expect(zero.problem == "not a regular file")
     }
 
     @Test func survivesTruncatedELF() throws {
@@ -45,5 +53,48 @@ func symbolicationTestMarker() -> Int { 42 }
             try original.prefix(length).write(to: URL(fileURLWithPath: path))
             _ = ELFSymbolTable(path: path)?.function(containing: 0x1000)
         }
+    }
+}
+
+@Suite struct ELFFileInfoTests {
+    private func readelf(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/readelf")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    @Test func buildIDMatchesReadelf() throws {
+        let info = try #require(ELFFileInfo(path: "/bin/true"))
+        let notes = try readelf(["-n", "/bin/true"])
+        let line = try #require(notes.split(separator: "\n").first { $0.contains("Build ID:") })
+        let expected = try #require(line.split(separator: " ").last.map(String.init))
+        #expect(info.buildIDHex == expected)
+        #expect(!info.hasSymbolTable)  // Debian strips its binaries
+        #expect(info.debugLink?.hasSuffix(".debug") == true)
+    }
+
+    @Test func thisTestBinaryHasSymbolsAndDWARF() throws {
+        let info = try #require(ELFFileInfo(path: "/proc/self/exe"))
+        #expect(info.hasSymbolTable)
+        #expect(info.hasDebugInfo)
+    }
+
+    @Test func debugFilesAreFoundByBuildID() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("debug-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(
+            at: directory.appendingPathComponent(".build-id/ab"), withIntermediateDirectories: true)
+        let file = directory.appendingPathComponent(".build-id/ab/cdef01.debug").path
+        _ = FileManager.default.createFile(atPath: file, contents: Data())
+        let files = DebugFiles(directories: [directory.path])
+        #expect(files.file(buildID: [0xab, 0xcd, 0xef, 0x01]) == file)
+        #expect(files.file(buildID: [0xab, 0xcd]) == nil)
+        #expect(files.file(buildID: []) == nil)
     }
 }

@@ -1,14 +1,15 @@
 import Foundation
 import PackagePlugin
 
-/// Compiles C with the toolchain's clang for the targets that need native artifacts SwiftPM cannot make:
+/// Compiles native code with the toolchain's compilers for the targets that need artifacts SwiftPM cannot make:
 ///
 /// - `malloctrace`: `libmalloctrace.so` from `Sources/MallocTracePreload`. A SwiftPM dynamic library would
 ///   link the Swift runtime (`NEEDED libswiftCore.so`), which must never be loaded into a traced program;
 ///   clang alone gives a .so that needs only libc and libunwind.
-/// - `IntegrationTests`: one executable `fixture-NAME` per `Tests/Fixtures/NAME.c` (or `.cpp`), the
-///   deterministic programs the tests trace (`static.c` is linked statically on purpose), and one shared
-///   library `libfixture-NAME.so` per `Tests/Fixtures/NAME.so.c`, for fixtures that `dlopen` it.
+/// - `IntegrationTests`: the deterministic programs the tests trace, from `Tests/Fixtures` (see its README):
+///   `NAME.c` / `NAME.cpp` → `fixture-NAME` (-O0 -g), `NAME-O2.c` → -O2 -g, `NAME-stripped.c` → stripped
+///   and -rdynamic, `libNAME.c` → the shared library `fixture-libNAME.so`, `NAME.swift` → swiftc -Onone -g,
+///   and `static.c` linked statically on purpose.
 ///
 /// Outputs land in the target's resource bundle.
 @main
@@ -63,17 +64,33 @@ struct BuildPreloadLibrary: BuildToolPlugin {
     private func fixtureCommands(context: PluginContext, root: URL) throws -> [Command] {
         let clang = try context.tool(named: "clang")
         let fixtureDirectory = root.appending(path: "Tests/Fixtures")
-        return try files(in: fixtureDirectory, extensions: ["c", "cpp"]).map { source in
-            // NAME.so.c becomes libfixture-NAME.so (its path extension is "c" too: test the whole suffix).
-            let stem = source.deletingPathExtension().lastPathComponent
-            let isLibrary = stem.hasSuffix(".so")
-            let name = isLibrary ? "libfixture-" + stem : "fixture-" + stem
+        return try files(in: fixtureDirectory, extensions: ["c", "cpp", "swift"]).map { source in
+            let base = source.deletingPathExtension().lastPathComponent
+            let isLibrary = base.hasPrefix("lib")
+            let name = "fixture-" + base + (isLibrary ? ".so" : "")
             let output = context.pluginWorkDirectoryURL.appending(path: name)
+            if source.pathExtension == "swift" {
+                return .buildCommand(
+                    displayName: "Compiling test fixture \(name)",
+                    executable: try context.tool(named: "swiftc").url,
+                    arguments: ["-Onone", "-g", "-module-name", "Fixture", source.path, "-o", output.path],
+                    inputFiles: [source],
+                    outputFiles: [output]
+                )
+            }
             let isCPlusPlus = source.pathExtension == "cpp"
             // -O0 keeps every allocation site a call of its own; -fno-builtin keeps malloc/free pairs.
-            var arguments = ["-O0", "-g", "-fno-builtin", "-fno-omit-frame-pointer", "-pthread", "-Wall"]
+            // A build-id, as distributions' toolchains add, lets reports notice a rebuilt fixture.
+            var arguments = ["-fno-builtin", "-fno-omit-frame-pointer", "-pthread", "-Wall", "-Wl,--build-id"]
+            if base.hasSuffix("-O2") {
+                arguments += ["-O2", "-g"]
+            } else if base.hasSuffix("-stripped") {
+                arguments += ["-O0", "-s", "-rdynamic"]
+            } else {
+                arguments += ["-O0", "-g"]
+            }
+            if isLibrary { arguments += ["-shared", "-fPIC"] }
             arguments += isCPlusPlus ? ["-x", "c++", "-std=c++17"] : ["-std=gnu11"]
-            if isLibrary { arguments += ["-shared", "-fPIC", "-fvisibility=hidden"] }
             arguments += [source.path, "-o", output.path]
             if isCPlusPlus { arguments += ["-lstdc++", "-lm"] }
             // The fixture named `static` must be statically linked: it is the untraceable case.

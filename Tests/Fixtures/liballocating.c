@@ -1,6 +1,6 @@
 /*
  * A shared library that allocates, loaded with dlopen by fixture-semantics. The build plugin compiles
- * every Tests/Fixtures/NAME.so.c into libfixture-NAME.so next to the fixture programs.
+ * every Tests/Fixtures/libNAME.c into fixture-libNAME.so next to the fixture programs.
  * Its constructor allocates 40 B and its destructor frees them again; library_allocate is the leak site
  * the integration test looks for in the trace.
  */

@@ -1,0 +1,61 @@
+public import MallocTraceFormat
+
+/// Selects the allocations a report covers — by time, by allocating thread, by call stack — in the same
+/// single pass as the analysis, so every figure (the peak too) describes the selected allocations alone.
+///
+/// An allocation is selected when its time lies in ``timeRange``, its thread is in ``threads`` and
+/// ``acceptsStack`` accepts its stack. A release is passed on when it releases a selected block (whichever
+/// thread frees it) and happens within ``timeRange``: blocks still live at the end of the window count as
+/// "leaked". Releases of blocks that were not selected are dropped, so they are
+/// neither frees nor unmatched frees. Memory: one entry per live block that was not selected.
+public struct EventFilter {
+    /// Nanoseconds since start, inclusive; nil: all of the trace.
+    public var timeRange: ClosedRange<UInt64>?
+    /// Allocating threads; nil: all.
+    public var threads: Set<UInt32>?
+    /// Decides for a stack id; asked once per id (answers are cached). nil: all stacks.
+    public var acceptsStack: ((UInt32) -> Bool)?
+
+    private var excluded = Set<UInt64>()
+    private var stackAnswers: [UInt32: Bool] = [:]
+
+    public init(
+        timeRange: ClosedRange<UInt64>? = nil, threads: Set<UInt32>? = nil, acceptsStack: ((UInt32) -> Bool)? = nil
+    ) {
+        self.timeRange = timeRange
+        self.threads = threads
+        self.acceptsStack = acceptsStack
+    }
+
+    /// True when nothing is filtered: ``accept(_:)`` would pass every event.
+    public var isEmpty: Bool { timeRange == nil && threads == nil && acceptsStack == nil }
+
+    private mutating func stackIsAccepted(_ stackID: UInt32) -> Bool {
+        guard let acceptsStack else { return true }
+        if let answer = stackAnswers[stackID] { return answer }
+        let answer = acceptsStack(stackID)
+        stackAnswers[stackID] = answer
+        return answer
+    }
+
+    /// Whether the analysis should see `event`.
+    public mutating func accept(_ event: AllocatorEvent) -> Bool {
+        switch event.kind {
+        case .allocation, .failedAllocation:
+            let selected =
+                (timeRange?.contains(event.time) ?? true) && (threads?.contains(event.threadID) ?? true)
+                && stackIsAccepted(event.stackID)
+            if event.kind == .allocation {
+                if selected {
+                    if !excluded.isEmpty { excluded.remove(event.address) }  // its release went untraced
+                } else {
+                    excluded.insert(event.address)
+                }
+            }
+            return selected
+        case .release:
+            if !excluded.isEmpty && excluded.remove(event.address) != nil { return false }
+            return timeRange?.contains(event.time) ?? true
+        }
+    }
+}

@@ -1,0 +1,76 @@
+/// The frames reports show for each stack id: resolved, inlined calls expanded, allocator frames folded
+/// (unless kept). Symbolization is batched and limited to what is needed: the first shown frame of the
+/// stacks being grouped, all frames of the stacks being printed.
+public final class StackPresenter {
+    public let resolver: FrameResolver
+    public let stacks: [UInt32: [UInt64]]
+    public let keepsAllocatorFrames: Bool
+    private var shown: [UInt32: [ReportFrame]] = [:]
+    private var first: [UInt32: ReportFrame?] = [:]
+
+    public init(resolver: FrameResolver, stacks: [UInt32: [UInt64]], keepsAllocatorFrames: Bool) {
+        self.resolver = resolver
+        self.stacks = stacks
+        self.keepsAllocatorFrames = keepsAllocatorFrames
+    }
+
+    /// Resolves, for each stack, just enough leading addresses to know its first shown frame: one batch per
+    /// depth, and only the stacks whose frames so far were all allocator frames go one deeper.
+    public func prepareFirstFrames(_ ids: some Sequence<UInt32>, progress: ProgressMeter = .silent) {
+        var pending: [(id: UInt32, addresses: [UInt64])] = ids.compactMap { id in
+            guard first[id] == nil else { return nil }
+            guard let addresses = stacks[id], !addresses.isEmpty else {
+                first[id] = .some(nil)
+                return nil
+            }
+            return (id, addresses)
+        }
+        var depth = 0
+        while !pending.isEmpty {
+            resolver.prepare(pending.map { $0.addresses[depth] }) { done, total in
+                progress.update("symbolizing", done: UInt64(done), total: UInt64(total), unit: "addresses")
+            }
+            var deeper: [(id: UInt32, addresses: [UInt64])] = []
+            for (id, addresses) in pending {
+                let frames = resolver.frames(for: addresses[depth])
+                if keepsAllocatorFrames {
+                    first[id] = frames.first
+                } else if let userFrame = frames.first(where: { !AllocatorFrames.isAllocatorFrame($0) }) {
+                    first[id] = userFrame
+                } else if depth + 1 < addresses.count {
+                    deeper.append((id, addresses))
+                } else {
+                    first[id] = resolver.frames(for: addresses[0]).first  // all allocator: nothing folds
+                }
+            }
+            pending = deeper
+            depth += 1
+        }
+    }
+
+    /// Resolves every address of the given stacks in one batch.
+    public func prepareFrames(_ ids: some Sequence<UInt32>, progress: ProgressMeter = .silent) {
+        var addresses = Set<UInt64>()
+        for id in ids where shown[id] == nil { addresses.formUnion(stacks[id] ?? []) }
+        progress.update("symbolizing", done: 0, total: UInt64(addresses.count), unit: "addresses")
+        resolver.prepare(addresses) { done, total in
+            progress.update("symbolizing", done: UInt64(done), total: UInt64(total), unit: "addresses")
+        }
+    }
+
+    /// The frames shown for stack `id`, innermost first. Empty when the stack is unknown or was not recorded.
+    public func frames(_ id: UInt32) -> [ReportFrame] {
+        if let cached = shown[id] { return cached }
+        let all = resolver.frames(forStack: stacks[id] ?? [])
+        let result = keepsAllocatorFrames ? all : AllocatorFrames.fold(all)
+        shown[id] = result
+        return result
+    }
+
+    /// The first frame shown for stack `id` (see ``prepareFirstFrames(_:progress:)``).
+    public func firstFrame(_ id: UInt32) -> ReportFrame? {
+        if let cached = first[id] { return cached }
+        prepareFirstFrames([id])
+        return first[id] ?? nil
+    }
+}

@@ -1,0 +1,154 @@
+public import MallocTraceAnalysis
+public import MallocTraceFormat
+public import MallocTraceSymbolication
+
+/// Everything reports and diffs need per allocation site (one stack id), after the single pass.
+public struct SiteFigures: Sendable, Equatable {
+    public var allocationCalls: UInt64 = 0
+    public var bytesAllocated: UInt64 = 0
+    /// Live at the moment of the global peak.
+    public var peakBytes: UInt64 = 0
+    public var peakBlocks: UInt64 = 0
+    /// Never released before the trace (or the time window) ended.
+    public var leakedBytes: UInt64 = 0
+    public var leakedBlocks: UInt64 = 0
+    public var temporaryAllocations: UInt64 = 0
+    public var temporaryBytes: UInt64 = 0
+
+    public init() {}
+
+    public static func += (total: inout SiteFigures, part: SiteFigures) {
+        total.allocationCalls &+= part.allocationCalls
+        total.bytesAllocated &+= part.bytesAllocated
+        total.peakBytes &+= part.peakBytes
+        total.peakBlocks &+= part.peakBlocks
+        total.leakedBytes &+= part.leakedBytes
+        total.leakedBlocks &+= part.leakedBlocks
+        total.temporaryAllocations &+= part.temporaryAllocations
+        total.temporaryBytes &+= part.temporaryBytes
+    }
+}
+
+/// The result of reading one trace: all accumulators of the single pass, plus the reader's tables.
+public struct TracePass {
+    public var reader: TraceReader
+    public var summary: HeapSummary
+    public var sites: [UInt32: SiteFigures]
+    public var temporaryAllocations: UInt64
+    public var temporaryBytes: UInt64
+    public var histogram: SizeHistogram
+    public var threads: ThreadTotals
+
+    /// Reads every event once, feeding the heap analysis and the smaller accumulators; `filters` select
+    /// the allocations in the same pass. Stack patterns need frames while reading: they are resolved with
+    /// `symbolizer` as each stack is defined.
+    /// `countsSizes` and `countsThreads` turn the histogram and the per-thread totals on (they cost time
+    /// per event, so only the sections that show them ask for them).
+    public static func run(
+        reader: TraceReader, filters: ReportFilters, temporaryThreshold: Int, symbolizer: Symbolizer?,
+        countsSizes: Bool = true, countsThreads: Bool = true, progress: ProgressMeter = .silent
+    ) -> TracePass {
+        var analyzer = HeapAnalyzer()
+        var temporary = TemporaryAllocationCounter(threshold: temporaryThreshold)
+        var histogram = SizeHistogram()
+        var threads = ThreadTotals()
+        var filter = EventFilter()
+        if let from = filters.from ?? filters.to.map({ _ in 0 }) {
+            let lower = UInt64(max(0, from) * 1e9)
+            let upper = filters.to.map { UInt64(max(0, min($0, 1e10)) * 1e9) } ?? UInt64.max
+            filter.timeRange = lower...max(lower, upper)
+        }
+        if !filters.threads.isEmpty { filter.threads = Set(filters.threads) }
+        let matcher =
+            filters.include.isEmpty && filters.exclude.isEmpty
+            ? nil : StackMatcher(include: filters.include, exclude: filters.exclude, symbolizer: symbolizer)
+        if let matcher { filter.acceptsStack = { matcher.accepts($0) } }
+        let filtering = !filter.isEmpty
+        let lastSequence = reader.end?.lastSequence
+        var count: UInt64 = 0
+        progress.update("reading", done: 0, total: lastSequence, unit: "events")
+        reader.forEachEvent(onStack: matcher.map { matcher in { matcher.define($0, frames: $1, modules: $2) } }) {
+            event in
+            count &+= 1
+            if count & 0xFFFF == 0 {
+                progress.update("reading", done: event.sequence, total: lastSequence, unit: "events")
+            }
+            if filtering && !filter.accept(event) { return }
+            analyzer.consume(event)
+            temporary.consume(event)
+            if countsSizes { histogram.consume(event) }
+            if countsThreads { threads.consume(event) }
+        }
+        let analysis = analyzer.result()
+        var sites: [UInt32: SiteFigures] = [:]
+        sites.reserveCapacity(analysis.sites.count)
+        for site in analysis.sites {
+            var figures = SiteFigures()
+            figures.allocationCalls = site.allocationCalls
+            figures.bytesAllocated = site.bytesAllocated
+            figures.peakBytes = site.peakBytes
+            figures.peakBlocks = site.peakBlocks
+            figures.leakedBytes = site.leakedBytes
+            figures.leakedBlocks = site.leakedBlocks
+            sites[site.stackID] = figures
+        }
+        for (stack, counts) in temporary.byStack {
+            sites[stack, default: SiteFigures()].temporaryAllocations = counts.count
+            sites[stack, default: SiteFigures()].temporaryBytes = counts.bytes
+        }
+        return TracePass(
+            reader: reader, summary: analysis.summary, sites: sites, temporaryAllocations: temporary.total,
+            temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads)
+    }
+}
+
+/// Decides `--include` / `--exclude` for each stack as the reader defines it: a stack is kept when some
+/// frame matches an include pattern (or there are none) and no frame matches an exclude pattern. Frames
+/// are matched with inlined calls expanded and nothing folded; symbols are resolved only for stacks the
+/// module paths alone do not decide.
+final class StackMatcher {
+    private let include: [StackPattern]
+    private let exclude: [StackPattern]
+    private let symbolizer: Symbolizer?
+    private var answers: [UInt32: Bool] = [:]
+    private var resolver: FrameResolver?
+    private var resolverModuleCount = -1
+
+    init(include: [StackPattern], exclude: [StackPattern], symbolizer: Symbolizer?) {
+        self.include = include
+        self.exclude = exclude
+        self.symbolizer = symbolizer
+    }
+
+    func define(_ id: UInt32, frames addresses: [UInt64], modules: [Module]) {
+        if modules.count != resolverModuleCount {
+            resolver = FrameResolver(modules: modules, symbolizer: symbolizer)
+            resolverModuleCount = modules.count
+        }
+        answers[id] = decide(addresses)
+    }
+
+    func accepts(_ id: UInt32) -> Bool {
+        answers[id] ?? decide([])
+    }
+
+    private func decide(_ addresses: [UInt64]) -> Bool {
+        guard let resolver else { return include.isEmpty }
+        // Module paths first: they need no symbols.
+        let bare = addresses.map { address -> ReportFrame in
+            let module = resolver.module(containing: address)
+            return ReportFrame(address: address, module: module?.path, offset: module.map { address &- $0.loadBias })
+        }
+        func matchesAny(_ patterns: [StackPattern], _ frames: [ReportFrame]) -> Bool {
+            patterns.contains { pattern in frames.contains { pattern.matches($0) } }
+        }
+        if matchesAny(exclude, bare) { return false }
+        var included = include.isEmpty || matchesAny(include, bare)
+        if included && exclude.isEmpty { return true }
+        resolver.prepare(addresses)
+        let frames = resolver.frames(forStack: addresses)
+        if matchesAny(exclude, frames) { return false }
+        if !included { included = matchesAny(include, frames) }
+        return included
+    }
+}

@@ -1,0 +1,64 @@
+internal import CMallocTraceDemangle
+import Foundation
+
+/// Finds an `llvm-symbolizer` executable: `$MALLOCTRACE_SYMBOLIZER` (a path or a command name; `none`
+/// turns symbolization by debug information off), then `llvm-symbolizer` on `PATH`, then the newest
+/// versioned `llvm-symbolizer-N` on `PATH`, then the one in the Swift toolchain this program runs from.
+public enum SymbolizerLocator {
+    public static let environmentVariable = "MALLOCTRACE_SYMBOLIZER"
+
+    /// The executable to use, or nil with the reason why none is used.
+    public static func locate(environment: [String: String]? = nil) -> (path: String?, note: String?) {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        let searchPath = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+        if let chosen = environment[environmentVariable] {
+            if chosen.isEmpty || chosen == "none" {
+                return (nil, "\(environmentVariable)=\(chosen.isEmpty ? "\"\"" : chosen) turned it off")
+            }
+            if chosen.contains("/") {
+                return isExecutable(chosen)
+                    ? (chosen, nil) : (nil, "\(environmentVariable)=\(chosen) is not an executable file")
+            }
+            if let found = searchPath.map({ $0 + "/" + chosen }).first(where: isExecutable) { return (found, nil) }
+            return (nil, "\(environmentVariable)=\(chosen) was not found on PATH")
+        }
+        if let found = searchPath.map({ $0 + "/llvm-symbolizer" }).first(where: isExecutable) { return (found, nil) }
+        if let found = newestVersioned(in: searchPath) { return (found, nil) }
+        if let found = toolchainSymbolizer() { return (found, nil) }
+        return (nil, "no llvm-symbolizer on PATH or in the Swift toolchain")
+    }
+
+    private static func isExecutable(_ path: String) -> Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && !isDirectory.boolValue
+            && FileManager.default.isExecutableFile(atPath: path)
+    }
+
+    /// `llvm-symbolizer-N` with the largest N found in any of `directories`.
+    static func newestVersioned(in directories: [String]) -> String? {
+        var best: (version: Int, path: String)?
+        for directory in directories {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { continue }
+            for name in names where name.hasPrefix("llvm-symbolizer-") {
+                guard let version = Int(name.dropFirst("llvm-symbolizer-".count)) else { continue }
+                let path = directory + "/" + name
+                if version > (best?.version ?? -1) && isExecutable(path) { best = (version, path) }
+            }
+        }
+        return best?.path
+    }
+
+    /// `<toolchain>/usr/bin/llvm-symbolizer`, found from the Swift runtime library this process loaded
+    /// (`<toolchain>/usr/lib/swift/linux/libswiftCore.so`).
+    public static func toolchainSymbolizer() -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard mt_swift_runtime_path(&buffer, buffer.count) == 0 else { return nil }
+        let runtime = URL(
+            fileURLWithPath: String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        ).resolvingSymlinksInPath()
+        let usr = runtime.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let candidate = usr.appendingPathComponent("bin/llvm-symbolizer").path
+        return isExecutable(candidate) ? candidate : nil
+    }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import MallocTraceFormat
+import MallocTraceReports
+
+/// `--sort` values.
+enum DiffOrderArgument: String, ExpressibleByArgument, CaseIterable {
+    case largest, peak, leaked, allocations, bytes
+
+    var order: DiffOrder {
+        switch self {
+        case .largest: .largest
+        case .peak: .peak
+        case .leaked: .leaked
+        case .allocations: .allocations
+        case .bytes: .bytes
+        }
+    }
+}
+
+struct DiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Compare two traces: what changed in peak, leaks, allocation calls and bytes, per stack or function.",
+        discussion: """
+            Sites are matched by their symbolized frames (function and module of every frame, allocator frames \
+            folded), not by addresses or stack ids, so two runs of a program match even when it was rebuilt or \
+            loaded elsewhere. Entries are sorted by the largest change. Filters apply to both traces.
+
+            Examples:
+              malloctrace diff before.mtrace after.mtrace
+              malloctrace diff before.mtrace after.mtrace --group-by function --sort leaked --format json
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The older trace.", valueName: "before"))
+    var before: String
+
+    @Argument(help: ArgumentHelp("The newer trace.", valueName: "after"))
+    var after: String
+
+    @Option(help: "Output format: text or json.")
+    var format: ReportCommand.OutputFormat = .text
+
+    @Option(help: ArgumentHelp("How many changed sites to list.", valueName: "n"))
+    var top: Int = 10
+
+    @Option(
+        help: ArgumentHelp(
+            "Order: the largest change of peak, leaked or allocated bytes, or one figure's change.",
+            valueName: "largest|peak|leaked|allocations|bytes"))
+    var sort: DiffOrderArgument = .largest
+
+    @OptionGroup var analysis: AnalysisOptions
+
+    func validate() throws {
+        guard top >= 0 else { throw ValidationError("--top must be 0 or more, not \(top)") }
+    }
+
+    func run() throws {
+        var options = ReportOptions()
+        options.top = top
+        try analysis.apply(to: &options)
+        let diff: TraceDiff
+        do {
+            diff = try TraceDiff.make(
+                before: before, after: after, options: options, order: sort.order, progress: makeProgressMeter())
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        switch format {
+        case .text: print(DiffRenderer.text(diff), terminator: "")
+        case .json: print(try DiffRenderer.json(diff), terminator: "")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import MallocTraceFormat
+import Testing
+
+@testable import MallocTraceAnalysis
+
+@Suite struct TemporaryAllocationCounterTests {
+    private func count(_ script: Script, threshold: Int) -> TemporaryAllocationCounter {
+        var counter = TemporaryAllocationCounter(threshold: threshold)
+        for event in script.events { counter.consume(event) }
+        return counter
+    }
+
+    @Test func thresholdCountsOtherAllocationsOfTheSameThread() {
+        var script = Script()
+        for round in UInt64(0)..<10 {
+            let base = 0x1000 + round * 0x100
+            script.malloc(10, at: base, stack: 1)
+            script.malloc(20, at: base + 0x10, stack: 2)
+            script.malloc(30, at: base + 0x20, stack: 3)
+            script.free(base)
+            script.free(base + 0x10)
+            script.free(base + 0x20)
+        }
+        // Frees in between do not count: c, the last allocation, is temporary even with threshold 0.
+        let none = count(script, threshold: 0)
+        #expect(none.total == 10)
+        #expect(none.byStack[3]?.count == 10)
+        #expect(none.byStack[1] == nil)
+        #expect(count(script, threshold: 1).total == 20)
+        #expect(count(script, threshold: 2).total == 30)
+        #expect(count(script, threshold: 2).totalBytes == 600)
+    }
+
+    @Test func onlyTheAllocatingThreadCounts() {
+        var script = Script()
+        script.malloc(8, at: 0x10, stack: 1, thread: 1)
+        script.malloc(8, at: 0x20, stack: 2, thread: 2)  // another thread: does not break thread 1's window
+        script.free(0x10, thread: 1)  // temporary for thread 1 with threshold 0
+        script.malloc(8, at: 0x30, stack: 3, thread: 1)
+        script.free(0x30, thread: 2)  // freed by another thread: never temporary
+        script.free(0x20, thread: 2)  // thread 2's block, freed by it right away... after thread 1's events
+        let counter = count(script, threshold: 0)
+        #expect(counter.byStack[1]?.count == 1)
+        #expect(counter.byStack[3] == nil)
+        #expect(counter.byStack[2]?.count == 1)
+        #expect(counter.total == 2)
+    }
+
+    @Test func aReusedAddressIsNotMistakenForItsPredecessor() {
+        var script = Script()
+        script.malloc(8, at: 0x10, stack: 1, thread: 1)
+        script.free(0x10, thread: 2)  // thread 2 frees thread 1's block: not temporary
+        script.malloc(8, at: 0x10, stack: 2, thread: 3)  // the address comes back on thread 3
+        script.free(0x10, thread: 1)  // thread 1 frees it: not its own block
+        let counter = count(script, threshold: 4)
+        #expect(counter.total == 0)
+    }
+
+    @Test func manyThreadsAndBlocksStayConsistent() {
+        var script = Script()
+        var random = LinearCongruential(seed: 3)
+        var live: [(UInt64, UInt32)] = []
+        var next: UInt64 = 0x1000
+        for _ in 0..<5000 {
+            if live.isEmpty || random.next() % 2 == 0 {
+                let thread = UInt32(random.next() % 8)
+                script.malloc(16, at: next, stack: thread, thread: thread)
+                live.append((next, thread))
+                next += 0x10
+            } else {
+                let index = Int(random.next() % UInt64(live.count))
+                let (address, thread) = live.remove(at: index)
+                script.free(address, thread: random.next() % 4 == 0 ? thread + 1 : thread)
+            }
+        }
+        let counter = count(script, threshold: 3)
+        #expect(counter.total == counter.byStack.values.map(\.count).reduce(0, +))
+        #expect(counter.total <= 5000)
+    }
+}
+
+@Suite struct SizeHistogramTests {
+    @Test func powerOfTwoBuckets() {
+        var histogram = SizeHistogram()
+        var script = Script()
+        for (index, size) in [0, 1, 2, 3, 4, 7, 8, 1023, 1024, UInt64.max].enumerated() {
+            script.malloc(size, at: UInt64(index + 1) * 0x10, stack: 1)
+        }
+        for event in script.events { histogram.consume(event) }
+        let buckets = histogram.buckets
+        #expect(buckets.map(\.minimumSize) == [0, 1, 2, 4, 8, 512, 1024, 1 << 63])
+        #expect(buckets.map(\.maximumSize) == [0, 1, 3, 7, 15, 1023, 2047, UInt64.max])
+        #expect(buckets.map(\.allocationCalls) == [1, 1, 2, 2, 1, 1, 1, 1])
+        #expect(buckets[2].bytes == 5)
+    }
+}
+
+@Suite struct EventFilterTests {
+    private func analyze(_ script: Script, _ filter: EventFilter) -> HeapAnalysis {
+        var filter = filter
+        var analyzer = HeapAnalyzer()
+        for event in script.events where filter.accept(event) { analyzer.consume(event) }
+        return analyzer.result()
+    }
+
+    @Test func unselectedBlocksAndTheirFreesDisappear() {
+        var script = Script()
+        script.malloc(100, at: 0x10, stack: 1)
+        script.malloc(200, at: 0x20, stack: 2)
+        script.free(0x10)
+        script.free(0x20)
+        script.malloc(50, at: 0x10, stack: 2)  // address reused by a selected stack
+        let analysis = analyze(script, EventFilter(acceptsStack: { $0 == 2 }))
+        #expect(analysis.summary.allocationCalls == 2)
+        #expect(analysis.summary.freeCalls == 1)
+        #expect(analysis.summary.unmatchedFrees == 0)
+        #expect(analysis.summary.peakBytes == 200)
+        #expect(analysis.summary.leakedBytes == 50)
+    }
+
+    @Test func timeWindowEndsWithLiveBlocks() {
+        var script = Script()
+        script.time = 1
+        script.malloc(100, at: 0x10, stack: 1)  // before the window
+        script.time = 5
+        script.malloc(200, at: 0x20, stack: 1)
+        script.free(0x10)  // releases a block from before the window: dropped
+        script.time = 20
+        script.free(0x20)  // after the window: the block is still live at its end
+        let analysis = analyze(script, EventFilter(timeRange: 2...10))
+        #expect(analysis.summary.allocationCalls == 1)
+        #expect(analysis.summary.freeCalls == 0)
+        #expect(analysis.summary.unmatchedFrees == 0)
+        #expect(analysis.summary.leakedBytes == 200)
+    }
+
+    @Test func threadsSelectAllocationsNotFrees() {
+        var script = Script()
+        script.malloc(100, at: 0x10, stack: 1, thread: 7)
+        script.malloc(300, at: 0x30, stack: 1, thread: 8)
+        script.free(0x10, thread: 8)
+        script.free(0x30, thread: 8)
+        let analysis = analyze(script, EventFilter(threads: [7]))
+        #expect(analysis.summary.allocationCalls == 1)
+        #expect(analysis.summary.freeCalls == 1)
+        #expect(analysis.summary.leakedBytes == 0)
+        #expect(analysis.summary.peakBytes == 100)
+        #expect(EventFilter().isEmpty)
+    }
+}
