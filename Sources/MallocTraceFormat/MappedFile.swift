@@ -60,6 +60,9 @@ final class MappedFile {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
+    /// CPUs online, for deciding whether a second thread can help.
+    static var onlineProcessorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
     private static func lastErrorDescription() -> String {
         String(cString: strerror(errno))
     }

@@ -196,44 +196,82 @@ public final class TraceReader {
     /// Calls `body` with every heap event in sequence order (a free never comes before the allocation of its
     /// block). Stacks and modules met on the way are added to ``stacks`` and ``modules`` as a side effect.
     /// Each call starts from the beginning and rebuilds those tables.
+    ///
+    /// ``forEachEventBatch(_:)`` delivers the same events with less overhead per event.
     public func forEachEvent<Failure: Error>(_ body: (AllocatorEvent) throws(Failure) -> Void) throws(Failure) {
+        try forEachEventBatch { (batch: Span<AllocatorEvent>) throws(Failure) in
+            for index in batch.indices { try body(batch[index]) }
+        }
+    }
+
+    /// Events a batch holds at most when decoding on the calling thread: small enough to stay in the
+    /// CPU's caches (56 KiB).
+    static let batchCapacity = 1024
+
+    /// How ``forEachEventBatch(_:)`` decodes. Every choice gives the same events; tests compare them.
+    struct DecodingOptions {
+        enum Thread {
+            /// A second thread when the trace is large enough to pay for it and there is a second CPU.
+            case automatic
+            case caller
+            case background
+        }
+
+        var thread = Thread.automatic
+        /// Whether MALLOC, CALLOC and FREE events go through the decoder's fast loop.
+        var usesCommonEventLoop = true
+    }
+
+    var decodingOptions = DecodingOptions()
+
+    /// Below this many bytes of events, starting a thread costs more than it saves.
+    static let backgroundDecodingThreshold = 1 << 20
+
+    private var decodesInBackground: Bool {
+        switch decodingOptions.thread {
+        case .caller: return false
+        case .background: return true
+        case .automatic:
+            let eventBytes = chunks.reduce(0) { $0 + ($1.end - $1.start) }
+            return eventBytes >= Self.backgroundDecodingThreshold && MappedFile.onlineProcessorCount > 1
+        }
+    }
+
+    /// Calls `body` with consecutive batches of heap events: the same events in the same order as
+    /// ``forEachEvent(_:)``, with one call per batch instead of one per event. Memory stays bounded by a
+    /// few batches. Side effects on ``stacks``, ``modules`` and ``diagnostics`` as for ``forEachEvent(_:)``.
+    ///
+    /// On a machine with more than one CPU, large traces are decoded on a second thread while `body`
+    /// runs; `body` itself is always called on the calling thread, one batch after the other.
+    public func forEachEventBatch<Failure: Error>(
+        _ body: (Span<AllocatorEvent>) throws(Failure) -> Void
+    ) throws(Failure) {
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
         defer {
             stacks = catalog.stacks
             modules = catalog.modules
             diagnostics = catalog.diagnostics
         }
+        let inBackground = decodesInBackground
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(Failure) in
-            var streams = ThreadStream.streams(for: chunks, bytes: bytes)
-            var merger = StreamMerger(streams: &streams, catalog: &catalog)
-            while let event = merger.next(streams: &streams, catalog: &catalog) {
-                try body(event)
+            let streams = ThreadStream.streams(
+                for: chunks, bytes: bytes, usesCommonEventLoop: decodingOptions.usesCommonEventLoop)
+            var merger = StreamMerger(streams: streams, catalog: &catalog)
+            if inBackground {
+                // The decoder is done with the mapped bytes when `run` returns, even when `body` throws.
+                catalog = try BackgroundDecoder(merger: merger, catalog: catalog).run(body)
+                return
+            }
+            try withUnsafeTemporaryAllocation(of: AllocatorEvent.self, capacity: Self.batchCapacity) {
+                (batch: UnsafeMutableBufferPointer<AllocatorEvent>) throws(Failure) in
+                batch.initialize(repeating: StreamMerger.placeholder)
+                while true {
+                    let count = merger.fill(batch, catalog: &catalog)
+                    if count == 0 { break }
+                    // AllocatorEvent is BitwiseCopyable: the elements need no deinitialization.
+                    try body(UnsafeBufferPointer(rebasing: batch[..<count]).span)
+                }
             }
         }
-    }
-}
-
-/// Everything learned from side events while merging.
-struct Catalog {
-    var stacks: [UInt32: [UInt64]]
-    var modules: [Module]
-    var diagnostics: [TraceDiagnostic]
-    var moduleIndex: [UInt32: Int] = [:]
-
-    init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
-        self.stacks = stacks
-        self.modules = modules
-        self.diagnostics = diagnostics
-        for (index, module) in modules.enumerated() { moduleIndex[module.id] = index }
-    }
-
-    mutating func add(_ module: Module) {
-        if let index = moduleIndex[module.id], modules[index] == module { return }
-        moduleIndex[module.id] = modules.count
-        modules.append(module)
-    }
-
-    mutating func unload(_ id: UInt32) {
-        if let index = moduleIndex[id] { modules[index].isUnloaded = true }
     }
 }

@@ -62,7 +62,7 @@ public struct Report: Sendable {
     public static func make(tracePath: String, top: Int) throws(TraceError) -> Report {
         let reader = try TraceReader(path: tracePath)
         var analyzer = HeapAnalyzer()
-        reader.forEachEvent { analyzer.consume($0) }
+        reader.forEachEventBatch { analyzer.consume($0) }
         return Report(reader: reader, analysis: analyzer.result(), top: top)
     }
 
