@@ -47,35 +47,30 @@ struct ChunkDecoder {
     /// Decodes heap events into `batch` from index `count` on, advancing `count`, while their sequence
     /// numbers are at most `bound`. A damaged event ends the chunk with a diagnostic; the events before it
     /// are kept.
-    ///
-    /// The loop runs on a local copy of the decoder, so that its position and delta state can live in
-    /// registers rather than behind `self` (each varint's position would otherwise go through memory).
     mutating func decode(
         into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, bound: UInt64,
         catalog: inout Catalog
     ) -> Stop {
-        var decoder = self
-        defer { self = decoder }
         while true {
-            if decoder.pending == nil && usesCommonEventLoop {
-                switch decoder.decodeCommonEvents(into: batch, count: &count, bound: bound) {
+            if pending == nil && usesCommonEventLoop {
+                switch decodeCommonEvents(into: batch, count: &count, bound: bound) {
                 case .batchFull: return .batchFull
                 case .passedBound: return .passedBound
                 case .handOver: break
                 }
             }
             guard count < batch.count else { return .batchFull }
-            if let pending = decoder.pending {
+            if let pending {
                 batch[count] = pending
-                decoder.pending = nil
+                self.pending = nil
             } else {
                 do {
-                    guard try decoder.nextHeapEvent(into: &batch[count], catalog: &catalog) else { return .chunkEnded }
+                    guard try nextHeapEvent(into: &batch[count], catalog: &catalog) else { return .chunkEnded }
                 } catch {
                     catalog.diagnostics.append(
                         TraceDiagnostic(offset: error.offset, message: error.reason + "; rest of this chunk skipped"))
-                    decoder.cursor.position = decoder.cursor.end
-                    decoder.pending = nil
+                    cursor.position = cursor.end
+                    pending = nil
                     return .chunkEnded
                 }
             }
