@@ -6,11 +6,14 @@ struct ThreadStream {
     private var nextChunk = 0
     private var decoder = ChunkDecoder()
     private let bytes: UnsafeRawBufferPointer
+    /// Gives each chunk's pages back once the stream is past it.
+    private let pages: PageReleaser
     private let usesCommonEventLoop: Bool
 
     /// One stream per thread id, in order of first appearance. O(chunks).
     static func streams(
-        for chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, usesCommonEventLoop: Bool = true
+        for chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, pages: PageReleaser,
+        usesCommonEventLoop: Bool = true
     ) -> [ThreadStream] {
         var order: [UInt32] = []
         var byThread: [UInt32: [TraceReader.ChunkLocation]] = [:]
@@ -20,16 +23,19 @@ struct ThreadStream {
         }
         return order.map {
             ThreadStream(
-                threadID: $0, chunks: byThread[$0, default: []], bytes: bytes, usesCommonEventLoop: usesCommonEventLoop)
+                threadID: $0, chunks: byThread[$0, default: []], bytes: bytes, pages: pages,
+                usesCommonEventLoop: usesCommonEventLoop)
         }
     }
 
     private init(
-        threadID: UInt32, chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, usesCommonEventLoop: Bool
+        threadID: UInt32, chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, pages: PageReleaser,
+        usesCommonEventLoop: Bool
     ) {
         self.threadID = threadID
         self.chunks = chunks
         self.bytes = bytes
+        self.pages = pages
         self.usesCommonEventLoop = usesCommonEventLoop
     }
 
@@ -53,6 +59,7 @@ struct ThreadStream {
             case .batchFull: return .batchFull
             case .passedBound: return .passedBound
             case .chunkEnded:
+                if nextChunk > 0 { pages.release(after: chunks[nextChunk - 1]) }
                 guard nextChunk < chunks.count else { return .streamEnded }
                 let chunk = chunks[nextChunk]
                 nextChunk += 1

@@ -31,8 +31,13 @@ public final class TraceReader {
 
     struct ChunkLocation {
         var threadID: UInt32
+        /// The chunk's events.
         var start: Int
         var end: Int
+        /// Where the chunk's record starts, and where the next chunk's record starts (or the file ends):
+        /// once the chunk is decoded, nothing in `recordStart..<nextChunkRecord` is read again.
+        var recordStart: Int
+        var nextChunkRecord: Int
     }
 
     /// Maps and checks the file at `path`; throws only if it cannot be read as a trace at all.
@@ -53,7 +58,7 @@ public final class TraceReader {
         var found: (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic]) = (nil, nil, false, [], [])
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceError) in
             version = try TraceReader.checkHeader(bytes, path: path)
-            found = TraceReader.scanRecords(bytes)
+            found = TraceReader.scanRecords(bytes, pages: file.pageReleaser)
         }
         formatVersion = version
         (process, end, isCutShort, chunks, scanDiagnostics) = found
@@ -82,7 +87,9 @@ public final class TraceReader {
         return version
     }
 
-    private static func scanRecords(_ bytes: UnsafeRawBufferPointer)
+    /// Reads the record headers. Each one read maps pages of the file (with the kernel's fault-around,
+    /// 64 KiB each); `pages` gives them back as the scan goes, and decoding faults in what it needs.
+    private static func scanRecords(_ bytes: UnsafeRawBufferPointer, pages: PageReleaser)
         -> (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic])
     {
         var process: ProcessDetails?
@@ -94,6 +101,8 @@ public final class TraceReader {
         let cursor = ByteCursor(bytes, from: 0, to: bytes.count)
         var offset = MemoryLayout<mt_file_header_t>.size
         var unknownKinds = Set<UInt8>()
+        var released = 0
+        let releaseStep = 4 << 20
         while offset < bytes.count {
             guard offset + headerSize <= bytes.count else {
                 cutShort = true
@@ -129,7 +138,8 @@ public final class TraceReader {
                     chunks.append(
                         ChunkLocation(
                             threadID: cursor.littleEndian(UInt32.self, at: payload),
-                            start: start, end: start + min(used, available - chunkHeader)))
+                            start: start, end: start + min(used, available - chunkHeader), recordStart: offset,
+                            nextChunkRecord: bytes.count))
                 } else if !cutShort {
                     diagnostics.append(.init(offset: offset, message: "chunk record of \(length) bytes is too small"))
                 }
@@ -157,7 +167,13 @@ public final class TraceReader {
             if cutShort { break }
             let next = payload + length
             offset = (next + Int(MT_RECORD_ALIGNMENT) - 1) & ~(Int(MT_RECORD_ALIGNMENT) - 1)
+            if offset - released >= releaseStep {
+                pages.release(released..<offset)
+                released = offset
+            }
         }
+        pages.release(released..<bytes.count)
+        for index in chunks.indices.dropLast() { chunks[index].nextChunkRecord = chunks[index + 1].recordStart }
         return (process, end, cutShort, chunks, diagnostics)
     }
 
@@ -255,7 +271,8 @@ public final class TraceReader {
         let inBackground = decodesInBackground
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(Failure) in
             let streams = ThreadStream.streams(
-                for: chunks, bytes: bytes, usesCommonEventLoop: decodingOptions.usesCommonEventLoop)
+                for: chunks, bytes: bytes, pages: file.pageReleaser,
+                usesCommonEventLoop: decodingOptions.usesCommonEventLoop)
             var merger = StreamMerger(streams: streams, catalog: &catalog)
             if inBackground {
                 // The decoder is done with the mapped bytes when `run` returns, even when `body` throws.

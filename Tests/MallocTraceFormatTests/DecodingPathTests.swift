@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import MallocTraceFormat
@@ -58,6 +59,21 @@ import Testing
             else { continue }
             #expect(fast.events == general.events)
             #expect(fast.reader.diagnostics == general.reader.diagnostics)
+        }
+    }
+
+    /// Reading a mapped file gives decoded pages back to the kernel (PageReleaser); pages read again
+    /// must come back with the same bytes, whichever path reads them and however often.
+    @Test func mappedFileReadsTheSameWhilePagesAreReleased() throws {
+        let trace = RandomTrace(seed: 11, threadCount: 5, eventCount: 200_000)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pages-\(getpid()).mtrace").path
+        try Data(trace.bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let reader = try TraceReader(path: path)
+        for options in Self.allOptions {
+            reader.decodingOptions = options
+            #expect(MallocTraceFormatTests.events(of: reader) == trace.expected, "\(options)")
+            #expect(reader.stacks == trace.stacks)
         }
     }
 
