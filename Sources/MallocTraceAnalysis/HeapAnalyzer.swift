@@ -119,9 +119,12 @@ public struct HeapAnalyzer {
     private var sites: [SiteState] = []
     private var slotByStackID: [Int32] = []
     private var slotBySparseStackID: [UInt32: Int32] = [:]
-    /// Thread ids seen, sorted: a binary search is cheaper than hashing, and the 8-thread benchmark
-    /// switches threads every ten events or so.
+    /// Thread ids seen, sorted: a binary search is cheaper than hashing.
     private var threads: [UInt32] = []
+    /// Ids known to be in `threads`, direct-mapped by their low bits: when threads interleave finely the
+    /// thread changes at nearly every event, and one comparison here replaces the search. The initial
+    /// value is no thread id.
+    private var recentThreads = InlineArray<64, UInt64>(repeating: .max)
     /// More thread ids than this are not counted (a damaged trace could hold millions).
     private static let threadLimit = 1 << 16
 
@@ -182,7 +185,11 @@ public struct HeapAnalyzer {
             running.lastEventTime = max(running.lastEventTime, event.time)
             if event.threadID != running.lastThreadID {
                 running.lastThreadID = event.threadID
-                noteThread(event.threadID)
+                let cacheIndex = Int(event.threadID & 63)
+                if recentThreads[cacheIndex] != UInt64(event.threadID) {
+                    noteThread(event.threadID)
+                    recentThreads[cacheIndex] = UInt64(event.threadID)
+                }
             }
             if event.isPrimary { calls[Int(event.function.rawValue)] &+= 1 }
             switch event.kind {

@@ -22,7 +22,7 @@ import Testing
         return (MallocTraceFormatTests.events(of: reader), reader)
     }
 
-    @Test(arguments: [1, 2, 3, 8])
+    @Test(arguments: [1, 2, 3, 8, 40])
     func everyPathDeliversTheTraceInSequenceOrder(threadCount: Int) throws {
         for seed in UInt64(1)...12 {
             let trace = RandomTrace(seed: seed * 7919 + UInt64(threadCount), threadCount: threadCount, eventCount: 3000)
@@ -43,9 +43,9 @@ import Testing
         #expect(events == trace.expected)
     }
 
-    /// Damaged input must be read the same way by the common-event loop and by the general decoder: the
-    /// loop leaves every event it does not fully understand to the general path.
-    @Test func commonEventLoopAgreesWithTheGeneralDecoderOnDamagedInput() throws {
+    /// Damaged input must be read the same way on every path: the common-event loop leaves every event it
+    /// does not fully understand to the general decoder, and the background thread decodes the same way.
+    @Test func everyPathAgreesOnDamagedInput() throws {
         let original = RandomTrace(seed: 5, threadCount: 3, eventCount: 400).bytes
         var random = SplitMix64(seed: 0xBAD)
         for _ in 0..<600 {
@@ -55,10 +55,13 @@ import Testing
                 bytes[index] = UInt8(truncatingIfNeeded: random.next())
             }
             guard let fast = try? Self.events(of: bytes, options: .init(thread: .caller, usesCommonEventLoop: true)),
-                let general = try? Self.events(of: bytes, options: .init(thread: .caller, usesCommonEventLoop: false))
+                let general = try? Self.events(of: bytes, options: .init(thread: .caller, usesCommonEventLoop: false)),
+                let background = try? Self.events(of: bytes, options: .init(thread: .background))
             else { continue }
             #expect(fast.events == general.events)
             #expect(fast.reader.diagnostics == general.reader.diagnostics)
+            #expect(background.events == fast.events)
+            #expect(background.reader.diagnostics == fast.reader.diagnostics)
         }
     }
 
