@@ -32,59 +32,31 @@ struct ChunkDecoder {
         self.init(bytes: UnsafeRawBufferPointer(start: nil, count: 0), start: 0, end: 0, threadID: 0)
     }
 
-    var position: Int { cursor.position }
-
-    /// Why ``decode(into:count:bound:catalog:)`` returned.
-    enum Stop {
-        /// `batch` is full.
-        case batchFull
-        /// The next event comes after `bound`; it is at `batch[count]`, not counted.
-        case passedBound
-        /// The chunk has no more events (or the rest of it is damaged: a diagnostic says so).
-        case chunkEnded
-    }
-
-    /// Decodes heap events into `batch` from index `count` on, advancing `count`, while their sequence
-    /// numbers are at most `bound`. A damaged event ends the chunk with a diagnostic; the events before it
-    /// are kept.
+    /// Decodes heap events into `batch` from index `count` on, advancing `count`; true when `batch` is
+    /// full, false at the end of the chunk. A damaged event ends the chunk with a diagnostic; the events
+    /// before it are kept.
     mutating func decode(
-        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, bound: UInt64,
-        catalog: inout Catalog
-    ) -> Stop {
+        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, catalog: inout Catalog
+    ) -> Bool {
         while true {
-            if pending == nil && usesCommonEventLoop {
-                switch decodeCommonEvents(into: batch, count: &count, bound: bound) {
-                case .batchFull: return .batchFull
-                case .passedBound: return .passedBound
-                case .handOver: break
-                }
-            }
-            guard count < batch.count else { return .batchFull }
+            if pending == nil && usesCommonEventLoop { decodeCommonEvents(into: batch, count: &count) }
+            guard count < batch.count else { return true }
             if let pending {
                 batch[count] = pending
                 self.pending = nil
             } else {
                 do {
-                    guard try nextHeapEvent(into: &batch[count], catalog: &catalog) else { return .chunkEnded }
+                    guard try nextHeapEvent(into: &batch[count], catalog: &catalog) else { return false }
                 } catch {
                     catalog.diagnostics.append(
                         TraceDiagnostic(offset: error.offset, message: error.reason + "; rest of this chunk skipped"))
                     cursor.position = cursor.end
                     pending = nil
-                    return .chunkEnded
+                    return false
                 }
             }
-            if batch[count].sequence > bound { return .passedBound }
             count &+= 1  // below batch.count
         }
-    }
-
-    private enum CommonEventStop {
-        case batchFull
-        /// As for ``Stop/passedBound``.
-        case passedBound
-        /// The next event is for the general decoder.
-        case handOver
     }
 
     /// Bytes the common-event loop needs left at the start of an event: the opcode, then four varints
@@ -95,13 +67,11 @@ struct ChunkDecoder {
     /// at least ``commonEventMargin`` bytes before the end of the chunk. The loop keeps its state in
     /// locals and has no failure path: at anything else (another opcode, a longer varint, a stack id
     /// over 32 bits, the last bytes of the chunk) it stops before that event, and the general decoder
-    /// takes it, errors included. Each event it does decode comes out exactly as the general decoder
-    /// would give it (tests compare the two).
+    /// takes it, errors included; it also stops when `batch` is full. Each event it does decode comes out
+    /// exactly as the general decoder would give it (tests compare the two).
     @inline(never)
-    private mutating func decodeCommonEvents(
-        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, bound: UInt64
-    ) -> CommonEventStop {
-        guard let base = cursor.bytes.baseAddress else { return .handOver }
+    private mutating func decodeCommonEvents(into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int) {
+        guard let base = cursor.bytes.baseAddress else { return }
         // Every 8-byte read below starts at most `commonEventMargin - 8` bytes after `position`, so
         // while `position <= limit` all of them end before `cursor.end`.
         let limit = cursor.end &- Self.commonEventMargin
@@ -113,8 +83,7 @@ struct ChunkDecoder {
             lastSequence = sequence
             lastPointer = pointer
         }
-        while position <= limit {
-            guard count < batch.count else { return .batchFull }
+        while position <= limit && count < batch.count {
             let code = base.load(fromByteOffset: position, as: UInt8.self)
             var next = position &+ 1
             /// The next varint, or nil (the event is then left to the general decoder).
@@ -130,7 +99,7 @@ struct ChunkDecoder {
                 return value
             }
             if code == opcode(MT_EVENT_FREE) {
-                guard let sequenceDelta = field(), let pointerDelta = field() else { return .handOver }
+                guard let sequenceDelta = field(), let pointerDelta = field() else { return }
                 sequence &+= sequenceDelta
                 let address = pointer &+ UInt64(bitPattern: ByteCursor.unzigzag(pointerDelta))
                 if address != 0 { pointer = address }
@@ -140,7 +109,7 @@ struct ChunkDecoder {
             } else if code == opcode(MT_EVENT_MALLOC) || code == opcode(MT_EVENT_CALLOC) {
                 guard let sequenceDelta = field(), let size = field(), let pointerDelta = field(),
                     let stack = field(), let stackID = UInt32(exactly: stack)
-                else { return .handOver }
+                else { return }
                 sequence &+= sequenceDelta
                 let address = pointer &+ UInt64(bitPattern: ByteCursor.unzigzag(pointerDelta))
                 if address != 0 { pointer = address }
@@ -149,13 +118,11 @@ struct ChunkDecoder {
                     function: code == opcode(MT_EVENT_MALLOC) ? .malloc : .calloc, sequence: sequence,
                     threadID: threadID, time: time, size: size, address: address, stackID: stackID)
             } else {
-                return .handOver
+                return
             }
             position = next
-            if sequence > bound { return .passedBound }
             count &+= 1
         }
-        return .handOver
     }
 
     /// Decodes up to the next heap event into `event`; false at the end of the chunk.

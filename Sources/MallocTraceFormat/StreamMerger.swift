@@ -79,9 +79,7 @@ struct StreamMerger {
             let end = pending[top].end
             if heapCount == 1 && next == end {
                 // The last stream, with nothing buffered: no merging left to do.
-                if streams[top].decode(into: batch, count: &count, bound: .max, catalog: &catalog) == .streamEnded {
-                    heapCount = 0
-                }
+                if !streams[top].decode(into: batch, count: &count, catalog: &catalog) { heapCount = 0 }
                 continue
             }
             // Every other stream's next event comes after `bound`: the top's children hold the candidates.
@@ -114,7 +112,7 @@ struct StreamMerger {
         let base = stream * Self.lookahead
         let slice = UnsafeMutableBufferPointer(rebasing: storage.buffered[base..<base + Self.lookahead])
         var count = 0
-        _ = streams[stream].decode(into: slice, count: &count, bound: .max, catalog: &catalog)
+        _ = streams[stream].decode(into: slice, count: &count, catalog: &catalog)
         storage.pending[stream] = Pending(next: 0, end: count)
         return count > 0
     }

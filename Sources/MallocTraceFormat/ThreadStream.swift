@@ -39,45 +39,21 @@ struct ThreadStream {
         self.usesCommonEventLoop = usesCommonEventLoop
     }
 
-    /// Why ``decode(into:count:bound:catalog:)`` returned.
-    enum Stop {
-        case batchFull
-        /// The next event comes after the bound; it is at `batch[count]`, not counted.
-        case passedBound
-        case streamEnded
-    }
-
-    /// Decodes this thread's heap events into `batch` from index `count` on, advancing `count`, while
-    /// their sequence numbers are at most `bound`. A damaged chunk adds a diagnostic and the stream goes
-    /// on with the thread's next chunk.
+    /// Decodes this thread's heap events into `batch` from index `count` on, advancing `count`; true when
+    /// `batch` is full, false when the thread has no more events. A damaged chunk adds a diagnostic and
+    /// the stream goes on with the thread's next chunk.
     mutating func decode(
-        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, bound: UInt64,
-        catalog: inout Catalog
-    ) -> Stop {
+        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, catalog: inout Catalog
+    ) -> Bool {
         while true {
-            switch decoder.decode(into: batch, count: &count, bound: bound, catalog: &catalog) {
-            case .batchFull: return .batchFull
-            case .passedBound: return .passedBound
-            case .chunkEnded:
-                if nextChunk > 0 { pages.release(after: chunks[nextChunk - 1]) }
-                guard nextChunk < chunks.count else { return .streamEnded }
-                let chunk = chunks[nextChunk]
-                nextChunk += 1
-                decoder = ChunkDecoder(
-                    bytes: bytes, start: chunk.start, end: chunk.end, threadID: threadID,
-                    usesCommonEventLoop: usesCommonEventLoop)
-            }
-        }
-    }
-
-    /// Decodes this thread's next heap event into `event`; false when the thread has no more.
-    mutating func next(into event: inout AllocatorEvent, catalog: inout Catalog) -> Bool {
-        withUnsafeMutablePointer(to: &event) { pointer in
-            var count = 0
-            let stop = decode(
-                into: UnsafeMutableBufferPointer(start: pointer, count: 1), count: &count, bound: .max,
-                catalog: &catalog)
-            return stop != .streamEnded
+            if decoder.decode(into: batch, count: &count, catalog: &catalog) { return true }
+            if nextChunk > 0 { pages.release(after: chunks[nextChunk - 1]) }
+            guard nextChunk < chunks.count else { return false }
+            let chunk = chunks[nextChunk]
+            nextChunk += 1
+            decoder = ChunkDecoder(
+                bytes: bytes, start: chunk.start, end: chunk.end, threadID: threadID,
+                usesCommonEventLoop: usesCommonEventLoop)
         }
     }
 }
