@@ -12,10 +12,10 @@ import Synchronization
 /// a slot belongs to one thread at a time and changes hands only through the `filled` and `free`
 /// semaphores, which also order the memory accesses.
 final class BackgroundDecoder: @unchecked Sendable {
-    static let slotCount = 4
-    /// Events per slot: larger batches mean fewer hand-overs between the threads (each can cost a few
-    /// microseconds when the other side is waiting).
-    static let slotCapacity = 8192
+    /// 8 slots of 2048 events (900 KiB) measured best on the benchmarks: larger slots mean fewer
+    /// hand-overs between the threads, but a smaller ring stays closer in the caches of both CPUs.
+    static let slotCount = 8
+    static let slotCapacity = 2048
 
     private let storage: UnsafeMutableBufferPointer<AllocatorEvent>
     private let counts: UnsafeMutableBufferPointer<Int>

@@ -35,10 +35,10 @@ import Testing
         }
     }
 
-    /// Batches in the background path hold thousands of events: this trace needs several of them, so
-    /// slots of the ring are reused.
+    /// The trace fills the background decoder's ring three times over, so every slot is reused.
     @Test func backgroundDecodingFillsManyBatches() throws {
-        let trace = RandomTrace(seed: 99, threadCount: 4, eventCount: BackgroundDecoder.slotCapacity * 7)
+        let ringEvents = BackgroundDecoder.slotCapacity * BackgroundDecoder.slotCount
+        let trace = RandomTrace(seed: 99, threadCount: 4, eventCount: ringEvents * 3)
         let (events, _) = try Self.events(of: trace.bytes, options: .init(thread: .background))
         #expect(events == trace.expected)
     }
