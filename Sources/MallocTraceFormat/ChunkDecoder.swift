@@ -1,131 +1,240 @@
 internal import CMallocTraceFormat
 
-/// One event as stored in a chunk, before threads are merged.
-enum ChunkEvent {
-    case allocation(
-        AllocationFunction, sequence: UInt64, size: UInt64, address: UInt64, stack: UInt32, alignment: UInt64)
-    case reallocation(
-        AllocationFunction, before: UInt64, after: UInt64, size: UInt64, old: UInt64, new: UInt64, stack: UInt32)
-    case free(sequence: UInt64, address: UInt64)
-    case stack(id: UInt32, frames: [UInt64])
-    case time(UInt64)
-    case module(Module)
-    case moduleUnload(UInt32)
-    case skipped
-}
-
 private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
 
 /// Decodes the packed event stream of one chunk (see malloctrace_format.h). A chunk is self-contained:
 /// its delta state starts at zero.
+///
+/// Heap events are written into the caller's ``AllocatorEvent`` (no intermediate value per event); side
+/// events (stacks, modules, time) are absorbed on the way, stacks and modules into the ``Catalog``. A
+/// realloc becomes two events, the release of the old block and then the new block (see
+/// ``splitReallocation(_:before:after:size:old:new:stack:into:)``).
 struct ChunkDecoder {
-    /// Largest stack a reader accepts; writers stop at MT_MAX_STACK_DEPTH.
-    static let maxFrames = Int(MT_MAX_STACK_DEPTH) * 4
-    static let maxSegments = 64
-
     private var cursor: ByteCursor
+    private let threadID: UInt32
     private var lastSequence: UInt64 = 0
     private var lastPointer: UInt64 = 0
+    /// Time of the following events (TIME events set it).
+    private var time: UInt64 = 0
+    /// The allocation half of a realloc, due after its release half.
+    private var pending: AllocatorEvent?
+    /// Tests turn this off to compare the common-event loop with the general decoder.
+    private let usesCommonEventLoop: Bool
 
-    init(bytes: UnsafeRawBufferPointer, start: Int, end: Int) {
+    init(bytes: UnsafeRawBufferPointer, start: Int, end: Int, threadID: UInt32, usesCommonEventLoop: Bool = true) {
         cursor = ByteCursor(bytes, from: start, to: end)
+        self.threadID = threadID
+        self.usesCommonEventLoop = usesCommonEventLoop
     }
 
-    var position: Int { cursor.position }
-
-    private mutating func sequence() throws(DecodeFailure) -> UInt64 {
-        lastSequence &+= try cursor.varint()
-        return lastSequence
+    /// A decoder that has nothing to decode.
+    init() {
+        self.init(bytes: UnsafeRawBufferPointer(start: nil, count: 0), start: 0, end: 0, threadID: 0)
     }
 
-    private mutating func pointer() throws(DecodeFailure) -> UInt64 {
-        let value = lastPointer &+ UInt64(bitPattern: try cursor.zigzag())
-        if value != 0 { lastPointer = value }
-        return value
+    /// Decodes heap events into `batch` from index `count` on, advancing `count`; true when `batch` is
+    /// full, false at the end of the chunk. A damaged event ends the chunk with a diagnostic; the events
+    /// before it are kept.
+    mutating func decode(
+        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, catalog: inout Catalog
+    ) -> Bool {
+        while true {
+            if pending == nil && usesCommonEventLoop { decodeCommonEvents(into: batch, count: &count) }
+            guard count < batch.count else { return true }
+            if let pending {
+                batch[count] = pending
+                self.pending = nil
+            } else {
+                do {
+                    guard try nextHeapEvent(into: &batch[count], catalog: &catalog) else { return false }
+                } catch {
+                    catalog.diagnostics.append(
+                        TraceDiagnostic(offset: error.offset, message: error.reason + "; rest of this chunk skipped"))
+                    cursor.position = cursor.end
+                    pending = nil
+                    return false
+                }
+            }
+            count &+= 1  // below batch.count
+        }
     }
 
-    mutating func next() throws(DecodeFailure) -> ChunkEvent? {
-        if cursor.isAtEnd { return nil }
+    /// Bytes the common-event loop needs left at the start of an event: the opcode, then four varints
+    /// each read as one 8-byte word (the last one's word may start 25 bytes in).
+    private static let commonEventMargin = 1 + 4 * 8
+
+    /// The common events in a tight loop: MALLOC, CALLOC and FREE whose varints have at most 8 bytes,
+    /// at least ``commonEventMargin`` bytes before the end of the chunk. The loop keeps its state in
+    /// locals and has no failure path: at anything else (another opcode, a longer varint, a stack id
+    /// over 32 bits, the last bytes of the chunk) it stops before that event, and the general decoder
+    /// takes it, errors included; it also stops when `batch` is full. Each event it does decode comes out
+    /// exactly as the general decoder would give it (tests compare the two).
+    @inline(never)
+    private mutating func decodeCommonEvents(into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int) {
+        guard let base = cursor.bytes.baseAddress else { return }
+        // Every 8-byte read below starts at most `commonEventMargin - 8` bytes after `position`, so
+        // while `position <= limit` all of them end before `cursor.end`.
+        let limit = cursor.end &- Self.commonEventMargin
+        var position = cursor.position
+        var sequence = lastSequence
+        var pointer = lastPointer
+        defer {
+            cursor.position = position
+            lastSequence = sequence
+            lastPointer = pointer
+        }
+        while position <= limit && count < batch.count {
+            let code = base.load(fromByteOffset: position, as: UInt8.self)
+            var next = position &+ 1
+            /// The next varint, or nil (the event is then left to the general decoder).
+            func field() -> UInt64? {
+                // Sequence deltas and stack ids are mostly one byte: worth a (well predicted) branch.
+                let first = base.load(fromByteOffset: next, as: UInt8.self)
+                if first < 0x80 {
+                    next &+= 1
+                    return UInt64(first)
+                }
+                guard let (value, length) = ByteCursor.shortVarint(at: base + next) else { return nil }
+                next &+= length
+                return value
+            }
+            if code == opcode(MT_EVENT_FREE) {
+                guard let sequenceDelta = field(), let pointerDelta = field() else { return }
+                sequence &+= sequenceDelta
+                let address = pointer &+ UInt64(bitPattern: ByteCursor.unzigzag(pointerDelta))
+                if address != 0 { pointer = address }
+                batch[count] = AllocatorEvent(
+                    kind: .release, function: .free, sequence: sequence, threadID: threadID, time: time, size: 0,
+                    address: address, stackID: 0)
+            } else if code == opcode(MT_EVENT_MALLOC) || code == opcode(MT_EVENT_CALLOC) {
+                guard let sequenceDelta = field(), let size = field(), let pointerDelta = field(),
+                    let stack = field(), let stackID = UInt32(exactly: stack)
+                else { return }
+                sequence &+= sequenceDelta
+                let address = pointer &+ UInt64(bitPattern: ByteCursor.unzigzag(pointerDelta))
+                if address != 0 { pointer = address }
+                batch[count] = AllocatorEvent(
+                    kind: address == 0 ? .failedAllocation : .allocation,
+                    function: code == opcode(MT_EVENT_MALLOC) ? .malloc : .calloc, sequence: sequence,
+                    threadID: threadID, time: time, size: size, address: address, stackID: stackID)
+            } else {
+                return
+            }
+            position = next
+            count &+= 1
+        }
+    }
+
+    /// Decodes up to the next heap event into `event`; false at the end of the chunk.
+    @inline(__always)
+    private mutating func nextHeapEvent(
+        into event: inout AllocatorEvent, catalog: inout Catalog
+    ) throws(DecodeFailure) -> Bool {
+        while !cursor.isAtEnd {
+            if try step(into: &event, catalog: &catalog) { return true }
+        }
+        return false
+    }
+
+    /// Decodes the event at the cursor (which is before the end); false for a side event.
+    @inline(__always)
+    private mutating func step(into event: inout AllocatorEvent, catalog: inout Catalog) throws(DecodeFailure) -> Bool {
         let start = cursor.position
         let code = try cursor.byte()
         switch code {
-        case opcode(MT_EVENT_MALLOC)...opcode(MT_EVENT_PVALLOC)
-        where code != opcode(MT_EVENT_REALLOC)
-            && code != opcode(MT_EVENT_REALLOCARRAY):
-            let function = AllocationFunction(rawValue: code) ?? .malloc
+        case opcode(MT_EVENT_FREE):
             let seq = try sequence()
-            let size = try cursor.varint()
             let address = try pointer()
-            let stack = try cursor.varint32("stack id")
-            let alignment = code >= opcode(MT_EVENT_POSIX_MEMALIGN) ? try cursor.varint() : 0
-            return .allocation(
-                function, sequence: seq, size: size, address: address, stack: stack, alignment: alignment)
+            event = AllocatorEvent(
+                kind: .release, function: .free, sequence: seq, threadID: threadID, time: time, size: 0,
+                address: address, stackID: 0)
+        case opcode(MT_EVENT_MALLOC), opcode(MT_EVENT_CALLOC),
+            opcode(MT_EVENT_POSIX_MEMALIGN)...opcode(MT_EVENT_PVALLOC):
+            let seq = try sequence()
+            let size = try varint()
+            let address = try pointer()
+            let stack = try stackID()
+            let alignment = code >= opcode(MT_EVENT_POSIX_MEMALIGN) ? try varint() : 0
+            // `AllocationFunction(rawValue:)` is a call: skip it for the common case.
+            let function = code == opcode(MT_EVENT_MALLOC) ? .malloc : AllocationFunction(rawValue: code) ?? .malloc
+            event = AllocatorEvent(
+                kind: address == 0 ? .failedAllocation : .allocation, function: function, sequence: seq,
+                threadID: threadID, time: time, size: size, address: address, stackID: stack, alignment: alignment)
         case opcode(MT_EVENT_REALLOC), opcode(MT_EVENT_REALLOCARRAY):
-            let function: AllocationFunction = code == opcode(MT_EVENT_REALLOC) ? .realloc : .reallocarray
             let before = try sequence()
             let after = try sequence()
-            let size = try cursor.varint()
-            let old = lastPointer &+ UInt64(bitPattern: try cursor.zigzag())
-            let new = old &+ UInt64(bitPattern: try cursor.zigzag())
+            let size = try varint()
+            let old = lastPointer &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
+            let new = old &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
             if new != 0 {
                 lastPointer = new
             } else if old != 0 {
                 lastPointer = old
             }
-            let stack = try cursor.varint32("stack id")
-            return .reallocation(function, before: before, after: after, size: size, old: old, new: new, stack: stack)
-        case opcode(MT_EVENT_FREE):
-            let seq = try sequence()
-            return .free(sequence: seq, address: try pointer())
-        case opcode(MT_EVENT_STACK):
-            let id = try cursor.varint32("stack id")
-            let count = Int(try cursor.varint32("frame count"))
-            guard count <= Self.maxFrames else {
-                throw DecodeFailure(offset: start, reason: "stack \(id) claims \(count) frames")
-            }
-            var frames = [UInt64]()
-            frames.reserveCapacity(count)
-            var previous: UInt64 = 0
-            for index in 0..<count {
-                previous = index == 0 ? try cursor.varint() : previous &+ UInt64(bitPattern: try cursor.zigzag())
-                frames.append(previous)
-            }
-            return .stack(id: id, frames: frames)
+            let stack = try stackID()
+            splitReallocation(
+                code == opcode(MT_EVENT_REALLOC) ? .realloc : .reallocarray, before: before, after: after,
+                size: size, old: old, new: new, stack: stack, into: &event)
         case opcode(MT_EVENT_TIME):
-            return .time(try cursor.varint())
+            time = try varint()
+            return false
+        case opcode(MT_EVENT_STACK):
+            cursor = try SideEvents.absorbStack(at: start, cursor, catalog: &catalog)
+            return false
         case opcode(MT_EVENT_FIRST_SIZED)...:
-            let length = try cursor.varint()
-            guard length <= UInt64(cursor.remaining) else {
-                throw DecodeFailure(offset: start, reason: "event of \(length) bytes runs past its chunk")
-            }
-            var payload = ByteCursor(cursor.bytes, from: cursor.position, to: cursor.position + Int(length))
-            try cursor.skip(Int(length))
-            switch code {
-            case opcode(MT_EVENT_MODULE): return .module(try Self.module(&payload))
-            case opcode(MT_EVENT_MODULE_UNLOAD): return .moduleUnload(try payload.varint32("module id"))
-            default: return .skipped
-            }
+            cursor = try SideEvents.absorbSizedEvent(code, at: start, cursor, catalog: &catalog)
+            return false
         default:
             throw DecodeFailure(offset: start, reason: "unknown event opcode 0x\(String(code, radix: 16))")
         }
+        return true
     }
 
-    private static func module(_ payload: inout ByteCursor) throws(DecodeFailure) -> Module {
-        let start = payload.position
-        let id = try payload.varint32("module id")
-        let bias = try payload.varint()
-        let segmentCount = Int(try payload.varint32("segment count"))
-        guard segmentCount <= maxSegments else {
-            throw DecodeFailure(offset: start, reason: "module claims \(segmentCount) segments")
+    /// glibc's realloc: a NULL result with size 0 freed the old block; with size > 0 it failed and the old
+    /// block is intact. Otherwise the old block (if any) is released first and the new one exists after.
+    private mutating func splitReallocation(
+        _ function: AllocationFunction, before: UInt64, after: UInt64, size: UInt64, old: UInt64, new: UInt64,
+        stack: UInt32, into event: inout AllocatorEvent
+    ) {
+        let release = AllocatorEvent(
+            kind: .release, function: function, sequence: before, threadID: threadID, time: time, size: 0,
+            address: old, stackID: stack, isPrimary: new == 0 && size == 0)
+        let result = AllocatorEvent(
+            kind: new == 0 ? .failedAllocation : .allocation, function: function, sequence: after,
+            threadID: threadID, time: time, size: size, address: new, stackID: stack)
+        if new == 0 && size == 0 && old != 0 {
+            event = release
+        } else if old != 0 && new != 0 {
+            event = release
+            pending = result
+        } else {
+            event = result
         }
-        var segments = [Module.Segment]()
-        for _ in 0..<segmentCount {
-            let segmentStart = try payload.varint()
-            segments.append(Module.Segment(start: segmentStart, size: try payload.varint()))
+    }
+
+    @inline(__always)
+    private mutating func varint() throws(DecodeFailure) -> UInt64 { try cursor.varint() }
+
+    @inline(__always)
+    private mutating func sequence() throws(DecodeFailure) -> UInt64 {
+        lastSequence &+= try varint()
+        return lastSequence
+    }
+
+    @inline(__always)
+    private mutating func pointer() throws(DecodeFailure) -> UInt64 {
+        let value = lastPointer &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
+        if value != 0 { lastPointer = value }
+        return value
+    }
+
+    @inline(__always)
+    private mutating func stackID() throws(DecodeFailure) -> UInt32 {
+        let start = cursor.position
+        let value = try varint()
+        guard let narrow = UInt32(exactly: value) else {
+            throw DecodeFailure(offset: start, reason: "stack id \(value) does not fit in 32 bits")
         }
-        let buildID = Array(try payload.bytes(Int(try payload.varint32("build-id length"))))
-        let pathBytes = try payload.bytes(Int(try payload.varint32("path length")))
-        let path = String(decoding: pathBytes, as: UTF8.self)
-        return Module(id: id, path: path, loadBias: bias, segments: segments, buildID: buildID)
+        return narrow
     }
 }

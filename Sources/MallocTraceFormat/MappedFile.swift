@@ -60,7 +60,48 @@ final class MappedFile {
         try body(UnsafeRawBufferPointer(start: base, count: count))
     }
 
+    /// Releases the pages of this file that the reader is done with; see ``PageReleaser``.
+    var pageReleaser: PageReleaser {
+        PageReleaser(base: isMapped ? base.map { UnsafeMutableRawPointer(mutating: $0) } : nil, count: count)
+    }
+
+    /// CPUs online, for deciding whether a second thread can help.
+    static var onlineProcessorCount: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
     private static func lastErrorDescription() -> String {
         String(cString: strerror(errno))
+    }
+}
+
+/// Gives pages of a file mapping back to the kernel once the reader is done with them. Pages of a mapping
+/// that have been read count as resident memory until the mapping goes, so without this a report of a
+/// large trace would grow to the size of the file; with it, memory follows the chunks being decoded.
+///
+/// Releasing is always safe for this read-only private mapping: a released page that is read again is
+/// faulted in again from the page cache with the same bytes (so rounding ranges out to whole pages may
+/// drop a neighbour's page, which only costs a page fault). For bytes that are not a file mapping (a
+/// private copy in tests) it does nothing, since there it would lose the contents.
+struct PageReleaser {
+    fileprivate let base: UnsafeMutableRawPointer?
+    fileprivate let count: Int
+    private static let pageSize = max(1, sysconf(Int32(_SC_PAGESIZE)))
+
+    /// The kernel maps up to this many bytes of already cached pages around a page fault ("fault-around",
+    /// 64 KiB by default), so decoding a chunk can map pages just before it again.
+    private static let faultAround = 64 << 10
+
+    /// Releases the pages of a decoded chunk: its record, whatever follows it up to the next chunk record
+    /// (unused capacity, padding, the END record), and the fault-around window before it.
+    func release(after chunk: TraceReader.ChunkLocation) {
+        release(chunk.recordStart - Self.faultAround..<chunk.nextChunkRecord)
+    }
+
+    /// Releases every page that overlaps `range` (clamped to the file).
+    func release(_ range: Range<Int>) {
+        guard let base else { return }
+        let start = max(0, range.lowerBound) / Self.pageSize * Self.pageSize
+        let end = min(count, range.upperBound)
+        guard start < end else { return }
+        _ = madvise(base + start, end - start, MADV_DONTNEED)
     }
 }

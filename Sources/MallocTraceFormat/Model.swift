@@ -1,5 +1,5 @@
 /// The libc function an event came from.
-public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomStringConvertible {
+public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomStringConvertible, BitwiseCopyable {
     case malloc = 1
     case calloc
     case realloc
@@ -32,8 +32,11 @@ public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomSt
 ///
 /// Every traced call yields exactly one *primary* event; a realloc that moved or released a block also
 /// yields a secondary ``Kind/release`` of the old block just before it.
-public struct AllocatorEvent: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+///
+/// Events hold no references (`BitwiseCopyable`), so the reader can hand them out in batches of plain
+/// memory. Stored properties are ordered widest first, which keeps the struct at 56 bytes.
+public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
+    public enum Kind: Sendable, Equatable, BitwiseCopyable {
         /// A block came into existence at ``AllocatorEvent/address``.
         case allocation
         /// The call returned no block (NULL, or an error from posix_memalign).
@@ -42,19 +45,19 @@ public struct AllocatorEvent: Sendable, Equatable {
         case release
     }
 
-    public var kind: Kind
-    public var function: AllocationFunction
     /// Position in the process-wide order of heap changes.
     public var sequence: UInt64
-    public var threadID: UInt32
     /// Nanoseconds since the process started (resolution: one kernel clock tick).
     public var time: UInt64
     /// Requested bytes (for a release: 0; the reader of the event knows the block's size).
     public var size: UInt64
     public var address: UInt64
+    public var alignment: UInt64
+    public var threadID: UInt32
     /// Interned call stack (0 = none recorded).
     public var stackID: UInt32
-    public var alignment: UInt64
+    public var kind: Kind
+    public var function: AllocationFunction
     /// False only for the release half of a realloc that also produced a block or failed.
     public var isPrimary: Bool
 

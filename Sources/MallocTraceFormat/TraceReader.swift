@@ -31,8 +31,13 @@ public final class TraceReader {
 
     struct ChunkLocation {
         var threadID: UInt32
+        /// The chunk's events.
         var start: Int
         var end: Int
+        /// Where the chunk's record starts, and where the next chunk's record starts (or the file ends):
+        /// once the chunk is decoded, nothing in `recordStart..<nextChunkRecord` is read again.
+        var recordStart: Int
+        var nextChunkRecord: Int
     }
 
     /// Maps and checks the file at `path`; throws only if it cannot be read as a trace at all.
@@ -53,7 +58,7 @@ public final class TraceReader {
         var found: (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic]) = (nil, nil, false, [], [])
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceError) in
             version = try TraceReader.checkHeader(bytes, path: path)
-            found = TraceReader.scanRecords(bytes)
+            found = TraceReader.scanRecords(bytes, pages: file.pageReleaser)
         }
         formatVersion = version
         (process, end, isCutShort, chunks, scanDiagnostics) = found
@@ -82,7 +87,9 @@ public final class TraceReader {
         return version
     }
 
-    private static func scanRecords(_ bytes: UnsafeRawBufferPointer)
+    /// Reads the record headers. Each one read maps pages of the file (with the kernel's fault-around,
+    /// 64 KiB each); `pages` gives them back as the scan goes, and decoding faults in what it needs.
+    private static func scanRecords(_ bytes: UnsafeRawBufferPointer, pages: PageReleaser)
         -> (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic])
     {
         var process: ProcessDetails?
@@ -94,6 +101,8 @@ public final class TraceReader {
         let cursor = ByteCursor(bytes, from: 0, to: bytes.count)
         var offset = MemoryLayout<mt_file_header_t>.size
         var unknownKinds = Set<UInt8>()
+        var released = 0
+        let releaseStep = 4 << 20
         while offset < bytes.count {
             guard offset + headerSize <= bytes.count else {
                 cutShort = true
@@ -129,7 +138,8 @@ public final class TraceReader {
                     chunks.append(
                         ChunkLocation(
                             threadID: cursor.littleEndian(UInt32.self, at: payload),
-                            start: start, end: start + min(used, available - chunkHeader)))
+                            start: start, end: start + min(used, available - chunkHeader), recordStart: offset,
+                            nextChunkRecord: bytes.count))
                 } else if !cutShort {
                     diagnostics.append(.init(offset: offset, message: "chunk record of \(length) bytes is too small"))
                 }
@@ -158,7 +168,13 @@ public final class TraceReader {
             if cutShort { break }
             let next = payload + length
             offset = (next + Int(MT_RECORD_ALIGNMENT) - 1) & ~(Int(MT_RECORD_ALIGNMENT) - 1)
+            if offset - released >= releaseStep {
+                pages.release(released..<offset)
+                released = offset
+            }
         }
+        pages.release(released..<bytes.count)
+        for index in chunks.indices.dropLast() { chunks[index].nextChunkRecord = chunks[index + 1].recordStart }
         return (process, end, cutShort, chunks, diagnostics)
     }
 
@@ -197,14 +213,71 @@ public final class TraceReader {
     /// Calls `body` with every heap event in sequence order (a free never comes before the allocation of its
     /// block). Stacks and modules met on the way are added to ``stacks`` and ``modules`` as a side effect.
     /// Each call starts from the beginning and rebuilds those tables.
+    ///
+    /// ``forEachEventBatch(_:)`` delivers the same events with less overhead per event.
     public func forEachEvent<Failure: Error>(_ body: (AllocatorEvent) throws(Failure) -> Void) throws(Failure) {
         try forEachEvent(onStack: nil, body)
     }
 
     /// Like ``forEachEvent(_:)``, and calls `onStack` with each stack definition (id, frames, the modules
-    /// known at that point) as it is read: before the first event that uses the stack is delivered.
+    /// known at that point) as it is read: before the first event that uses the stack is delivered, and on
+    /// the calling thread (a trace read with `onStack` is decoded on the calling thread).
     public func forEachEvent<Failure: Error>(
         onStack: ((UInt32, [UInt64], [Module]) -> Void)?, _ body: (AllocatorEvent) throws(Failure) -> Void
+    ) throws(Failure) {
+        try forEachEventBatch(onStack: onStack) { (batch: Span<AllocatorEvent>) throws(Failure) in
+            for index in batch.indices { try body(batch[index]) }
+        }
+    }
+
+    /// Events a batch holds at most when decoding on the calling thread: small enough to stay in the
+    /// CPU's caches (56 KiB).
+    static let batchCapacity = 1024
+
+    /// How ``forEachEventBatch(_:)`` decodes. Every choice gives the same events; tests compare them.
+    struct DecodingOptions {
+        enum Thread {
+            /// A second thread when the trace is large enough to pay for it and there is a second CPU.
+            case automatic
+            case caller
+            case background
+        }
+
+        var thread = Thread.automatic
+        /// Whether MALLOC, CALLOC and FREE events go through the decoder's fast loop.
+        var usesCommonEventLoop = true
+    }
+
+    var decodingOptions = DecodingOptions()
+
+    /// Below this many bytes of events, starting a thread costs more than it saves.
+    static let backgroundDecodingThreshold = 1 << 20
+
+    private var decodesInBackground: Bool {
+        switch decodingOptions.thread {
+        case .caller: return false
+        case .background: return true
+        case .automatic:
+            let eventBytes = chunks.reduce(0) { $0 + ($1.end - $1.start) }
+            return eventBytes >= Self.backgroundDecodingThreshold && MappedFile.onlineProcessorCount > 1
+        }
+    }
+
+    /// Calls `body` with consecutive batches of heap events: the same events in the same order as
+    /// ``forEachEvent(_:)``, with one call per batch instead of one per event. Memory stays bounded by a
+    /// few batches. Side effects on ``stacks``, ``modules`` and ``diagnostics`` as for ``forEachEvent(_:)``.
+    ///
+    /// On a machine with more than one CPU, large traces are decoded on a second thread while `body`
+    /// runs; `body` itself is always called on the calling thread, one batch after the other.
+    public func forEachEventBatch<Failure: Error>(
+        _ body: (Span<AllocatorEvent>) throws(Failure) -> Void
+    ) throws(Failure) {
+        try forEachEventBatch(onStack: nil, body)
+    }
+
+    /// ``forEachEventBatch(_:)`` with the `onStack` callback of ``forEachEvent(onStack:_:)``.
+    public func forEachEventBatch<Failure: Error>(
+        onStack: ((UInt32, [UInt64], [Module]) -> Void)?, _ body: (Span<AllocatorEvent>) throws(Failure) -> Void
     ) throws(Failure) {
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
         catalog.onStack = onStack
@@ -213,39 +286,28 @@ public final class TraceReader {
             modules = catalog.modules
             diagnostics = catalog.diagnostics
         }
+        // The callback runs where the stacks are decoded: keep both on the calling thread.
+        let inBackground = onStack == nil && decodesInBackground
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(Failure) in
-            var streams = ThreadStream.streams(for: chunks, bytes: bytes)
-            var merger = StreamMerger(streams: &streams, catalog: &catalog)
-            while let event = merger.next(streams: &streams, catalog: &catalog) {
-                try body(event)
+            let streams = ThreadStream.streams(
+                for: chunks, bytes: bytes, pages: file.pageReleaser,
+                usesCommonEventLoop: decodingOptions.usesCommonEventLoop)
+            var merger = StreamMerger(streams: streams, catalog: &catalog)
+            if inBackground {
+                // The decoder is done with the mapped bytes when `run` returns, even when `body` throws.
+                catalog = try BackgroundDecoder(merger: merger, catalog: catalog).run(body)
+                return
+            }
+            try withUnsafeTemporaryAllocation(of: AllocatorEvent.self, capacity: Self.batchCapacity) {
+                (batch: UnsafeMutableBufferPointer<AllocatorEvent>) throws(Failure) in
+                batch.initialize(repeating: StreamMerger.placeholder)
+                while true {
+                    let count = merger.fill(batch, catalog: &catalog)
+                    if count == 0 { break }
+                    // AllocatorEvent is BitwiseCopyable: the elements need no deinitialization.
+                    try body(UnsafeBufferPointer(rebasing: batch[..<count]).span)
+                }
             }
         }
-    }
-}
-
-/// Everything learned from side events while merging.
-struct Catalog {
-    var stacks: [UInt32: [UInt64]]
-    var modules: [Module]
-    var diagnostics: [TraceDiagnostic]
-    var moduleIndex: [UInt32: Int] = [:]
-    /// Told of each stack definition as it is absorbed (for filters that look at frames during the pass).
-    var onStack: ((UInt32, [UInt64], [Module]) -> Void)?
-
-    init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
-        self.stacks = stacks
-        self.modules = modules
-        self.diagnostics = diagnostics
-        for (index, module) in modules.enumerated() { moduleIndex[module.id] = index }
-    }
-
-    mutating func add(_ module: Module) {
-        if let index = moduleIndex[module.id], modules[index] == module { return }
-        moduleIndex[module.id] = modules.count
-        modules.append(module)
-    }
-
-    mutating func unload(_ id: UInt32) {
-        if let index = moduleIndex[id] { modules[index].isUnloaded = true }
     }
 }

@@ -67,17 +67,25 @@ public struct TracePass {
         let lastSequence = reader.end?.lastSequence
         var count: UInt64 = 0
         progress.update("reading", done: 0, total: lastSequence, unit: "events")
-        reader.forEachEvent(onStack: matcher.map { matcher in { matcher.define($0, frames: $1, modules: $2) } }) {
-            event in
-            count &+= 1
-            if count & 0xFFFF == 0 {
-                progress.update("reading", done: event.sequence, total: lastSequence, unit: "events")
+        let onStack = matcher.map { matcher in { matcher.define($0, frames: $1, modules: $2) } }
+        reader.forEachEventBatch(onStack: onStack) { (batch: Span<AllocatorEvent>) in
+            count &+= UInt64(batch.count)
+            if count & 0xFFFF < UInt64(batch.count), let last = batch.indices.last {
+                progress.update("reading", done: batch[last].sequence, total: lastSequence, unit: "events")
             }
-            if filtering && !filter.accept(event) { return }
-            analyzer.consume(event)
-            temporary.consume(event)
-            if countsSizes { histogram.consume(event) }
-            if countsThreads { threads.consume(event) }
+            // Unfiltered, the analyzer takes the whole batch at once (its fast path); the smaller
+            // accumulators look at each event.
+            if !filtering { analyzer.consume(batch) }
+            for index in batch.indices {
+                let event = batch[index]
+                if filtering {
+                    if !filter.accept(event) { continue }
+                    analyzer.consume(event)
+                }
+                temporary.consume(event)
+                if countsSizes { histogram.consume(event) }
+                if countsThreads { threads.consume(event) }
+            }
         }
         let analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]

@@ -156,7 +156,7 @@ struct RunCommand: ParsableCommand {
             return
         }
         var analyzer = HeapAnalyzer()
-        reader.forEachEvent { analyzer.consume($0) }
+        reader.forEachEventBatch { analyzer.consume($0) }
         let analysis = analyzer.result()
         let summary = analysis.summary
         say("wrote \(tracePath)")

@@ -1,0 +1,72 @@
+internal import CMallocTraceFormat
+
+private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
+
+/// Decoding of the events that describe the process rather than the heap: STACK and the sized events
+/// (MODULE, MODULE_UNLOAD, and unknown ones, which are skipped by their length).
+///
+/// Side events are rare: they take the cursor by value and return it advanced, which keeps the hot
+/// loop's cursor out of memory.
+enum SideEvents {
+    /// Largest stack a reader accepts; writers stop at MT_MAX_STACK_DEPTH.
+    static let maxFrames = Int(MT_MAX_STACK_DEPTH) * 4
+    static let maxSegments = 64
+
+    static func absorbStack(
+        at start: Int, _ cursor: ByteCursor, catalog: inout Catalog
+    ) throws(DecodeFailure) -> ByteCursor {
+        var cursor = cursor
+        let id = try cursor.varint32("stack id")
+        let count = Int(try cursor.varint32("frame count"))
+        guard count <= maxFrames else {
+            throw DecodeFailure(offset: start, reason: "stack \(id) claims \(count) frames")
+        }
+        var frames = [UInt64]()
+        frames.reserveCapacity(count)
+        var previous: UInt64 = 0
+        for index in 0..<count {
+            previous = index == 0 ? try cursor.varint() : previous &+ UInt64(bitPattern: try cursor.zigzag())
+            frames.append(previous)
+        }
+        catalog.stacks[id] = frames
+        catalog.onStack?(id, frames, catalog.modules)
+        return cursor
+    }
+
+    static func absorbSizedEvent(
+        _ code: UInt8, at start: Int, _ cursor: ByteCursor, catalog: inout Catalog
+    ) throws(DecodeFailure) -> ByteCursor {
+        var cursor = cursor
+        let length = try cursor.varint()
+        guard length <= UInt64(cursor.remaining) else {
+            throw DecodeFailure(offset: start, reason: "event of \(length) bytes runs past its chunk")
+        }
+        var payload = ByteCursor(cursor.bytes, from: cursor.position, to: cursor.position + Int(length))
+        try cursor.skip(Int(length))
+        switch code {
+        case opcode(MT_EVENT_MODULE): catalog.add(try module(&payload))
+        case opcode(MT_EVENT_MODULE_UNLOAD): catalog.unload(try payload.varint32("module id"))
+        default: break  // a newer writer's event: skipped by its length
+        }
+        return cursor
+    }
+
+    static func module(_ payload: inout ByteCursor) throws(DecodeFailure) -> Module {
+        let start = payload.position
+        let id = try payload.varint32("module id")
+        let bias = try payload.varint()
+        let segmentCount = Int(try payload.varint32("segment count"))
+        guard segmentCount <= maxSegments else {
+            throw DecodeFailure(offset: start, reason: "module claims \(segmentCount) segments")
+        }
+        var segments = [Module.Segment]()
+        for _ in 0..<segmentCount {
+            let segmentStart = try payload.varint()
+            segments.append(Module.Segment(start: segmentStart, size: try payload.varint()))
+        }
+        let buildID = Array(try payload.bytes(Int(try payload.varint32("build-id length"))))
+        let pathBytes = try payload.bytes(Int(try payload.varint32("path length")))
+        let path = String(decoding: pathBytes, as: UTF8.self)
+        return Module(id: id, path: path, loadBias: bias, segments: segments, buildID: buildID)
+    }
+}
