@@ -5,6 +5,7 @@
  *   exec-fails  3 x 64 B from before_exec, execv of a missing file fails, then 100 malloc/free pairs:
  *               the trace goes on (allocation calls 103, free calls 100) and ends at exit.
  *   spawn F     posix_spawn "F leaks" and "F peak" (F = fixture-patterns), waits for both.
+ *   system F    system("F leaks"): through /bin/sh.
  */
 #define _GNU_SOURCE
 #include <spawn.h>
@@ -31,6 +32,13 @@ static int spawn_and_wait(const char *program, const char *pattern) {
 
 int main(int argc, char **argv) {
     const char *pattern = argc > 1 ? argv[1] : "";
+    if (strcmp(pattern, "system") == 0 && argc > 2) {
+        char command[4096];
+        if (strlen(argv[2]) > sizeof(command) - 16) return 1;
+        strcpy(command, argv[2]);
+        strcat(command, " leaks");
+        return system(command) == 0 ? 0 : 1;
+    }
     if (strcmp(pattern, "spawn") == 0 && argc > 2)
         return spawn_and_wait(argv[2], "leaks") | spawn_and_wait(argv[2], "peak");
     before_exec();
