@@ -6,9 +6,10 @@
 #
 # Usage: tools/bench/report.sh [work-dir]     (default /tmp/malloctrace-bench)
 # Environment: CALLS (churn's allocation calls, default 2500000: 5 M events), RUNS (default 7).
-# Needs hyperfine and GNU time (apt-get install hyperfine time); heaptrack is optional.
+# Needs hyperfine and GNU time, installed here when missing; heaptrack is optional.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+tools/install-deps.sh hyperfine time
 work=${1:-/tmp/malloctrace-bench}
 calls=${CALLS:-2500000}
 runs=${RUNS:-7}
