@@ -7,10 +7,10 @@ struct MallocTrace: ParsableCommand {
         abstract: "Trace every malloc, calloc, realloc and free of a program, then find its leaks and its peak.",
         discussion: """
             Typical use:
-              malloctrace run -- ./myprogram --its-flags     # trace it; prints a summary at the end
+              malloctrace run -- ./myprogram --its-flags
               malloctrace report malloctrace.myprogram.4242.mtrace
 
-            The tracer is a preload library (see `malloctrace preload-path`); it records calls, sizes,
+            The tracer is a preload library (see `malloctrace preload-path`). It records calls, sizes, \
             pointers, threads, times and call stacks into a compact binary trace that `report` reads.
             """,
         version: "0.1.0",

@@ -10,9 +10,9 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a program with malloc tracing and write its trace file.",
         discussion: """
-            The program's stdin, stdout and stderr pass through untouched and malloctrace exits with its exit
-            status (128 + N if signal N killed it). When it ends, the trace's path and a three-line summary go
-            to stderr. Only the process itself is traced, unless --follow-children is given: then every
+            The program's stdin, stdout and stderr pass through untouched and malloctrace exits with its exit \
+            status (128 + N if signal N killed it). When it ends, the trace's path and a three-line summary go \
+            to stderr. Only the process itself is traced, unless --follow-children is given: then every \
             process it forks, spawns or execs writes a trace of its own (the -o pattern needs %p).
 
             Examples:
@@ -40,6 +40,8 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     mutating func validate() throws {
+        // The command is captured verbatim, options included; only --help / -h before it mean help.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         if command.first == "--" { command.removeFirst() }
         guard !command.isEmpty else {
             throw ValidationError("name the program to trace: malloctrace run -- PROGRAM [ARGS...]")

@@ -99,6 +99,17 @@ import Testing
         #expect(try jsonReport(untraced).objects("peak_contributors").first?.objects("stack").isEmpty == true)
     }
 
+    @Test func runHelpIsHelpButTheTargetsHelpIsTheTargets() throws {
+        let help = try runProgram(Products.cli, ["run", "--help"])
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("OVERVIEW: Run a program with malloc tracing"))
+        let scratch = try Scratch()
+        let target = try runProgram(Products.cli, ["run", "-o", scratch.path("e.mtrace"), "--", "/bin/echo", "--help"])
+        #expect(target.status == 0)
+        #expect(target.stdout.contains("echo"))
+        #expect(!target.stdout.contains("OVERVIEW"))
+    }
+
     @Test func reportRejectsWhatIsNotATrace() throws {
         let scratch = try Scratch()
         let garbage = scratch.path("garbage.mtrace")
