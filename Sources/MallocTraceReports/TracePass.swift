@@ -17,6 +17,16 @@ public struct SiteFigures: Sendable, Equatable {
 
     public init() {}
 
+    /// The analyzer's figures for one site; temporary allocations come from their own counter.
+    public init(_ site: SiteStatistics) {
+        allocationCalls = site.allocationCalls
+        bytesAllocated = site.bytesAllocated
+        peakBytes = site.peakBytes
+        peakBlocks = site.peakBlocks
+        leakedBytes = site.leakedBytes
+        leakedBlocks = site.leakedBlocks
+    }
+
     public static func += (total: inout SiteFigures, part: SiteFigures) {
         total.allocationCalls &+= part.allocationCalls
         total.bytesAllocated &+= part.bytesAllocated
@@ -90,16 +100,7 @@ public struct TracePass {
         let analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]
         sites.reserveCapacity(analysis.sites.count)
-        for site in analysis.sites {
-            var figures = SiteFigures()
-            figures.allocationCalls = site.allocationCalls
-            figures.bytesAllocated = site.bytesAllocated
-            figures.peakBytes = site.peakBytes
-            figures.peakBlocks = site.peakBlocks
-            figures.leakedBytes = site.leakedBytes
-            figures.leakedBlocks = site.leakedBlocks
-            sites[site.stackID] = figures
-        }
+        for site in analysis.sites { sites[site.stackID] = SiteFigures(site) }
         for (stack, counts) in temporary.byStack {
             sites[stack, default: SiteFigures()].temporaryAllocations = counts.count
             sites[stack, default: SiteFigures()].temporaryBytes = counts.bytes
