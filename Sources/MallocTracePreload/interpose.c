@@ -109,7 +109,9 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
 /* Ends the trace with an END record of the given reason. A vfork child shares the parent's memory and
  * file: its _exit or exec must leave the parent's trace alone. */
 static bool mt_end_trace(uint32_t how, int status) {
-    if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
+    /* With the guard set, this thread is inside the tracer (a signal handler interrupted it), possibly
+     * holding the file's lock: leave the trace without an END record rather than deadlock. */
+    if (t_guard || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
     int was_guarded = t_guard;
     t_guard = 1;
     mt_end_record_t end = {
@@ -130,7 +132,11 @@ static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDE
         bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
         int result = real.name args;                                                                                   \
         int saved_errno = errno;                                                                                       \
-        if (ended) mt_file_resume();                                                                                   \
+        if (ended) {                                                                                                   \
+            t_guard = 1;                                                                                               \
+            mt_file_resume();                                                                                          \
+            t_guard = 0;                                                                                               \
+        }                                                                                                              \
         errno = saved_errno;                                                                                           \
         return result;                                                                                                 \
     }
@@ -140,37 +146,39 @@ MT_EXEC_HOOK(execvp, (const char *file, char *const argv[]), (file, argv))
 MT_EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
 
 /* glibc's execl, execlp and execle call its internal execve directly, past the hooks above: collect their
- * arguments and go through the hooked vector forms instead. */
-#define MT_MAX_EXEC_ARGUMENTS 4096
-#define MT_COLLECT_ARGUMENTS(first, vector, count)                                                                     \
-    va_list arguments;                                                                                                 \
+ * arguments (counted first, into an array of just that size, as glibc does) and go through the hooked
+ * vector forms instead. */
+static size_t mt_count_arguments(const char *first, va_list arguments) {
+    size_t count = 0;
+    for (const char *next = first; next != NULL; next = va_arg(arguments, const char *)) count++;
+    return count;
+}
+
+#define MT_COLLECT_ARGUMENTS(first, vector)                                                                            \
+    va_list arguments, counting;                                                                                       \
     va_start(arguments, first);                                                                                        \
-    const char *vector[MT_MAX_EXEC_ARGUMENTS + 1];                                                                     \
-    size_t count = 0;                                                                                                  \
-    for (const char *next = first; next != NULL; next = va_arg(arguments, const char *)) {                             \
-        if (count == MT_MAX_EXEC_ARGUMENTS) {                                                                          \
-            va_end(arguments);                                                                                         \
-            errno = E2BIG;                                                                                             \
-            return -1;                                                                                                 \
-        }                                                                                                              \
-        vector[count++] = next;                                                                                        \
-    }                                                                                                                  \
-    vector[count] = NULL;
+    va_copy(counting, arguments);                                                                                      \
+    size_t count = mt_count_arguments(first, counting);                                                                \
+    va_end(counting);                                                                                                  \
+    const char *vector[count + 1];                                                                                     \
+    vector[0] = first;                                                                                                 \
+    for (size_t i = 1; i <= count; i++) vector[i] = i < count ? va_arg(arguments, const char *) : NULL;
 
 MT_EXPORT int execl(const char *path, const char *arg, ...) {
-    MT_COLLECT_ARGUMENTS(arg, argv, count)
+    MT_COLLECT_ARGUMENTS(arg, argv)
     va_end(arguments);
     return execv(path, (char *const *)argv);
 }
 
 MT_EXPORT int execlp(const char *file, const char *arg, ...) {
-    MT_COLLECT_ARGUMENTS(arg, argv, count)
+    MT_COLLECT_ARGUMENTS(arg, argv)
     va_end(arguments);
     return execvp(file, (char *const *)argv);
 }
 
 MT_EXPORT int execle(const char *path, const char *arg, ...) {
-    MT_COLLECT_ARGUMENTS(arg, argv, count)
+    MT_COLLECT_ARGUMENTS(arg, argv)
+    if (count > 0) (void)va_arg(arguments, const char *); /* the NULL after them (or `arg` itself was it) */
     char *const *envp = va_arg(arguments, char *const *);
     va_end(arguments);
     return execve(path, (char *const *)argv, envp);

@@ -115,19 +115,25 @@ static bool mt_start_tracing(void) {
     g_trace_owner = getpid();
     atomic_store(&g_sequence, 0);
     if (!mt_open_trace()) return false;
-    mt_stacks_lock();
     mt_modules_refresh();
-    mt_stacks_unlock();
     return true;
 }
 
+/* Whether this thread took the tracer's locks for a fork. A fork from a signal handler that interrupted
+ * the tracer (guard set) must not wait for locks this very thread may hold: it takes none, and the child
+ * does not trace, since the tracer's state may be half-updated. */
+static MT_TLS bool t_fork_locked;
+
 static void mt_before_fork(void) {
+    t_fork_locked = t_guard == 0;
+    if (!t_fork_locked) return;
     t_guard++;
     mt_stacks_lock();
     mt_file_lock();
 }
 
 static void mt_after_fork_in_parent(void) {
+    if (!t_fork_locked) return;
     mt_file_unlock();
     mt_stacks_unlock();
     t_guard--;
@@ -140,10 +146,10 @@ static void mt_after_fork_in_child(void) {
     mt_stacks_reset();
     mt_modules_reset();
     mt_recorder_reset_thread();
-    t_guard = 0;
+    if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
      * leaves no near-empty trace behind (the exec'd program writes one of its own). */
-    bool follow = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children;
+    bool follow = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
     atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
 }
 

@@ -6,13 +6,15 @@
  * *caller's* RPATH/RUNPATH and namespace, found from the return address, so a wrapper would change
  * which library the target loads. Instead the map is refreshed whenever a new stack is interned
  * (cheap: dl_iterate_phdr's load/unload counters tell whether anything changed), which is before any
- * address from a new module can reach the trace. Called with the stacks mutex held.
+ * address from a new module can reach the trace. Called before the stacks mutex is taken (see
+ * mt_modules_refresh).
  */
 #include "internal.h"
 
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -32,10 +34,17 @@ static mt_known_module_t g_modules[MT_MAX_TRACKED_MODULES];
 static uint32_t g_module_count;
 static uint32_t g_next_module_id = 1;
 static unsigned long long g_last_adds = ~0ull, g_last_subs = ~0ull;
+/* Serializes refreshes. Only ever tried, never waited for: the thread holding it may be waiting for the
+ * loader's lock, held by a thread whose dl_iterate_phdr callback allocates and lands here. Skipping is
+ * safe: the holder scans the same loader state and emits what changed. */
+static pthread_mutex_t g_modules_mutex = PTHREAD_MUTEX_INITIALIZER;
+static void mt_modules_scan(void);
 static char g_exe_path[4096];
 static size_t g_exe_path_length;
 
 void mt_modules_reset(void) {
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    g_modules_mutex = fresh;
     memset(g_modules, 0, sizeof(g_modules));
     g_module_count = 0;
     g_next_module_id = 1;
@@ -145,7 +154,14 @@ static int mt_visit_module(struct dl_phdr_info *info, size_t size, void *data) {
     return 0;
 }
 
+/* Serializes refreshes; see g_modules_mutex. */
 void mt_modules_refresh(void) {
+    if (pthread_mutex_trylock(&g_modules_mutex) != 0) return;
+    mt_modules_scan();
+    pthread_mutex_unlock(&g_modules_mutex);
+}
+
+static void mt_modules_scan(void) {
     unsigned long long counters[2] = {0, 0};
     dl_iterate_phdr(mt_read_counters, counters);
     if (counters[0] == g_last_adds && counters[1] == g_last_subs) return;

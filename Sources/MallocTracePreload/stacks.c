@@ -147,6 +147,11 @@ static mt_stack_table_t *mt_grow_table(mt_stack_table_t *table) {
 }
 
 static uint32_t mt_intern_new_stack(uint64_t hash, const uintptr_t *frames, uint32_t count) {
+    /* Modules first, then the definition, then publication: a reader (or a crash) never sees an id
+     * that other threads use before its definition is in the file. The module scan runs before the
+     * stacks mutex is taken: dl_iterate_phdr holds the loader's lock while its callbacks run, and a
+     * callback that allocates a new stack would otherwise wait for our mutex while we wait for it. */
+    mt_modules_refresh();
     pthread_mutex_lock(&g_stacks_mutex);
     mt_stack_table_t *table = atomic_load_explicit(&g_table, memory_order_acquire);
     uint32_t id = table ? mt_find_stack(table, hash, frames, count) : 0;
@@ -154,9 +159,6 @@ static uint32_t mt_intern_new_stack(uint64_t hash, const uintptr_t *frames, uint
         if ((table->used + 1) * 2 > table->mask + 1) table = mt_grow_table(table);
         const uintptr_t *stored = table ? mt_store_frames(frames, count) : NULL;
         if (stored != NULL) {
-            /* Modules first, then the definition, then publication: a reader (or a crash) never
-             * sees an id that other threads use before its definition is in the file. */
-            mt_modules_refresh();
             id = g_next_stack_id++;
             if (mt_record_stack_definition(id, stored, count))
                 mt_insert_slot(table, hash, id, stored, count);

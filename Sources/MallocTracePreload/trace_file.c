@@ -237,9 +237,17 @@ void mt_file_resume(void) {
     if (g_finished && g_current != NULL && mt_descriptor_is_trace()) {
         /* The exec failed: give the current window its disk space back and go on after the END. */
         uint64_t window_end = g_current->file_offset + MT_WINDOW_BYTES;
-        if (fallocate(g_fd, 0, (off_t)g_next_offset, (off_t)(window_end - g_next_offset)) == 0 ||
-            (errno == EOPNOTSUPP && ftruncate(g_fd, (off_t)window_end) == 0))
+        bool restored = window_end == g_next_offset ||
+                        fallocate(g_fd, 0, (off_t)g_next_offset, (off_t)(window_end - g_next_offset)) == 0 ||
+                        (errno == EOPNOTSUPP && ftruncate(g_fd, (off_t)window_end) == 0);
+        if (restored) {
             g_finished = false;
+        } else {
+            pthread_mutex_unlock(&g_file_mutex);
+            mt_fail("cannot take the trace up again after a failed exec: ", strerror(errno),
+                    "; tracing stopped, the trace ends here", NULL);
+            return;
+        }
     }
     pthread_mutex_unlock(&g_file_mutex);
 }

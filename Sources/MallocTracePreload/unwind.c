@@ -54,6 +54,7 @@ typedef struct mt_rule_slot {
 
 typedef struct mt_unwind_thread {
     mt_rule_slot_t *cache; /* mmap'd on first use */
+    uintptr_t stack_low;   /* lowest address of the thread's own stack */
     uintptr_t stack_high;  /* one past the highest stack address; 0 = unknown */
     bool initialized;
 } mt_unwind_thread_t;
@@ -100,8 +101,17 @@ static int64_t mt_read_sleb(mt_cfi_reader_t *r) {
     return result;
 }
 
+/* Moves past `count` bytes, or fails the reader if they are not all there (damaged unwind data). */
+static void mt_skip(mt_cfi_reader_t *r, uint64_t count) {
+    if (r->failed || r->cursor > r->end || count > (uint64_t)(r->end - r->cursor)) {
+        r->failed = true;
+        return;
+    }
+    r->cursor += count;
+}
+
 static uint64_t mt_read_fixed(mt_cfi_reader_t *r, size_t size) {
-    if ((size_t)(r->end - r->cursor) < size) {
+    if (r->cursor > r->end || (size_t)(r->end - r->cursor) < size) {
         r->failed = true;
         return 0;
     }
@@ -182,14 +192,17 @@ typedef struct mt_cie {
     int64_t data_alignment;
     uint8_t fde_encoding;
     bool is_signal_frame;
+    bool has_augmentation_data; /* 'z': FDEs carry an augmentation length */
     const uint8_t *instructions;
     const uint8_t *end;
 } mt_cie_t;
 
-static bool mt_parse_cie(const uint8_t *start, mt_cie_t *cie) {
+/* Parses the CIE at `start`, which must end before `limit` (the end of its object). */
+static bool mt_parse_cie(const uint8_t *start, uintptr_t limit, mt_cie_t *cie) {
     mt_cfi_reader_t r = {start, start + 12, false};
     uint64_t length = mt_read_fixed(&r, 4);
     if (length == 0 || length == 0xffffffffu) return false; /* 64-bit .eh_frame: not produced on Linux */
+    if (length > limit - (uintptr_t)start - 4) return false;
     r.end = start + 4 + length;
     if (mt_read_fixed(&r, 4) != 0) return false; /* CIE id */
     uint8_t version = mt_read_u8(&r);
@@ -203,8 +216,10 @@ static bool mt_parse_cie(const uint8_t *start, mt_cie_t *cie) {
     if (return_register != MT_DWARF_RA) return false;
     cie->fde_encoding = 0;
     cie->is_signal_frame = false;
-    if (augmentation[0] == 'z') {
+    cie->has_augmentation_data = augmentation[0] == 'z';
+    if (cie->has_augmentation_data) {
         uint64_t data_length = mt_read_uleb(&r);
+        if (r.failed || r.cursor > r.end || data_length > (uint64_t)(r.end - r.cursor)) return false;
         const uint8_t *data_end = r.cursor + data_length;
         for (size_t i = 1; i < augmentation_length && !r.failed; i++) {
             switch (augmentation[i]) {
@@ -226,7 +241,6 @@ static bool mt_parse_cie(const uint8_t *start, mt_cie_t *cie) {
                 break; /* unknown: skip the rest */
             }
         }
-        if (data_end > r.end) return false;
         r.cursor = data_end;
     } else if (augmentation_length != 0) {
         return false;
@@ -334,7 +348,7 @@ static void mt_run_cfi(mt_cfi_row_t *row, const mt_cie_t *cie, const uint8_t *st
         case 0x10: /* expression */
         case 0x16: /* val_expression */
             reg = mt_read_uleb(&r);
-            r.cursor += mt_read_uleb(&r);
+            mt_skip(&r, mt_read_uleb(&r));
             if (reg == MT_DWARF_RBP || reg == MT_DWARF_RA) row->unsupported = true;
             break;
         case 0x11: /* offset_extended_sf */
@@ -427,6 +441,9 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
         .kind = MT_RULE_FRAME, .cfa_offset = 16, .cfa_is_rbp = 1, .rbp_saved = 1, .rbp_offset = -16};
     const uint8_t *fde = mt_find_fde(object.dlfo_eh_frame, pc);
     if (fde == NULL) return frame_pointer_chain;
+    /* The table is the object's own data, but check that what it points at lies inside the object. */
+    uintptr_t object_start = (uintptr_t)object.dlfo_map_start, object_end = (uintptr_t)object.dlfo_map_end;
+    if ((uintptr_t)fde < object_start || (uintptr_t)fde + 8 > object_end) return unsupported;
 
     mt_cfi_reader_t r = {fde, fde + 8, false};
     uint32_t length = (uint32_t)mt_read_fixed(&r, 4);
@@ -435,13 +452,17 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     const uint8_t *cie_pointer_field = r.cursor;
     uint32_t cie_offset = (uint32_t)mt_read_fixed(&r, 4);
     mt_cie_t cie;
-    if (!mt_parse_cie(cie_pointer_field - cie_offset, &cie) || cie.is_signal_frame) return unsupported;
+    const uint8_t *cie_start = cie_pointer_field - cie_offset;
+    if ((uintptr_t)cie_start < object_start || (uintptr_t)cie_start + 12 > object_end ||
+        (uintptr_t)fde + 4 + length > object_end)
+        return unsupported;
+    if (!mt_parse_cie(cie_start, object_end, &cie) || cie.is_signal_frame) return unsupported;
     r.end = end;
     uintptr_t begin = mt_read_encoded(&r, cie.fde_encoding, 0);
     uintptr_t range = mt_read_encoded(&r, cie.fde_encoding & MT_PE_FORMAT_MASK, 0);
     if (r.failed) return unsupported;
     if (pc < begin || pc - begin >= range) return frame_pointer_chain;
-    r.cursor += mt_read_uleb(&r); /* augmentation data ('z' is on every CIE GCC and clang emit) */
+    if (cie.has_augmentation_data) mt_skip(&r, mt_read_uleb(&r));
     if (r.failed || r.cursor > end) return unsupported;
 
     mt_cfi_row_t row = {0};
@@ -470,7 +491,10 @@ static bool mt_unwind_thread_setup(mt_unwind_thread_t *t) {
     if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
         void *low;
         size_t size;
-        if (pthread_attr_getstack(&attributes, &low, &size) == 0) t->stack_high = (uintptr_t)low + size;
+        if (pthread_attr_getstack(&attributes, &low, &size) == 0) {
+            t->stack_low = (uintptr_t)low;
+            t->stack_high = (uintptr_t)low + size;
+        }
         pthread_attr_destroy(&attributes);
     }
     void *cache = mmap(NULL, MT_RULE_CACHE_SLOTS * sizeof(mt_rule_slot_t), PROT_READ | PROT_WRITE,
@@ -509,6 +533,9 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
     uintptr_t bp = own_frame[0];
     uintptr_t ip = own_frame[1];
     const uintptr_t high = t->stack_high;
+    /* On a coroutine or signal stack, [sp, high) would span unmapped memory: leave it to libunwind.
+     * On the thread's own stack, everything from sp up to high is mapped. */
+    if (MT_UNLIKELY(sp < t->stack_low || sp >= high)) return -1;
     int count = 0;
     while (count < max) {
         frames[count++] = ip;
