@@ -16,7 +16,9 @@ uint64_t g_start_monotonic_ns;
 
 /* Enough for the largest fixed event: a realloc with every varint at full width, plus a TIME. */
 #define MT_MAX_EVENT_BYTES 96
-#define MT_FIRST_CHUNK_BYTES (16 * 1024)
+/* Small first chunks keep the unused tail of short-lived threads small; busy threads double up to the
+ * largest size. Any chunk grows to fit its first event (module events can be ~8 KiB). */
+#define MT_FIRST_CHUNK_BYTES (4 * 1024)
 /* Reading even the coarse clock on every event costs ~5 ns; its resolution is a kernel tick (~4 ms),
  * far longer than 16 events take, so reading it every 16 events loses no precision worth having. */
 #define MT_CLOCK_EVERY 16
@@ -68,6 +70,7 @@ static void mt_thread_exiting(void *state) {
     t->chunk = NULL;
     t->cursor = t->limit = NULL;
     t->registered_for_exit = false;
+    t->next_capacity = 0; /* frees in later destructors get a small chunk, not the largest size */
     mt_unwind_thread_exit();
     t_guard = was_guarded;
 }
