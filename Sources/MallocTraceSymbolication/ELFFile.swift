@@ -12,6 +12,9 @@ public struct ELFFileInfo: Sendable, Equatable {
     public var hasSymbolTable: Bool
     /// True when the file has a `.debug_info` section (DWARF).
     public var hasDebugInfo: Bool
+    /// True when the file names a program interpreter (`PT_INTERP`): a dynamically linked executable,
+    /// which the dynamic loader starts and LD_PRELOAD can reach.
+    public var hasInterpreter: Bool
 
     /// Reads the headers of the file at `path`; nil if it is not a readable 64-bit little-endian ELF file.
     public init?(path: String) {
@@ -30,6 +33,7 @@ public struct ELFFileInfo: Sendable, Equatable {
         debugLink = file.section(named: ".gnu_debuglink").flatMap { file.reader.string(at: $0.offset, limit: $0.end) }
         hasSymbolTable = file.sections.contains { $0.type == ELFFile.symbolTableType }
         hasDebugInfo = file.section(named: ".debug_info").map { $0.size > 0 && $0.type != ELFFile.noBitsType } ?? false
+        hasInterpreter = file.hasProgramHeader(type: ELFFile.interpreterType)
     }
 
     /// The build-id as lowercase hex, as debug directories name files.
@@ -81,6 +85,7 @@ struct ELFFile {
     static let noteType: UInt32 = 7
     static let noBitsType: UInt32 = 8
     static let dynamicSymbolType: UInt32 = 11
+    static let interpreterType: UInt32 = 3  // PT_INTERP, a program header type
 
     let reader: Reader
     let sections: [Section]
@@ -128,6 +133,18 @@ struct ELFFile {
     }
 
     func section(named name: String) -> Section? { sections.first { $0.name == name && $0.type != Self.noBitsType } }
+
+    /// Whether a program header of `type` exists (bounds-checked; false for a damaged table).
+    func hasProgramHeader(type wanted: UInt32) -> Bool {
+        guard let table = reader.integer(UInt64.self, at: 0x20),
+            let entrySize = reader.integer(UInt16.self, at: 0x36),
+            let count = reader.integer(UInt16.self, at: 0x38),
+            entrySize >= 4
+        else { return false }
+        return (0..<UInt64(count)).contains { index in
+            reader.integer(UInt32.self, at: table &+ index &* UInt64(entrySize)) == wanted
+        }
+    }
 
     /// The GNU build-id from the first note section that carries one.
     func buildID() -> [UInt8]? {

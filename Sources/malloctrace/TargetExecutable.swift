@@ -1,4 +1,5 @@
 import Foundation
+import MallocTraceSymbolication
 
 /// The program `malloctrace run` launches, checked before launch so that tracing cannot silently fail.
 struct TargetExecutable {
@@ -44,29 +45,12 @@ struct TargetExecutable {
             }
         }
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
-        defer { try? handle.close() }
-        let header = (try? handle.read(upToCount: 64)) ?? Data()
-        if header.starts(with: Array("#!".utf8)) { return }  // a script: its interpreter gets traced
-        guard header.count >= 64, header.starts(with: [0x7f, 0x45, 0x4c, 0x46]), header[4] == 2 else {
-            return  // not a 64-bit ELF file; let the kernel decide
-        }
-        func read<T: FixedWidthInteger>(_: T.Type, _ data: Data, at offset: Int) -> T {
-            data[offset..<offset + MemoryLayout<T>.size].enumerated().reduce(T(0)) {
-                $0 | T($1.element) << (8 * $1.offset)
-            }
-        }
-        let programHeaderOffset = read(UInt64.self, header, at: 32)
-        let entrySize = Int(read(UInt16.self, header, at: 54))
-        let entryCount = Int(read(UInt16.self, header, at: 56))
-        guard entrySize >= 4, entryCount > 0, entryCount < 4096,
-            (try? handle.seek(toOffset: programHeaderOffset)) != nil,
-            let table = try? handle.read(upToCount: entrySize * entryCount), table.count == entrySize * entryCount
-        else { return }
-        let interpreterType: UInt32 = 3  // PT_INTERP
-        let hasInterpreter = (0..<entryCount).contains {
-            read(UInt32.self, table, at: table.startIndex + $0 * entrySize) == interpreterType
-        }
-        if !hasInterpreter {
+        let start = (try? handle.read(upToCount: 2)) ?? Data()
+        try? handle.close()
+        if start.elementsEqual("#!".utf8) { return }  // a script: its interpreter gets traced
+        // Not a 64-bit ELF file (ELFFileInfo is nil): let the kernel decide.
+        guard let info = ELFFileInfo(path: path) else { return }
+        if !info.hasInterpreter {
             throw CommandFailure(
                 "\(path) is statically linked: LD_PRELOAD cannot hook its malloc, so malloctrace cannot trace it")
         }

@@ -77,6 +77,7 @@ func symbolicationTestMarker() -> Int { 42 }
         #expect(info.buildIDHex == expected)
         #expect(!info.hasSymbolTable)  // Debian strips its binaries
         #expect(info.debugLink?.hasSuffix(".debug") == true)
+        #expect(info.hasInterpreter)  // dynamically linked
     }
 
     @Test func thisTestBinaryHasSymbolsAndDWARF() throws {
