@@ -623,6 +623,20 @@ def evaluate_targets(workloads, data, startup):
     return targets
 
 
+
+def traced_cells(entry, metric):
+    """The malloctrace run, preload-only and heaptrack cells of one workload's row: the median `metric`
+    ("wall" or "cpu") and its ratio to the untraced run, or why there is none."""
+    s = entry["stats"]
+    base = s.get("base")
+    cells = []
+    for v in ("mt", "pre", "ht"):
+        if s.get(v) and base:
+            cells.append("%s (%s)" % (fmt_s(s[v][metric]), fmt_ratio(ratio(s[v][metric], base[metric]))))
+        else:
+            cells.append("FAILED" if v in entry["failures"] else "–")
+    return cells
+
 def render(meta, workloads, data, startup, targets):
     lines = []
     add = lines.append
@@ -654,12 +668,7 @@ def render(meta, workloads, data, startup, targets):
             continue
         s = entry["stats"]
         base = s.get("base")
-        cells = []
-        for v in ("mt", "pre", "ht"):
-            if s.get(v) and base:
-                cells.append("%s (%s)" % (fmt_s(s[v]["wall"]), fmt_ratio(s[v]["wall"] / base["wall"])))
-            else:
-                cells.append("FAILED" if v in entry["failures"] else "–")
+        cells = traced_cells(entry, "wall")
         share = "–"
         if base and s.get("mt") and s.get("ht") and s["ht"]["wall"] > base["wall"]:
             share = "%.0f%%" % (100 * (s["mt"]["wall"] - base["wall"]) / (s["ht"]["wall"] - base["wall"]))
@@ -678,12 +687,7 @@ def render(meta, workloads, data, startup, targets):
             continue
         s = entry["stats"]
         base = s.get("base")
-        cells = []
-        for v in ("mt", "pre", "ht"):
-            if s.get(v) and base:
-                cells.append("%s (%s)" % (fmt_s(s[v]["cpu"]), fmt_ratio(ratio(s[v]["cpu"], base["cpu"]))))
-            else:
-                cells.append("FAILED" if v in entry["failures"] else "–")
+        cells = traced_cells(entry, "cpu")
         add("| %s | %s | %s | %s | %s |" % (w.title, fmt_s(base["cpu"]) if base else "FAILED", *cells))
     add("")
 
