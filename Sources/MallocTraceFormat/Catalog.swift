@@ -6,6 +6,8 @@ struct Catalog {
     var moduleIndex: [UInt32: Int] = [:]
     /// Told of each stack definition as it is absorbed (for filters that look at frames during the pass).
     var onStack: ((UInt32, [UInt64], [Module]) -> Void)?
+    /// Present when the trace is sampled: scales each batch's allocations as it is filled.
+    var sampling: SampleEstimator?
 
     init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
         self.stacks = stacks

@@ -126,6 +126,8 @@ public struct ProcessDetails: Sendable, Equatable {
     public var pageSize: UInt32
     public var maxDepth: UInt32
     public var unwindMode: UInt32
+    /// Mean bytes between sample points (`--sample-rate`); 0 when every call was recorded.
+    public var sampleRate: UInt32 = 0
 }
 
 /// How the process ended, when it reached the tracer's exit path.

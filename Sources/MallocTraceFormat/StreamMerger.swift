@@ -68,6 +68,13 @@ struct StreamMerger {
     /// Writes the next events in sequence order to the start of `batch` and returns how many it wrote;
     /// fewer than `batch.count` only when every stream has ended.
     mutating func fill(_ batch: UnsafeMutableBufferPointer<AllocatorEvent>, catalog: inout Catalog) -> Int {
+        let count = fillMerged(batch, catalog: &catalog)
+        catalog.sampling?.scale(UnsafeMutableBufferPointer(rebasing: batch[..<count]))
+        return count
+    }
+
+    private mutating func fillMerged(_ batch: UnsafeMutableBufferPointer<AllocatorEvent>, catalog: inout Catalog) -> Int
+    {
         let buffered = storage.buffered
         let pending = storage.pending
         let heap = storage.heap

@@ -21,6 +21,9 @@ public final class TraceReader {
     /// Every module seen, in the order they were reported.
     public private(set) var modules: [Module] = []
     public private(set) var diagnostics: [TraceDiagnostic] = []
+    /// For a sampled trace (``ProcessDetails/sampleRate`` > 0), after a pass over the events: how many
+    /// allocations were recorded and what they stand for. Event sizes are estimates in such a trace.
+    public private(set) var sampling: SampleEstimator?
 
     /// True when the trace does not reach the process's exit: killed, crashed, or still running.
     public var isTruncated: Bool { end == nil || isCutShort }
@@ -201,7 +204,8 @@ public final class TraceReader {
             executable: executable, arguments: arguments,
             pageSize: cursor.littleEndian(UInt32.self, at: offset + 24),
             maxDepth: cursor.littleEndian(UInt32.self, at: offset + 28),
-            unwindMode: cursor.littleEndian(UInt32.self, at: offset + 32))
+            unwindMode: cursor.littleEndian(UInt32.self, at: offset + 32),
+            sampleRate: cursor.littleEndian(UInt32.self, at: offset + 44))
     }
 
     /// The thread ids that recorded events, in order of first appearance.
@@ -281,7 +285,9 @@ public final class TraceReader {
     ) throws(Failure) {
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
         catalog.onStack = onStack
+        if let rate = process?.sampleRate, rate > 0 { catalog.sampling = SampleEstimator(rate: UInt64(rate)) }
         defer {
+            sampling = catalog.sampling
             stacks = catalog.stacks
             modules = catalog.modules
             diagnostics = catalog.diagnostics

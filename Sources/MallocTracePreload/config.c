@@ -103,6 +103,22 @@ bool mt_read_config(void) {
         return false;
     }
 
+    uint64_t rate = 0;
+    const char *rate_text = getenv("MALLOCTRACE_SAMPLE_RATE");
+    if (rate_text != NULL && *rate_text != '\0' && !mt_parse_number(rate_text, UINT32_MAX, &rate)) {
+        mt_fail("MALLOCTRACE_SAMPLE_RATE must be a whole number of bytes from 0 (record every call) to 4294967295, "
+                "not '",
+                rate_text, "'; tracing is off", NULL);
+        return false;
+    }
+    g_config.sample_rate = (uint32_t)rate;
+    const char *seed_text = getenv("MALLOCTRACE_SAMPLE_SEED");
+    g_config.sample_seed_given = seed_text != NULL && *seed_text != '\0';
+    if (g_config.sample_seed_given && !mt_parse_number(seed_text, UINT64_MAX / 10, &g_config.sample_seed)) {
+        mt_fail("MALLOCTRACE_SAMPLE_SEED must be a whole number, not '", seed_text, "'; tracing is off", NULL);
+        return false;
+    }
+
     const char *follow = getenv("MALLOCTRACE_FOLLOW_CHILDREN");
     g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
     return true;
@@ -148,4 +164,6 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_DEPTH");
     unsetenv("MALLOCTRACE_UNWIND");
     unsetenv("MALLOCTRACE_FOLLOW_CHILDREN");
+    unsetenv("MALLOCTRACE_SAMPLE_RATE");
+    unsetenv("MALLOCTRACE_SAMPLE_SEED");
 }

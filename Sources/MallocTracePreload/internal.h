@@ -81,6 +81,9 @@ typedef struct mt_config {
     uint32_t max_depth;
     uint32_t unwind_mode; /* enum mt_unwind_mode */
     bool follow_children;
+    uint32_t sample_rate; /* mean bytes between sample points; 0 = record every call */
+    uint64_t sample_seed;
+    bool sample_seed_given;
 } mt_config_t;
 
 extern mt_config_t g_config;
@@ -157,6 +160,45 @@ void mt_stacks_report_verification(void);
 /* Emits MODULE / MODULE_UNLOAD events for changes since the last call. */
 void mt_modules_refresh(void);
 void mt_modules_reset(void);
+
+/* ---- sampling by bytes (sampler.c) ----------------------------------------------------------- */
+
+/* g_config.sample_rate while tracing, as a 64-bit number the hooks test on every call. */
+extern uint64_t g_sample_rate;
+extern MT_TLS uint64_t t_bytes_until_sample;
+bool mt_sample_slow(size_t size);
+
+/* Consumes `size` bytes of this thread's distance to the next sample point; true when the allocation
+ * holds a sample point and must be recorded. */
+static inline bool mt_sample_allocation(size_t size) {
+    if (MT_LIKELY(size < t_bytes_until_sample)) {
+        t_bytes_until_sample -= size;
+        return false;
+    }
+    return mt_sample_slow(size);
+}
+
+#define MT_SAMPLED_BUCKET_BITS 16
+#define MT_SAMPLED_BUCKETS (1u << MT_SAMPLED_BUCKET_BITS)
+/* Live sampled blocks per address bucket: zero means "certainly not sampled", without a lock. */
+extern _Atomic uint32_t g_sampled_counts[MT_SAMPLED_BUCKETS];
+
+static inline size_t mt_sampled_bucket(const void *ptr) {
+    return (size_t)(((uint64_t)(uintptr_t)ptr * 0x9E3779B97F4A7C15ull) >> (64 - MT_SAMPLED_BUCKET_BITS));
+}
+
+static inline bool mt_sampled_may_contain(const void *ptr) {
+    return atomic_load_explicit(&g_sampled_counts[mt_sampled_bucket(ptr)], memory_order_relaxed) != 0;
+}
+
+/* Remembers a recorded block (before its pointer reaches the caller). */
+void mt_sampled_insert(const void *ptr);
+/* Forgets a block; true when it was a recorded one (so its release must be recorded too). */
+bool mt_sampled_remove(const void *ptr);
+void mt_sampler_lock(void);
+void mt_sampler_unlock(void);
+void mt_sampler_reset(void);
+void mt_sampler_reset_thread(void);
 
 /* ---- varint encoding (encode.h) --------------------------------------------------------------- */
 

@@ -21,9 +21,11 @@
 #define MT_ALLOC_HOOK(name, opcode, params, args, size, alignment)                                                     \
     MT_EXPORT void *name params {                                                                                      \
         if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                             \
+        if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) return real.name args;                     \
         t_guard = 1;                                                                                                   \
         void *result = real.name args;                                                                                 \
         int saved_errno = errno;                                                                                       \
+        if (MT_UNLIKELY(g_sample_rate != 0) && result != NULL) mt_sampled_insert(result);                              \
         mt_record_alloc(opcode, mt_next_sequence(), size, result, alignment);                                          \
         errno = saved_errno;                                                                                           \
         t_guard = 0;                                                                                                   \
@@ -38,9 +40,13 @@ MT_EXPORT void free(void *ptr) {
         if (real.free != NULL) real.free(ptr);
         return;
     }
+    if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sampled_may_contain(ptr)) {
+        real.free(ptr);
+        return;
+    }
     t_guard = 1;
     int saved_errno = errno;
-    mt_record_free(mt_next_sequence(), ptr);
+    if (MT_LIKELY(g_sample_rate == 0) || mt_sampled_remove(ptr)) mt_record_free(mt_next_sequence(), ptr);
     real.free(ptr);
     errno = saved_errno;
     t_guard = 0;
@@ -54,6 +60,33 @@ static void *mt_realloc_bootstrap_block(void *ptr, size_t size) {
         size_t old_size = mt_bootstrap_size(ptr);
         memcpy(result, ptr, old_size < size ? old_size : size);
     }
+    return result;
+}
+
+/* realloc when sampling: the old block's release is recorded when the old block was, the new block when
+ * its bytes hold a sample point. Recorded as a realloc from NULL (new block only), a free (old block
+ * only) or a whole realloc (both). */
+static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t size, size_t requested) {
+    bool new_sampled = mt_sample_allocation(requested);
+    if (!new_sampled && (ptr == NULL || !mt_sampled_may_contain(ptr)))
+        return opcode == MT_EVENT_REALLOCARRAY ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
+    t_guard = 1;
+    /* Out of the table before the call: afterwards another thread may be handed the same address. */
+    bool old_sampled = ptr != NULL && mt_sampled_remove(ptr);
+    uint64_t seq_before = mt_next_sequence();
+    void *result = opcode == MT_EVENT_REALLOCARRAY ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
+    int saved_errno = errno;
+    uint64_t seq_after = mt_next_sequence();
+    bool failed = result == NULL && requested != 0; /* the old block is intact */
+    if (failed && old_sampled) mt_sampled_insert(ptr);
+    if (new_sampled) {
+        if (result != NULL) mt_sampled_insert(result);
+        mt_record_realloc(opcode, seq_before, seq_after, requested, old_sampled ? ptr : NULL, result);
+    } else if (old_sampled && !failed) {
+        mt_record_free(seq_before, ptr);
+    }
+    errno = saved_errno;
+    t_guard = 0;
     return result;
 }
 
@@ -72,6 +105,7 @@ static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t s
         if (!is_array && real.realloc != NULL) return real.realloc(ptr, size);
         return ptr == NULL && requested != SIZE_MAX ? mt_bootstrap_alloc(requested, 16) : NULL;
     }
+    if (MT_UNLIKELY(g_sample_rate != 0)) return mt_sampled_realloc(opcode, ptr, count, size, requested);
     t_guard = 1;
     uint64_t seq_before = mt_next_sequence();
     void *result = is_array ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
@@ -97,9 +131,12 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
         *out = block;
         return 0;
     }
+    if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size))
+        return real.posix_memalign(out, alignment, size);
     t_guard = 1;
     int result = real.posix_memalign(out, alignment, size);
     int saved_errno = errno;
+    if (MT_UNLIKELY(g_sample_rate != 0) && result == 0) mt_sampled_insert(*out);
     mt_record_alloc(MT_EVENT_POSIX_MEMALIGN, mt_next_sequence(), size, result == 0 ? *out : NULL, alignment);
     errno = saved_errno;
     t_guard = 0;

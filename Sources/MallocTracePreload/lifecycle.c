@@ -102,6 +102,7 @@ static bool mt_open_trace(void) {
         .page_size = (uint32_t)mt_page_size(),
         .max_depth = g_config.max_depth,
         .unwind_mode = g_config.unwind_mode,
+        .sample_rate = g_config.sample_rate,
         .exe_length = exe_length > 0 ? (uint32_t)exe_length : 0,
         .argv_length = (uint32_t)mt_read_command_line(argv, sizeof(argv)),
     };
@@ -115,6 +116,7 @@ static bool mt_start_tracing(void) {
     g_trace_owner = getpid();
     atomic_store(&g_sequence, 0);
     if (!mt_open_trace()) return false;
+    g_sample_rate = g_config.sample_rate;
     mt_modules_refresh();
     return true;
 }
@@ -130,10 +132,12 @@ static void mt_before_fork(void) {
     t_guard++;
     mt_stacks_lock();
     mt_file_lock();
+    mt_sampler_lock();
 }
 
 static void mt_after_fork_in_parent(void) {
     if (!t_fork_locked) return;
+    mt_sampler_unlock();
     mt_file_unlock();
     mt_stacks_unlock();
     t_guard--;
@@ -146,6 +150,7 @@ static void mt_after_fork_in_child(void) {
     mt_stacks_reset();
     mt_modules_reset();
     mt_recorder_reset_thread();
+    mt_sampler_reset();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
      * leaves no near-empty trace behind (the exec'd program writes one of its own). */

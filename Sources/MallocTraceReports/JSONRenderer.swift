@@ -59,11 +59,20 @@ public enum JSONRenderer {
             "size_histogram": sections.contains(.histogram) ? .array(report.histogram.map(bucket)) : .null,
             "per_thread": sections.contains(.threads) ? .array(report.threads.map(thread)) : .null,
             "symbolization": .optional(report.symbolization, symbolization),
+            "sampling": .optional(report.sampling, sampling),
         ]
         for (section, key) in siteKeys {
             document[key] = sections.contains(section) ? .array((report.sites[section] ?? []).map(site)) : .null
         }
         return try JSON.object(document).rendered()
+    }
+
+    static func sampling(_ sampling: SampleEstimator) -> JSON {
+        .object([
+            "rate_bytes": .unsigned(sampling.rate),
+            "samples": .unsigned(sampling.samples),
+            "estimated_allocation_calls": .unsigned(UInt64(sampling.estimatedAllocationCalls.rounded())),
+        ])
     }
 
     static func trace(_ report: Report) -> JSON {

@@ -183,6 +183,8 @@ public struct Report {
     /// Number of groups in the report's grouping.
     public var groupCount: Int
     public var symbolization: SymbolizationNotes?
+    /// Present for a sampled trace: byte figures are estimates, counts are recorded samples.
+    public var sampling: SampleEstimator?
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -212,11 +214,13 @@ public struct Report {
         end = reader.end
         isTruncated = reader.isTruncated
         diagnostics = reader.diagnostics.map(\.description)
+        sampling = reader.sampling
         self.options = options
         summary = pass.summary
-        temporaryAllocations = pass.temporaryAllocations
-        temporaryBytes = pass.temporaryBytes
-        histogram = options.sections.contains(.histogram) ? pass.histogram.buckets : []
+        temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0
+        temporaryBytes = reader.sampling == nil ? pass.temporaryBytes : 0
+        // The sizes of a sampled trace's events are estimates: no histogram of them.
+        histogram = options.sections.contains(.histogram) && reader.sampling == nil ? pass.histogram.buckets : []
         threads =
             options.sections.contains(.threads)
             ? Array(
@@ -226,7 +230,11 @@ public struct Report {
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
             keepsAllocatorFrames: options.keepsAllocatorFrames)
-        let listed = ReportSection.allCases.filter { $0.listsSites && options.sections.contains($0) }
+        // A sampled trace cannot say what was temporary: most allocations between two samples are missing.
+        let measurable = { (section: ReportSection) in reader.sampling == nil || section != .temporary }
+        let listed = ReportSection.allCases.filter {
+            $0.listsSites && options.sections.contains($0) && measurable($0)
+        }
         // Grouping by function or file needs every stack's first shown frame; by stack, nothing is resolved
         // before the top entries are known.
         let groups =

@@ -30,6 +30,11 @@ public enum TextRenderer {
         } else {
             out += "  process    unknown (the process record is missing)\n"
         }
+        if let sampling = report.sampling {
+            out +=
+                "  sampling   one allocation per \(Formatting.bytes(sampling.rate)) allocated, on average"
+                + " (\(Formatting.counted(sampling.samples, "sample"))): bytes are estimates (≈), counts are samples\n"
+        }
         if !report.options.filters.isEmpty {
             out += "  filter     only allocations \(report.options.filters.summary)\n"
         }
@@ -41,29 +46,40 @@ public enum TextRenderer {
         let summary = report.summary
         var out = "\n"
         let failed = summary.failedCalls > 0 ? " (\(Formatting.grouped(summary.failedCalls)) more failed)" : ""
+        let calls =
+            report.sampling.map {
+                "≈" + Formatting.grouped(UInt64($0.estimatedAllocationCalls.rounded()))
+                    + " (\(Formatting.grouped(summary.allocationCalls)) sampled)"
+            } ?? Formatting.grouped(summary.allocationCalls)
         var rows: [(String, String)] = [
             ("runtime", Formatting.seconds(nanoseconds: report.durationNanoseconds)),
-            ("allocation calls", Formatting.grouped(summary.allocationCalls) + failed),
+            ("allocation calls", calls + failed),
             ("free calls", Formatting.grouped(summary.freeCalls)),
         ]
-        if let rate = report.callsPerSecond {
+        if let rate = report.callsPerSecond, report.sampling == nil {
             rows.append(("calls per second", Formatting.grouped(UInt64(rate.rounded())) + " (allocations and frees)"))
         }
         rows += [
-            ("bytes allocated", amount(summary.bytesAllocated)),
+            ("bytes allocated", amount(report, summary.bytesAllocated)),
             (
                 "peak heap",
-                amount(summary.peakBytes) + " in \(Formatting.counted(summary.peakBlocks, "block")) at "
+                amount(report, summary.peakBytes) + " in \(Formatting.counted(summary.peakBlocks, "block")) at "
                     + Formatting.seconds(nanoseconds: summary.peakTime)
             ),
-            ("leaked", amount(summary.leakedBytes) + " in \(Formatting.counted(summary.leakedBlocks, "block"))"),
             (
-                "temporary",
-                Formatting.counted(report.temporaryAllocations, "allocation")
-                    + " (\(percent(report.temporaryAllocations, of: summary.allocationCalls)) of allocation calls, "
-                    + "\(Formatting.bytes(report.temporaryBytes))), \(temporaryRule(report.options.temporaryThreshold))"
+                "leaked",
+                amount(report, summary.leakedBytes) + " in \(Formatting.counted(summary.leakedBlocks, "block"))"
             ),
         ]
+        rows.append(
+            report.sampling != nil
+                ? ("temporary", "not measured in a sampled trace")
+                : (
+                    "temporary",
+                    Formatting.counted(report.temporaryAllocations, "allocation")
+                        + " (\(percent(report.temporaryAllocations, of: summary.allocationCalls)) of allocation calls, "
+                        + "\(Formatting.bytes(report.temporaryBytes))), \(temporaryRule(report.options.temporaryThreshold))"
+                ))
         for (label, value) in rows { out += "  " + label.padding(18) + value + "\n" }
         if summary.unmatchedFrees > 0 {
             out +=
@@ -80,6 +96,9 @@ public enum TextRenderer {
     }
 
     private static func sites(_ report: Report, _ section: ReportSection) -> String {
+        if section == .temporary, report.sampling != nil {
+            return "\nMost temporary allocations\n  not measured in a sampled trace\n"
+        }
         let summary = report.summary
         let grouping =
             switch report.options.grouping {
@@ -96,28 +115,28 @@ public enum TextRenderer {
                 "Peak contributors: live at the peak (\(Formatting.seconds(nanoseconds: summary.peakTime))), by \(grouping)"
             empty = "nothing was live"
             describe = {
-                "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))"
+                "\(amount(report, $0.bytes)) in \(Formatting.counted($0.blocks, "block"))"
                     + " (\(percent($0.bytes, of: summary.peakBytes)) of the peak)"
             }
         case .allocations:
             title = "Most allocation calls, by \(grouping)"
             empty = "no allocations"
-            describe = { "\(Formatting.counted($0.blocks, "call")), \(amount($0.bytes))" }
+            describe = { "\(Formatting.counted($0.blocks, "call")), \(amount(report, $0.bytes))" }
         case .bytes:
             title = "Most bytes allocated, by \(grouping)"
             empty = "no allocations"
-            describe = { "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "call"))" }
+            describe = { "\(amount(report, $0.bytes)) in \(Formatting.counted($0.blocks, "call"))" }
         case .temporary:
             title = "Most temporary allocations, by \(grouping)"
             empty = "no temporary allocations"
             describe = {
                 "\(Formatting.counted($0.blocks, "temporary allocation")) of \(Formatting.counted($0.allocationCalls, "call"))"
-                    + " (\(percent($0.blocks, of: $0.allocationCalls))), \(amount($0.bytes))"
+                    + " (\(percent($0.blocks, of: $0.allocationCalls))), \(amount(report, $0.bytes))"
             }
         default:
             title = "Leaks: blocks never freed, by \(grouping)"
             empty = "no leaks"
-            describe = { "\(amount($0.bytes)) in \(Formatting.counted($0.blocks, "block"))" }
+            describe = { "\(amount(report, $0.bytes)) in \(Formatting.counted($0.blocks, "block"))" }
         }
         var out = "\n\(title)\n"
         let entries = report.sites[section] ?? []
@@ -138,6 +157,7 @@ public enum TextRenderer {
 
     private static func histogram(_ report: Report) -> String {
         var out = "\nAllocation sizes: calls by requested size, [from, to)\n"
+        if report.sampling != nil { return out + "  not available for a sampled trace (its sizes are estimates)\n" }
         guard !report.histogram.isEmpty else { return out + "  no allocations\n" }
         let total = report.summary.allocationCalls
         let widest = report.histogram.map(\.allocationCalls).max() ?? 1
@@ -152,7 +172,7 @@ public enum TextRenderer {
             let bar = String(repeating: "#", count: Int((bucket.allocationCalls * 30 + widest - 1) / max(widest, 1)))
             out +=
                 "  " + range.padding(20) + Formatting.grouped(bucket.allocationCalls).leftPadding(14) + "  "
-                + amount(bucket.bytes).leftPadding(22) + "  "
+                + amount(report, bucket.bytes).leftPadding(22) + "  "
                 + percent(bucket.allocationCalls, of: total).leftPadding(6)
                 + " " + bar + "\n"
         }
@@ -164,11 +184,12 @@ public enum TextRenderer {
         guard !report.threads.isEmpty else { return out + "  no heap events\n" }
         out +=
             "  " + "thread".padding(10) + "allocations".leftPadding(14) + "frees".leftPadding(14)
-            + "bytes allocated".leftPadding(24) + "   active\n"
+            + "bytes allocated".leftPadding(26) + "   active\n"
         for thread in report.threads {
             out +=
                 "  " + String(thread.threadID).padding(10) + Formatting.grouped(thread.allocationCalls).leftPadding(14)
-                + Formatting.grouped(thread.freeCalls).leftPadding(14) + amount(thread.bytesAllocated).leftPadding(24)
+                + Formatting.grouped(thread.freeCalls).leftPadding(14)
+                + amount(report, thread.bytesAllocated).leftPadding(26)
                 + "   " + Formatting.seconds(nanoseconds: thread.firstEventTime) + " - "
                 + Formatting.seconds(nanoseconds: thread.lastEventTime) + "\n"
         }
@@ -211,8 +232,12 @@ public enum TextRenderer {
         bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : Formatting.bytes(bytes)
     }
 
-    static func amount(_ bytes: UInt64) -> String {
-        bytes < 1024 ? "\(Formatting.grouped(bytes)) B" : "\(Formatting.bytes(bytes)) (\(Formatting.grouped(bytes)) B)"
+    /// Bytes in full; an estimate (marked ≈) in a sampled trace.
+    static func amount(_ report: Report, _ bytes: UInt64) -> String {
+        let about = report.sampling == nil ? "" : "≈"
+        return bytes < 1024
+            ? "\(about)\(Formatting.grouped(bytes)) B"
+            : "\(about)\(Formatting.bytes(bytes)) (\(Formatting.grouped(bytes)) B)"
     }
 
     static func percent(_ part: UInt64, of whole: UInt64) -> String {

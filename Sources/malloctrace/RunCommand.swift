@@ -15,9 +15,16 @@ struct RunCommand: ParsableCommand {
             to stderr. Only the process itself is traced, unless --follow-children is given: then every \
             process it forks, spawns or execs writes a trace of its own (the -o pattern needs %p).
 
+            With --sample-rate, only some allocations are recorded, for production use: sample points fall \
+            on the program's allocated bytes at random, one per RATE bytes on average (as tcmalloc and jemalloc \
+            sample), and an allocation is recorded when it holds one, with only the frees of recorded blocks. \
+            Reports then show estimates scaled back up (marked ≈): bytes per call stack, the peak and leaks. \
+            Large allocations are almost always recorded; small ones rarely.
+
             Examples:
               malloctrace run -- ./server --port 8080
               malloctrace run -o /tmp/build.%p.mtrace --depth 32 -- make -j2
+              malloctrace run --sample-rate 512K -- ./server
             """
     )
 
@@ -30,6 +37,13 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Call stack frames to record per allocation (0-256).", valueName: "frames"))
     var depth: Int = 64
+
+    @Option(
+        help: ArgumentHelp(
+            "Record a random sample: one allocation per this many allocated bytes on average (e.g. 512K),"
+                + " and estimate the rest. Default: record every call.",
+            valueName: "bytes"))
+    var sampleRate: SampleRate?
 
     @Flag(help: "Also trace the processes it starts (fork, exec, posix_spawn, system), each into its own file.")
     var followChildren = false
@@ -63,6 +77,7 @@ struct RunCommand: ParsableCommand {
         environment["MALLOCTRACE_OUTPUT"] = pattern
         environment["MALLOCTRACE_DEPTH"] = String(depth)
         if followChildren { environment["MALLOCTRACE_FOLLOW_CHILDREN"] = "1" }
+        if let sampleRate { environment["MALLOCTRACE_SAMPLE_RATE"] = String(sampleRate.bytes) }
         let started = Date()
 
         ChildProcess.ignoreInterrupts()
@@ -162,14 +177,23 @@ struct RunCommand: ParsableCommand {
         let analysis = analyzer.result()
         let summary = analysis.summary
         say("wrote \(tracePath)")
+        // Byte figures of a sampled trace are estimates: mark them.
+        let about = reader.sampling == nil ? "" : "≈"
+        let calls =
+            reader.sampling.map { sampling in
+                "≈\(Formatting.counted(UInt64(sampling.estimatedAllocationCalls.rounded()), "allocation call"))"
+                    + " (\(Formatting.counted(sampling.samples, "sample")), one per \(Formatting.bytes(sampling.rate)))"
+            } ?? Formatting.counted(summary.allocationCalls, "allocation call")
+        let frees = Formatting.counted(summary.freeCalls, reader.sampling == nil ? "free" : "sampled free")
         say(
-            "\(Formatting.counted(summary.allocationCalls, "allocation call")), \(Formatting.counted(summary.freeCalls, "free")),"
-                + " \(Formatting.bytes(summary.bytesAllocated)) allocated; peak \(Formatting.bytes(summary.peakBytes))"
-                + " at \(Formatting.seconds(nanoseconds: summary.peakTime))")
+            "\(calls), \(frees), \(about)\(Formatting.bytes(summary.bytesAllocated)) allocated;"
+                + " peak \(about)\(Formatting.bytes(summary.peakBytes)) at \(Formatting.seconds(nanoseconds: summary.peakTime))"
+        )
         let sites = analysis.sites.count { $0.leakedBlocks > 0 }
         let ending = reader.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
+        let blocks = Formatting.counted(summary.leakedBlocks, reader.sampling == nil ? "block" : "sampled block")
         say(
-            "leaked \(Formatting.bytes(summary.leakedBytes)) in \(Formatting.counted(summary.leakedBlocks, "block")) from"
+            "leaked \(about)\(Formatting.bytes(summary.leakedBytes)) in \(blocks) from"
                 + " \(Formatting.counted(UInt64(sites), "call stack"))\(ending)")
         say("details: malloctrace report \(tracePath)")
     }

@@ -274,6 +274,63 @@ NOINLINE static void block_before_end(void) {
     for (int i = 0; i < 3; i++) g_sink = malloc(64);
 }
 
+/* sampling (for --sample-rate 4096): known totals to estimate, and blocks every sample holds.
+ *   sampled_small: 400,000 x 64 B, each freed at once (25,600,000 B);
+ *   sampled_leak: 8 x 1 MiB never freed (sampled with probability 1 - e^-256: always);
+ *   sampled_realloc: 16 blocks, each grown by realloc from 16 B to 1 MiB by doubling, then freed;
+ *   sampled_thread_block: 4 threads x 500 x 64 KiB, each block freed by the next thread.
+ * allocation calls 400,000 + 8 + 16 x 17 + 2,000 = 402,280 (each realloc is one call, the first from NULL);
+ * bytes 25,600,000 + 8,388,608 + 16 x 2,097,136 + 2,000 x 65,536 = 198,614,784.
+ * Leaks: exactly the 8 MiB from sampled_leak. */
+NOINLINE static void sampled_small(void) {
+    for (int i = 0; i < 400000; i++) {
+        void *block = malloc(64);
+        g_sink = block;
+        free(block);
+    }
+}
+
+NOINLINE static void sampled_leak(void) {
+    for (int i = 0; i < 8; i++) g_sink = malloc(1 << 20);
+}
+
+NOINLINE static void sampled_realloc(void) {
+    for (int i = 0; i < 16; i++) {
+        void *block = NULL;
+        for (size_t size = 16; size <= (1 << 20); size *= 2) {
+            block = realloc(block, size);
+            if (block == NULL) fail("realloc failed\n");
+        }
+        free(block);
+    }
+}
+
+#define SAMPLING_THREADS 4
+#define SAMPLING_BLOCKS 500
+static void *g_sampling_blocks[SAMPLING_THREADS][SAMPLING_BLOCKS];
+static pthread_barrier_t g_sampling_barrier;
+
+NOINLINE static void *sampled_thread_block(void) { return malloc(64 << 10); }
+
+static void *sampling_worker(void *argument) {
+    int index = (int)(intptr_t)argument;
+    for (int i = 0; i < SAMPLING_BLOCKS; i++) g_sampling_blocks[index][i] = sampled_thread_block();
+    pthread_barrier_wait(&g_sampling_barrier);
+    for (int i = 0; i < SAMPLING_BLOCKS; i++) free(g_sampling_blocks[(index + 1) % SAMPLING_THREADS][i]);
+    return NULL;
+}
+
+static int pattern_sampling(void) {
+    sampled_small();
+    sampled_leak();
+    sampled_realloc();
+    pthread_t threads[SAMPLING_THREADS];
+    pthread_barrier_init(&g_sampling_barrier, NULL, SAMPLING_THREADS);
+    for (int i = 0; i < SAMPLING_THREADS; i++) pthread_create(&threads[i], NULL, sampling_worker, (void *)(intptr_t)i);
+    for (int i = 0; i < SAMPLING_THREADS; i++) pthread_join(threads[i], NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *pattern = argc > 1 ? argv[1] : "";
     if (strcmp(pattern, "leaks") == 0) return pattern_leaks();
@@ -288,6 +345,7 @@ int main(int argc, char **argv) {
     if (strcmp(pattern, "vfork") == 0) return pattern_vfork();
     if (strcmp(pattern, "fork") == 0) return pattern_fork();
     if (strcmp(pattern, "grow") == 0) return pattern_grow();
+    if (strcmp(pattern, "sampling") == 0) return pattern_sampling();
     if (strcmp(pattern, "closefrom") == 0 && argc == 4) return pattern_closefrom(argv[2], atol(argv[3]));
     block_before_end();
     if (strcmp(pattern, "exit") == 0) _exit(3);

@@ -80,12 +80,14 @@ final class Scratch {
 
 /// Traces `fixture pattern` with `malloctrace run` and returns the run's result and the trace path.
 func traceFixture(
-    _ fixture: String, _ arguments: [String], in scratch: Scratch, depth: Int? = nil
+    _ fixture: String, _ arguments: [String], in scratch: Scratch, depth: Int? = nil, options: [String] = [],
+    environment: [String: String] = [:]
 ) throws -> (ProcessResult, String) {
     let trace = scratch.path("\(fixture)-\(arguments.joined(separator: "-"))-\(UUID().uuidString.prefix(8)).mtrace")
-    var cliArguments = ["run", "-o", trace]
+    var cliArguments = ["run", "-o", trace] + options
     if let depth { cliArguments += ["--depth", String(depth)] }
-    let result = try runProgram(Products.cli, cliArguments + ["--", Products.fixture(fixture)] + arguments)
+    let result = try runProgram(
+        Products.cli, cliArguments + ["--", Products.fixture(fixture)] + arguments, environment: environment)
     return (result, trace)
 }
 

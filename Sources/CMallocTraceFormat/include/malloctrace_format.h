@@ -66,11 +66,11 @@ enum mt_record_kind {
 /* MT_RECORD_PROCESS payload: fixed part, then `exe_length` bytes of executable path and
  * `argv_length` bytes of NUL-separated arguments.
  *
- *   0     4      8           16           24        28     32       36      40      44     48
- *   +-----+------+-----------+------------+---------+------+--------+-------+-------+------+
- *   | pid | ppid | start     | start      | page    | max  | unwind | exe   | argv  | rsvd |
- *   |     |      | realtime  | monotonic  | size    | depth| mode   | len   | len   |      |
- *   +-----+------+-----------+------------+---------+------+--------+-------+-------+------+
+ *   0     4      8           16           24        28     32       36      40      44       48
+ *   +-----+------+-----------+------------+---------+------+--------+-------+-------+--------+
+ *   | pid | ppid | start     | start      | page    | max  | unwind | exe   | argv  | sample |
+ *   |     |      | realtime  | monotonic  | size    | depth| mode   | len   | len   | rate   |
+ *   +-----+------+-----------+------------+---------+------+--------+-------+-------+--------+
  */
 typedef struct mt_process_record {
     uint32_t pid;
@@ -82,7 +82,9 @@ typedef struct mt_process_record {
     uint32_t unwind_mode; /* enum mt_unwind_mode */
     uint32_t exe_length;
     uint32_t argv_length;
-    uint32_t reserved;
+    /* 0: every call is recorded. Otherwise sampling by bytes: an allocation of s bytes was recorded with
+     * probability 1 - exp(-s / sample_rate), and only the frees of recorded blocks are recorded. */
+    uint32_t sample_rate;
 } mt_process_record_t;
 
 enum mt_unwind_mode {
