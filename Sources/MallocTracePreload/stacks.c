@@ -88,13 +88,20 @@ void mt_stacks_reset(void) {
 void mt_stacks_lock(void) { pthread_mutex_lock(&g_stacks_mutex); }
 void mt_stacks_unlock(void) { pthread_mutex_unlock(&g_stacks_mutex); }
 
+/* Each frame's term depends only on the frame and its position, so the multiplications of a stack run side
+ * by side instead of as one chain of dependent multiply steps; a final mix spreads every bit into the low
+ * bits that index the table. */
 static inline uint64_t mt_hash_frames(const uintptr_t *frames, uint32_t count) {
-    uint64_t hash = 0x9e3779b97f4a7c15u ^ count;
+    uint64_t hash = 0x9e3779b97f4a7c15u ^ count, position = 0;
+    /* SSE2 has no 64-bit multiply: vector code would emulate it with three. */
+#pragma clang loop vectorize(disable)
     for (uint32_t i = 0; i < count; i++) {
-        hash ^= frames[i];
-        hash *= 0xff51afd7ed558ccdu;
-        hash ^= hash >> 32;
+        position += 0x9e3779b97f4a7c15u;
+        hash ^= (frames[i] ^ position) * 0xff51afd7ed558ccdu;
     }
+    hash ^= hash >> 33; /* murmur3's finalizer */
+    hash *= 0xc4ceb9fe1a85ec53u;
+    hash ^= hash >> 33;
     return hash | 1; /* 0 marks an empty slot */
 }
 
