@@ -510,14 +510,17 @@ void mt_unwind_thread_exit(void) {
 
 /* Programs with deep, varied stacks (parsers, interpreters) return to thousands of addresses; computing a
  * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. */
-static inline const mt_frame_rule_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
-    mt_rule_slot_t *set = &cache[((address * 0x9e3779b97f4a7c15u) >> 40) & (MT_RULE_CACHE_SLOTS - 2)];
-    if (MT_LIKELY(set[0].address == address)) return &set[0].rule;
-    if (set[1].address == address) return &set[1].rule;
+_Static_assert(sizeof(mt_rule_slot_t) == 16, "the set's byte offset below assumes 16-byte slots");
+static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
+    /* Bits 40.. of the product pick an even slot; shifted by 36 instead, they are its byte offset. */
+    size_t offset = ((address * 0x9e3779b97f4a7c15u) >> 36) & ((MT_RULE_CACHE_SLOTS - 2) * sizeof(mt_rule_slot_t));
+    mt_rule_slot_t *set = (mt_rule_slot_t *)((char *)cache + offset);
+    if (MT_LIKELY(set[0].address == address)) return &set[0];
+    if (set[1].address == address) return &set[1];
     mt_frame_rule_t rule = mt_compute_rule(address);
     set[1] = set[0]; /* the older entry goes */
     set[0] = (mt_rule_slot_t){.address = address, .rule = rule};
-    return &set[0].rule;
+    return &set[0];
 }
 
 int mt_fast_unwind(uintptr_t *frames, int max) {
@@ -544,15 +547,17 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
         ip = frame[1];
         bp = frame[0];
     }
+    uintptr_t room = high - sp; /* bytes of stack above sp */
     int count = 0;
     while (count < max) {
         frames[count++] = ip;
-        const mt_frame_rule_t *rule = mt_rule_for(cache, ip);
+        const mt_frame_rule_t *rule = &mt_rule_for(cache, ip)->rule;
         int32_t cfa_offset = rule->cfa_offset;
         if (MT_UNLIKELY(cfa_offset <= MT_RULE_OUTERMOST)) return cfa_offset == MT_RULE_OUTERMOST ? count : -1;
         uintptr_t cfa = (rule->cfa_is_rbp ? bp : sp) + (uintptr_t)(intptr_t)cfa_offset;
         /* sp < cfa <= high, in one comparison (unsigned wrap-around turns cfa <= sp into a huge value). */
-        if (MT_UNLIKELY(cfa - sp - 1 >= high - sp)) return -1;
+        uintptr_t step = cfa - sp;
+        if (MT_UNLIKELY(step - 1 >= room)) return -1;
         int16_t rbp_offset = rule->rbp_offset;
         if (rbp_offset != 0) {
             /* rbp_offset <= -8, so the slot ends at or below cfa, inside the stack: only its start needs a check. */
@@ -562,6 +567,7 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
         }
         ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
         sp = cfa;
+        room -= step;
         if (ip == 0) return count;
     }
     return count;
