@@ -140,6 +140,9 @@ uint64_t mt_now_ns(void);
 /* ---- stacks (stacks.c) ------------------------------------------------------------------------ */
 
 void mt_stacks_initialize(void);
+/* The address range of this library's loaded segments (set by mt_stacks_initialize). */
+extern uintptr_t g_self_start, g_self_end;
+static inline bool mt_is_own_frame(uintptr_t address) { return address >= g_self_start && address < g_self_end; }
 /* Captures the caller's stack and returns its interned id (0 = no stack). */
 uint32_t mt_current_stack_id(void);
 void mt_stacks_lock(void);
@@ -148,7 +151,8 @@ void mt_stacks_reset(void);
 
 /* ---- fast unwinder (unwind.c) ---------------------------------------------------------------- */
 
-/* Fills `frames` with return addresses, starting at the caller's; -1 when libunwind must do it. */
+/* Fills `frames` with return addresses, starting at the first caller outside this library; -1 when
+ * libunwind must do it. */
 __attribute__((noinline)) int mt_fast_unwind(uintptr_t *frames, int max);
 /* Frees this thread's rule cache (thread exit). */
 void mt_unwind_thread_exit(void);

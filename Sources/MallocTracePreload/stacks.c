@@ -39,7 +39,7 @@ static pthread_mutex_t g_stacks_mutex = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t g_next_stack_id = 1;
 static uintptr_t *g_frame_arena;
 static size_t g_frame_arena_left;
-static uintptr_t g_self_start, g_self_end;
+uintptr_t g_self_start, g_self_end;
 
 static void *mt_map_anonymous(size_t bytes) {
     void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -88,13 +88,20 @@ void mt_stacks_reset(void) {
 void mt_stacks_lock(void) { pthread_mutex_lock(&g_stacks_mutex); }
 void mt_stacks_unlock(void) { pthread_mutex_unlock(&g_stacks_mutex); }
 
+/* Each frame's term depends only on the frame and its position, so the multiplications of a stack run side
+ * by side instead of as one chain of dependent multiply steps; a final mix spreads every bit into the low
+ * bits that index the table. */
 static inline uint64_t mt_hash_frames(const uintptr_t *frames, uint32_t count) {
-    uint64_t hash = 0x9e3779b97f4a7c15u ^ count;
+    uint64_t hash = 0x9e3779b97f4a7c15u ^ count, position = 0;
+    /* SSE2 has no 64-bit multiply: vector code would emulate it with three. */
+#pragma clang loop vectorize(disable)
     for (uint32_t i = 0; i < count; i++) {
-        hash ^= frames[i];
-        hash *= 0xff51afd7ed558ccdu;
-        hash ^= hash >> 32;
+        position += 0x9e3779b97f4a7c15u;
+        hash ^= (frames[i] ^ position) * 0xff51afd7ed558ccdu;
     }
+    hash ^= hash >> 33; /* murmur3's finalizer */
+    hash *= 0xc4ceb9fe1a85ec53u;
+    hash ^= hash >> 33;
     return hash | 1; /* 0 marks an empty slot */
 }
 
@@ -170,8 +177,6 @@ static uint32_t mt_intern_new_stack(uint64_t hash, const uintptr_t *frames, uint
     return id;
 }
 
-static inline bool mt_is_own_frame(uintptr_t address) { return address >= g_self_start && address < g_self_end; }
-
 /* Drops the tracer's own frames from the top of a captured stack; returns the first kept frame. */
 static inline const uintptr_t *mt_without_own_frames(const uintptr_t *raw, int captured, uint32_t depth,
                                                      uint32_t *count) {
@@ -225,7 +230,8 @@ uint32_t mt_current_stack_id(void) {
     if (depth == 0 || mode == MT_UNWIND_NONE) return 0;
     uintptr_t raw[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
     int limit = (int)(depth + MT_OWN_FRAMES_SLACK);
-    int captured = mode == MT_UNWIND_LIBUNWIND ? -1 : mt_fast_unwind(raw, limit);
+    /* The fast unwinder leaves the tracer's frames out itself, so `depth` frames are all it needs. */
+    int captured = mode == MT_UNWIND_LIBUNWIND ? -1 : mt_fast_unwind(raw, (int)depth);
     bool fast = captured >= 0;
     if (!fast) captured = unw_backtrace((void **)raw, limit);
     uint32_t count;

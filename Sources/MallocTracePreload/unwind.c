@@ -33,17 +33,18 @@
 #define MT_PE_DATAREL 0x30
 #define MT_PE_INDIRECT 0x80
 
-enum mt_rule_kind { MT_RULE_EMPTY = 0, MT_RULE_FRAME, MT_RULE_OUTERMOST, MT_RULE_UNSUPPORTED };
-
 /* How to find the caller of a frame: CFA = (rbp or rsp) + cfa_offset; return address at CFA - 8;
- * the caller's rbp at CFA + rbp_offset when saved, else unchanged. */
+ * the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0), else unchanged. A cfa_offset of
+ * at least 8 marks an ordinary frame; the special values below share the field so that the walk tells
+ * all three cases apart with a single test. */
 typedef struct mt_frame_rule {
     int32_t cfa_offset;
-    int16_t rbp_offset;
-    uint8_t kind;
-    uint8_t cfa_is_rbp : 1;
-    uint8_t rbp_saved : 1;
+    int16_t rbp_offset; /* -32768..-8, or 0: rbp not saved */
+    uint8_t cfa_is_rbp;
 } mt_frame_rule_t;
+
+#define MT_RULE_OUTERMOST 0    /* cfa_offset of the last frame: the return address is undefined */
+#define MT_RULE_UNSUPPORTED -1 /* cfa_offset of a frame that libunwind must walk */
 
 #define MT_RULE_CACHE_SLOTS 16384 /* per thread, two-way set-associative; pages are touched as used */
 
@@ -431,14 +432,13 @@ static const uint8_t *mt_find_fde(const uint8_t *header, uintptr_t pc) {
 
 /* Works out the rule for the return address `address` (looked up at address - 1, inside the call). */
 static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
-    mt_frame_rule_t unsupported = {.kind = MT_RULE_UNSUPPORTED};
+    mt_frame_rule_t unsupported = {.cfa_offset = MT_RULE_UNSUPPORTED};
     uintptr_t pc = address - 1;
     struct dl_find_object object;
     if (_dl_find_object((void *)pc, &object) != 0 || object.dlfo_eh_frame == NULL) return unsupported;
     /* Code without call-frame information (hand-written assembly in some runtimes): assume an rbp frame
      * chain, as libunwind does in that case. */
-    const mt_frame_rule_t frame_pointer_chain = {
-        .kind = MT_RULE_FRAME, .cfa_offset = 16, .cfa_is_rbp = 1, .rbp_saved = 1, .rbp_offset = -16};
+    const mt_frame_rule_t frame_pointer_chain = {.cfa_offset = 16, .cfa_is_rbp = 1, .rbp_offset = -16};
     const uint8_t *fde = mt_find_fde(object.dlfo_eh_frame, pc);
     if (fde == NULL) return frame_pointer_chain;
     /* The table is the object's own data, but check that what it points at lies inside the object. */
@@ -471,16 +471,14 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     mt_run_cfi(&row, &cie, r.cursor, end, begin, pc, &initial);
 
     if (row.unsupported) return unsupported;
-    if (row.ra_undefined) return (mt_frame_rule_t){.kind = MT_RULE_OUTERMOST};
+    if (row.ra_undefined) return (mt_frame_rule_t){.cfa_offset = MT_RULE_OUTERMOST};
     bool cfa_ok = row.cfa_register == MT_DWARF_RSP || row.cfa_register == MT_DWARF_RBP;
     if (!cfa_ok || !row.ra_saved || row.ra_offset != -8 || row.cfa_offset < 8 || row.cfa_offset > INT32_MAX ||
         (row.rbp_saved && (row.rbp_offset < INT16_MIN || row.rbp_offset > -8)))
         return unsupported;
-    return (mt_frame_rule_t){.kind = MT_RULE_FRAME,
-                             .cfa_offset = (int32_t)row.cfa_offset,
+    return (mt_frame_rule_t){.cfa_offset = (int32_t)row.cfa_offset,
                              .cfa_is_rbp = row.cfa_register == MT_DWARF_RBP,
-                             .rbp_saved = row.rbp_saved,
-                             .rbp_offset = (int16_t)row.rbp_offset};
+                             .rbp_offset = row.rbp_saved ? (int16_t)row.rbp_offset : 0};
 }
 
 /* ---- the walk --------------------------------------------------------------------------------- */
@@ -512,14 +510,17 @@ void mt_unwind_thread_exit(void) {
 
 /* Programs with deep, varied stacks (parsers, interpreters) return to thousands of addresses; computing a
  * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. */
-static inline mt_frame_rule_t mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
-    mt_rule_slot_t *set = &cache[((address * 0x9e3779b97f4a7c15u) >> 40) & (MT_RULE_CACHE_SLOTS - 2)];
-    if (MT_LIKELY(set[0].address == address)) return set[0].rule;
-    if (set[1].address == address) return set[1].rule;
+_Static_assert(sizeof(mt_rule_slot_t) == 16, "the set's byte offset below assumes 16-byte slots");
+static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
+    /* Bits 40.. of the product pick an even slot; shifted by 36 instead, they are its byte offset. */
+    size_t offset = ((address * 0x9e3779b97f4a7c15u) >> 36) & ((MT_RULE_CACHE_SLOTS - 2) * sizeof(mt_rule_slot_t));
+    mt_rule_slot_t *set = (mt_rule_slot_t *)((char *)cache + offset);
+    if (MT_LIKELY(set[0].address == address)) return &set[0];
+    if (set[1].address == address) return &set[1];
     mt_frame_rule_t rule = mt_compute_rule(address);
     set[1] = set[0]; /* the older entry goes */
     set[0] = (mt_rule_slot_t){.address = address, .rule = rule};
-    return rule;
+    return &set[0];
 }
 
 int mt_fast_unwind(uintptr_t *frames, int max) {
@@ -533,24 +534,40 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
     uintptr_t bp = own_frame[0];
     uintptr_t ip = own_frame[1];
     const uintptr_t high = t->stack_high;
+    mt_rule_slot_t *const cache = t->cache; /* a local: stores to frames[] could alias t->cache */
     /* On a coroutine or signal stack, [sp, high) would span unmapped memory: leave it to libunwind.
      * On the thread's own stack, everything from sp up to high is mapped. */
     if (MT_UNLIKELY(sp < t->stack_low || sp >= high)) return -1;
+    /* The tracer's own frames (interner, recorder, hook) all keep frame pointers, as this library is
+     * built with them: step over them along the rbp chain, two loads each instead of a rule lookup. */
+    while (mt_is_own_frame(ip)) {
+        if (MT_UNLIKELY(bp < sp || bp > high - 2 * sizeof(uintptr_t))) return -1;
+        const uintptr_t *frame = (const uintptr_t *)bp;
+        sp = bp + 2 * sizeof(uintptr_t);
+        ip = frame[1];
+        bp = frame[0];
+    }
+    uintptr_t room = high - sp; /* bytes of stack above sp */
     int count = 0;
     while (count < max) {
         frames[count++] = ip;
-        mt_frame_rule_t rule = mt_rule_for(t->cache, ip);
-        if (rule.kind == MT_RULE_OUTERMOST) return count;
-        if (MT_UNLIKELY(rule.kind != MT_RULE_FRAME)) return -1;
-        uintptr_t cfa = (rule.cfa_is_rbp ? bp : sp) + (uintptr_t)(intptr_t)rule.cfa_offset;
-        if (MT_UNLIKELY(cfa <= sp || cfa > high)) return -1;
-        if (rule.rbp_saved) {
-            uintptr_t slot = cfa + (uintptr_t)(intptr_t)rule.rbp_offset;
-            if (MT_UNLIKELY(slot < sp || slot + sizeof(uintptr_t) > high)) return -1;
+        const mt_frame_rule_t *rule = &mt_rule_for(cache, ip)->rule;
+        int32_t cfa_offset = rule->cfa_offset;
+        if (MT_UNLIKELY(cfa_offset <= MT_RULE_OUTERMOST)) return cfa_offset == MT_RULE_OUTERMOST ? count : -1;
+        uintptr_t cfa = (rule->cfa_is_rbp ? bp : sp) + (uintptr_t)(intptr_t)cfa_offset;
+        /* sp < cfa <= high, in one comparison (unsigned wrap-around turns cfa <= sp into a huge value). */
+        uintptr_t step = cfa - sp;
+        if (MT_UNLIKELY(step - 1 >= room)) return -1;
+        int16_t rbp_offset = rule->rbp_offset;
+        if (rbp_offset != 0) {
+            /* rbp_offset <= -8, so the slot ends at or below cfa, inside the stack: only its start needs a check. */
+            uintptr_t slot = cfa + (uintptr_t)(intptr_t)rbp_offset;
+            if (MT_UNLIKELY(slot < sp)) return -1;
             bp = *(const uintptr_t *)slot;
         }
         ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
         sp = cfa;
+        room -= step;
         if (ip == 0) return count;
     }
     return count;
