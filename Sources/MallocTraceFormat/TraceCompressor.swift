@@ -6,9 +6,11 @@ internal import CZstd
 /// smaller stays as it is, trimmed to its used bytes. Padding and the zero fill go; everything else is
 /// copied. Reading the result gives exactly the events, stacks, modules and process facts of the input.
 public final class TraceCompressor {
-    /// Measured on the sqlite3 benchmark trace (84 MB, 6.2 M calls): level 1 gives 12.5 MB in 0.17 s of
-    /// CPU, level 3 11.0 MB in 0.19 s. Compression overlaps `run`'s summary, so the smaller file wins.
-    public static let defaultLevel = 3
+    /// Level 1. Measured on the benchmark traces: sqlite3 (84 MB raw, 6.2 M calls) gives 12.5 MB at level 1
+    /// and 11.0 MB at level 3 for about the same CPU (0.17 s vs 0.19 s); churn's random sizes (77 MB, 5 M
+    /// calls) hardly compress, 53.7 MB at level 1 vs 52.4 MB at level 3, but level 3 takes 0.77 s of CPU
+    /// against 0.10 s, which would lengthen `run`. Level 1 keeps the worst case cheap.
+    public static let defaultLevel = 1
 
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case notATrace(String)
