@@ -19,7 +19,11 @@ let package = Package(
     targets: [
         // The trace format's single source of truth: a C header the interposer and the reader share.
         .target(name: "CMallocTraceFormat"),
-        .target(name: "MallocTraceFormat", dependencies: ["CMallocTraceFormat"], swiftSettings: swiftSettings),
+        // libzstd from the system: the CLI compresses finished traces, the reader decompresses them.
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .target(
+            name: "MallocTraceFormat", dependencies: ["CMallocTraceFormat", "CZstd"], swiftSettings: swiftSettings
+        ),
         .target(name: "MallocTraceAnalysis", dependencies: ["MallocTraceFormat"], swiftSettings: swiftSettings),
         // __cxa_demangle and swift_demangle behind two C functions. Defines no allocator function.
         .target(name: "CMallocTraceDemangle", linkerSettings: [.linkedLibrary("stdc++")]),
@@ -48,7 +52,7 @@ let package = Package(
 
         .testTarget(
             name: "MallocTraceFormatTests",
-            dependencies: ["MallocTraceFormat", "CMallocTraceFormat"],
+            dependencies: ["MallocTraceFormat", "CMallocTraceFormat", "CZstd"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -19,3 +19,6 @@ _Static_assert(sizeof(mt_chunk_header_t) == 8, "chunk header is 8 bytes");
 _Static_assert(offsetof(mt_chunk_header_t, used) == 4, "used at 4");
 _Static_assert(sizeof(mt_end_record_t) == 24, "end record is 24 bytes");
 _Static_assert(offsetof(mt_end_record_t, exit_status) == 16, "exit_status at 16");
+_Static_assert(MT_RECORD_FLAG_ZSTD <= 0xff, "record flags fit the u8 flags field");
+_Static_assert(MT_FORMAT_VERSION_UNCOMPRESSED <= MT_FORMAT_VERSION, "readers read what the library writes");
+_Static_assert(MT_MAX_DECOMPRESSED_CHUNK + sizeof(mt_chunk_header_t) <= UINT32_MAX, "used fits in u32");

@@ -20,11 +20,18 @@ struct ChunkDecoder {
     private var pending: AllocatorEvent?
     /// Tests turn this off to compare the common-event loop with the general decoder.
     private let usesCommonEventLoop: Bool
+    /// For events decompressed from a compressed chunk: the file offset of its record. Positions in
+    /// `bytes` are then not file offsets, so diagnostics name the record and the position in its events.
+    private let compressedRecord: Int?
 
-    init(bytes: UnsafeRawBufferPointer, start: Int, end: Int, threadID: UInt32, usesCommonEventLoop: Bool = true) {
+    init(
+        bytes: UnsafeRawBufferPointer, start: Int, end: Int, threadID: UInt32, usesCommonEventLoop: Bool = true,
+        compressedRecord: Int? = nil
+    ) {
         cursor = ByteCursor(bytes, from: start, to: end)
         self.threadID = threadID
         self.usesCommonEventLoop = usesCommonEventLoop
+        self.compressedRecord = compressedRecord
     }
 
     /// A decoder that has nothing to decode.
@@ -48,8 +55,7 @@ struct ChunkDecoder {
                 do {
                     guard try nextHeapEvent(into: &batch[count], catalog: &catalog) else { return false }
                 } catch {
-                    catalog.diagnostics.append(
-                        TraceDiagnostic(offset: error.offset, message: error.reason + "; rest of this chunk skipped"))
+                    catalog.diagnostics.append(diagnostic(for: error))
                     cursor.position = cursor.end
                     pending = nil
                     return false
@@ -57,6 +63,16 @@ struct ChunkDecoder {
             }
             count &+= 1  // below batch.count
         }
+    }
+
+    private func diagnostic(for failure: DecodeFailure) -> TraceDiagnostic {
+        guard let compressedRecord else {
+            return TraceDiagnostic(offset: failure.offset, message: failure.reason + "; rest of this chunk skipped")
+        }
+        return TraceDiagnostic(
+            offset: compressedRecord,
+            message: "\(failure.reason) at byte \(failure.offset) of the compressed chunk's events;"
+                + " rest of this chunk skipped")
     }
 
     /// Bytes the common-event loop needs left at the start of an event: the opcode, then four varints

@@ -9,6 +9,9 @@ struct ThreadStream {
     /// Gives each chunk's pages back once the stream is past it.
     private let pages: PageReleaser
     private let usesCommonEventLoop: Bool
+    /// Shared by the streams of one pass; each stream decompresses its chunks into `decompressed`.
+    private let decompressor: ChunkDecompressor
+    private var decompressed: DecompressedEvents?
 
     /// One stream per thread id, in order of first appearance. O(chunks).
     static func streams(
@@ -21,22 +24,24 @@ struct ThreadStream {
             if byThread[chunk.threadID] == nil { order.append(chunk.threadID) }
             byThread[chunk.threadID, default: []].append(chunk)
         }
+        let decompressor = ChunkDecompressor()
         return order.map {
             ThreadStream(
                 threadID: $0, chunks: byThread[$0, default: []], bytes: bytes, pages: pages,
-                usesCommonEventLoop: usesCommonEventLoop)
+                usesCommonEventLoop: usesCommonEventLoop, decompressor: decompressor)
         }
     }
 
     private init(
         threadID: UInt32, chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, pages: PageReleaser,
-        usesCommonEventLoop: Bool
+        usesCommonEventLoop: Bool, decompressor: ChunkDecompressor
     ) {
         self.threadID = threadID
         self.chunks = chunks
         self.bytes = bytes
         self.pages = pages
         self.usesCommonEventLoop = usesCommonEventLoop
+        self.decompressor = decompressor
     }
 
     /// Decodes this thread's heap events into `batch` from index `count` on, advancing `count`; true when
@@ -48,12 +53,33 @@ struct ThreadStream {
         while true {
             if decoder.decode(into: batch, count: &count, catalog: &catalog) { return true }
             if nextChunk > 0 { pages.release(after: chunks[nextChunk - 1]) }
-            guard nextChunk < chunks.count else { return false }
+            guard nextChunk < chunks.count else {
+                decompressed = nil  // this stream is done: give its buffer back before the others end
+                return false
+            }
             let chunk = chunks[nextChunk]
             nextChunk += 1
+            guard let size = chunk.decompressedSize else {
+                decoder = ChunkDecoder(
+                    bytes: bytes, start: chunk.start, end: chunk.end, threadID: threadID,
+                    usesCommonEventLoop: usesCommonEventLoop)
+                continue
+            }
+            let events = decompressed ?? DecompressedEvents()
+            decompressed = events
+            do {
+                try decompressor.decompress(
+                    UnsafeRawBufferPointer(rebasing: bytes[chunk.start..<chunk.end]), size: size, into: events)
+            } catch {
+                catalog.diagnostics.append(
+                    TraceDiagnostic(
+                        offset: chunk.recordStart, message: "compressed chunk: \(error.reason); chunk skipped"))
+                decoder = ChunkDecoder()
+                continue
+            }
             decoder = ChunkDecoder(
-                bytes: bytes, start: chunk.start, end: chunk.end, threadID: threadID,
-                usesCommonEventLoop: usesCommonEventLoop)
+                bytes: events.bytes, start: 0, end: size, threadID: threadID, usesCommonEventLoop: usesCommonEventLoop,
+                compressedRecord: chunk.recordStart)
         }
     }
 }

@@ -5,6 +5,8 @@ public enum TraceError: Error, Equatable, CustomStringConvertible {
     case notATrace(path: String, reason: String)
     case unsupportedVersion(path: String, found: Int, supported: Int)
     case corruptHeader(path: String, offset: Int, reason: String)
+    /// A version 2+ file whose header flags name features this reader does not know.
+    case unsupportedFeatures(path: String, flags: UInt32)
 
     public var description: String {
         switch self {
@@ -17,6 +19,9 @@ public enum TraceError: Error, Equatable, CustomStringConvertible {
                 + " use a newer malloctrace"
         case .corruptHeader(let path, let offset, let reason):
             return "\(path) is damaged at byte \(offset): \(reason)"
+        case .unsupportedFeatures(let path, let flags):
+            return "\(path) uses trace features this malloctrace does not know (header flags 0x"
+                + String(flags, radix: 16) + "); use a newer malloctrace"
         }
     }
 }

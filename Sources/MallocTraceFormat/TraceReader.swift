@@ -11,6 +11,8 @@ public final class TraceReader {
 
     public let path: String
     public let formatVersion: Int
+    /// True when the file may hold compressed chunks (header flag `MT_FILE_FLAG_ZSTD_CHUNKS`).
+    public let hasCompressedChunks: Bool
     public private(set) var process: ProcessDetails?
     /// Present when the process reached its exit path (the last one seen if there are several).
     public private(set) var end: EndDetails?
@@ -41,6 +43,9 @@ public final class TraceReader {
         /// once the chunk is decoded, nothing in `recordStart..<nextChunkRecord` is read again.
         var recordStart: Int
         var nextChunkRecord: Int
+        /// For a compressed chunk, `start..<end` is its zstd frame and this is the size of its events
+        /// (at most `MT_MAX_DECOMPRESSED_CHUNK`); nil for a chunk whose events are in the file as they are.
+        var decompressedSize: Int? = nil
     }
 
     /// Maps and checks the file at `path`; throws only if it cannot be read as a trace at all.
@@ -57,18 +62,26 @@ public final class TraceReader {
         let path = file.path
         self.path = path
         self.file = file
-        var version = 0
+        var header = (version: 0, flags: UInt32(0))
         var found: (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic]) = (nil, nil, false, [], [])
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceError) in
-            version = try TraceReader.checkHeader(bytes, path: path)
-            found = TraceReader.scanRecords(bytes, pages: file.pageReleaser)
+            header = try TraceReader.checkHeader(bytes, path: path)
+            found = TraceReader.scanRecords(
+                bytes, compressedChunks: header.flags & MT_FILE_FLAG_ZSTD_CHUNKS.rawValue != 0, pages: file.pageReleaser
+            )
         }
-        formatVersion = version
+        formatVersion = header.version
+        hasCompressedChunks = header.flags & MT_FILE_FLAG_ZSTD_CHUNKS.rawValue != 0
         (process, end, isCutShort, chunks, scanDiagnostics) = found
         diagnostics = scanDiagnostics
     }
 
-    private static func checkHeader(_ bytes: UnsafeRawBufferPointer, path: String) throws(TraceError) -> Int {
+    /// Header flags this reader knows (version 2 and later; version 1 files have no flags).
+    static let knownFileFlags = MT_FILE_FLAG_ZSTD_CHUNKS.rawValue
+
+    private static func checkHeader(
+        _ bytes: UnsafeRawBufferPointer, path: String
+    ) throws(TraceError) -> (version: Int, flags: UInt32) {
         let headerSize = MemoryLayout<mt_file_header_t>.size
         guard bytes.count >= headerSize else {
             throw .notATrace(path: path, reason: bytes.isEmpty ? "the file is empty" : "the file is too short")
@@ -87,12 +100,19 @@ public final class TraceReader {
         guard declaredSize == headerSize else {
             throw .corruptHeader(path: path, offset: 10, reason: "header size \(declaredSize), expected \(headerSize)")
         }
-        return version
+        // Version 1 reserved the flags and readers ignored them; from version 2 on they are features.
+        guard version >= 2 else { return (version, 0) }
+        let flags = cursor.littleEndian(UInt32.self, at: 12)
+        let unknown = flags & ~knownFileFlags
+        guard unknown == 0 else { throw .unsupportedFeatures(path: path, flags: unknown) }
+        return (version, flags)
     }
 
     /// Reads the record headers. Each one read maps pages of the file (with the kernel's fault-around,
     /// 64 KiB each); `pages` gives them back as the scan goes, and decoding faults in what it needs.
-    private static func scanRecords(_ bytes: UnsafeRawBufferPointer, pages: PageReleaser)
+    /// `compressedChunks`: the file declares them, so a CHUNK's `MT_RECORD_FLAG_ZSTD` counts (otherwise
+    /// record flags are reserved and ignored, as version 1 says).
+    private static func scanRecords(_ bytes: UnsafeRawBufferPointer, compressedChunks: Bool, pages: PageReleaser)
         -> (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic])
     {
         var process: ProcessDetails?
@@ -130,7 +150,13 @@ public final class TraceReader {
                 if process == nil { diagnostics.append(.init(offset: offset, message: "unreadable process record")) }
             case MT_RECORD_CHUNK.rawValue:
                 let chunkHeader = MemoryLayout<mt_chunk_header_t>.size
-                if available >= chunkHeader {
+                let isCompressed = compressedChunks && bytes[offset + 1] & UInt8(MT_RECORD_FLAG_ZSTD.rawValue) != 0
+                if isCompressed {
+                    if let chunk = compressedChunk(bytes, at: offset, length: length, cutShort: cutShort, &diagnostics)
+                    {
+                        chunks.append(chunk)
+                    }
+                } else if available >= chunkHeader {
                     let used = Int(cursor.littleEndian(UInt32.self, at: payload + 4))
                     let start = payload + chunkHeader
                     if used > length - chunkHeader {
@@ -179,6 +205,35 @@ public final class TraceReader {
         pages.release(released..<bytes.count)
         for index in chunks.indices.dropLast() { chunks[index].nextChunkRecord = chunks[index + 1].recordStart }
         return (process, end, cutShort, chunks, diagnostics)
+    }
+
+    /// A compressed chunk's location, or nil (with a diagnostic) when it cannot be decompressed safely.
+    /// A cut-short frame cannot be decompressed at all; the cut-short diagnostic already says why.
+    private static func compressedChunk(
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int, cutShort: Bool,
+        _ diagnostics: inout [TraceDiagnostic]
+    ) -> ChunkLocation? {
+        if cutShort { return nil }
+        let payload = offset + MemoryLayout<mt_record_header_t>.size
+        let chunkHeader = MemoryLayout<mt_chunk_header_t>.size
+        guard length > chunkHeader else {
+            diagnostics.append(
+                .init(offset: offset, message: "compressed chunk record of \(length) bytes is too small"))
+            return nil
+        }
+        let cursor = ByteCursor(bytes, from: payload, to: payload + chunkHeader)
+        let used = Int(cursor.littleEndian(UInt32.self, at: payload + 4))
+        guard used <= Int(MT_MAX_DECOMPRESSED_CHUNK) else {
+            diagnostics.append(
+                .init(
+                    offset: offset,
+                    message: "compressed chunk claims \(used) bytes of events, more than the"
+                        + " \(MT_MAX_DECOMPRESSED_CHUNK) a chunk may hold; chunk skipped"))
+            return nil
+        }
+        return ChunkLocation(
+            threadID: cursor.littleEndian(UInt32.self, at: payload), start: payload + chunkHeader,
+            end: payload + length, recordStart: offset, nextChunkRecord: bytes.count, decompressedSize: used)
     }
 
     private static func decodeProcess(_ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int) -> ProcessDetails? {
@@ -262,7 +317,7 @@ public final class TraceReader {
         case .caller: return false
         case .background: return true
         case .automatic:
-            let eventBytes = chunks.reduce(0) { $0 + ($1.end - $1.start) }
+            let eventBytes = chunks.reduce(0) { $0 + ($1.decompressedSize ?? ($1.end - $1.start)) }
             return eventBytes >= Self.backgroundDecodingThreshold && MappedFile.onlineProcessorCount > 1
         }
     }

@@ -183,7 +183,7 @@ bool mt_file_open(const char *path, const mt_process_record_t *process, const ch
     g_next_offset = 0;
     bool ok = mt_open_window(0);
     if (ok) {
-        mt_file_header_t header = {.version = MT_FORMAT_VERSION, .header_size = sizeof(mt_file_header_t)};
+        mt_file_header_t header = {.version = MT_FORMAT_VERSION_UNCOMPRESSED, .header_size = sizeof(mt_file_header_t)};
         memcpy(header.magic, MT_MAGIC, MT_MAGIC_SIZE);
         memcpy(g_current->base, &header, sizeof(header));
         g_next_offset = sizeof(header);

@@ -14,6 +14,8 @@ struct MallocTrace: ParsableCommand {
             pointers, threads, times and call stacks into a compact binary trace that `report` reads.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, ReportCommand.self, DiffCommand.self, PreloadPathCommand.self]
+        subcommands: [
+            RunCommand.self, ReportCommand.self, DiffCommand.self, CompressCommand.self, PreloadPathCommand.self,
+        ]
     )
 }

@@ -4,20 +4,21 @@ import CMallocTraceFormat
 struct TraceBuilder {
     private(set) var bytes: [UInt8] = []
 
-    init(version: UInt16 = UInt16(MT_FORMAT_VERSION)) {
+    /// Version 1, as the preload library writes, unless told otherwise.
+    init(version: UInt16 = UInt16(MT_FORMAT_VERSION_UNCOMPRESSED), flags: UInt32 = 0) {
         bytes += Array("MTRACE\u{1a}\n".utf8)
         append(version)
         append(UInt16(16))
-        append(UInt32(0))
+        append(flags)
     }
 
     mutating func append<T: FixedWidthInteger>(_ value: T) {
         withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
     }
 
-    mutating func record(kind: UInt32, payload: [UInt8]) {
+    mutating func record(kind: UInt32, flags: UInt8 = 0, payload: [UInt8]) {
         bytes.append(UInt8(kind))
-        bytes += [0, 0, 0]
+        bytes += [flags, 0, 0]
         append(UInt32(payload.count))
         bytes += payload
         while bytes.count % Int(MT_RECORD_ALIGNMENT) != 0 { bytes.append(0) }

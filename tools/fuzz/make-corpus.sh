@@ -17,7 +17,7 @@ mkdir -p "$corpus"
 seed() { # NAME MAX_BYTES DEPTH PROGRAM ARGS...
     local name=$1 max=$2 depth=$3
     shift 3
-    "$cli" run -o "$work/$name.mtrace" --depth "$depth" -- "$@" >/dev/null 2>&1 || true
+    "$cli" run --no-compress -o "$work/$name.mtrace" --depth "$depth" -- "$@" >/dev/null 2>&1 || true
     python3 tools/fuzz/compact-trace.py "$work/$name.mtrace" "$corpus/$name.mtrace" "$max"
 }
 
@@ -33,4 +33,9 @@ MALLOCTRACE_FOLLOW_CHILDREN=1 "$cli" run -o "$work/fork.%p.mtrace" --depth 8 -- 
     >/dev/null 2>&1 || true
 child=$(ls -S "$work"/fork.*.mtrace | tail -1)
 python3 tools/fuzz/compact-trace.py "$child" "$corpus/fork-child.mtrace"
+# Compressed chunks (version 2): copies of two seeds, compressed as `malloctrace run` would.
+for name in all-functions threads; do
+    cp "$corpus/$name.mtrace" "$corpus/$name-zstd.mtrace"
+    "$cli" compress "$corpus/$name-zstd.mtrace" >/dev/null 2>&1
+done
 du -cb "$corpus"/* | tail -1

@@ -11,10 +11,16 @@ cd "$(dirname "$0")/../.."
 out=.build-fuzz
 mkdir -p "$out/include" "$out/corpus"
 
-# The reader imports the header-only C module CMallocTraceFormat; SwiftPM would generate this module map.
+# The reader imports the header-only C module CMallocTraceFormat, and libzstd as CZstd (for compressed
+# chunks); SwiftPM would generate the first module map and finds the second in Sources/CZstd.
 cat >"$out/include/module.modulemap" <<MAP
 module CMallocTraceFormat {
     header "$PWD/Sources/CMallocTraceFormat/include/malloctrace_format.h"
+    export *
+}
+module CZstd [system] {
+    header "$PWD/Sources/CZstd/shim.h"
+    link "zstd"
     export *
 }
 MAP
@@ -34,7 +40,7 @@ echo "fuzz: building $out/fuzz-trace-reader" >&2
 module MallocTraceFormat
 module MallocTraceAnalysis
 swiftc "${flags[@]}" -module-name FuzzTraceReader tools/fuzz/FuzzTraceReader.swift \
-    "$out/MallocTraceFormat.o" "$out/MallocTraceAnalysis.o" -o "$out/fuzz-trace-reader"
+    "$out/MallocTraceFormat.o" "$out/MallocTraceAnalysis.o" -lzstd -o "$out/fuzz-trace-reader"
 
 if [[ $# -gt 0 && -f "$1" ]]; then
     exec "$out/fuzz-trace-reader" "$@"

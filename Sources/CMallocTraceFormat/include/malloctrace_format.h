@@ -22,7 +22,11 @@
 
 #define MT_MAGIC "MTRACE\x1a\x0a" /* 8 bytes, no NUL terminator in the file */
 #define MT_MAGIC_SIZE 8
-#define MT_FORMAT_VERSION 1
+/* The newest version a reader of this header understands. Version 2 adds compressed chunks
+ * (MT_FILE_FLAG_ZSTD_CHUNKS); a file without them is written as version 1, which every reader reads. */
+#define MT_FORMAT_VERSION 2
+/* What the preload library writes: it never compresses, so its traces stay readable by version 1 readers. */
+#define MT_FORMAT_VERSION_UNCOMPRESSED 1
 
 /* Offset 0 of every trace file.
  *
@@ -35,8 +39,14 @@ typedef struct mt_file_header {
     uint8_t magic[MT_MAGIC_SIZE];
     uint16_t version;     /* MT_FORMAT_VERSION of the writer */
     uint16_t header_size; /* sizeof(mt_file_header_t); records start here */
-    uint32_t flags;       /* reserved, 0 */
+    uint32_t flags;       /* version 1: reserved, 0. Version 2: MT_FILE_FLAG_* feature bits */
 } mt_file_header_t;
+
+/* File header flags (version 2 and later). A reader rejects a file with a bit it does not know, so a
+ * feature that changes how records read can be added without another version. */
+enum mt_file_flag {
+    MT_FILE_FLAG_ZSTD_CHUNKS = 0x1, /* CHUNK records may carry MT_RECORD_FLAG_ZSTD */
+};
 
 /* Every record starts with this header, at an 8-byte aligned offset.
  *
@@ -50,10 +60,18 @@ typedef struct mt_file_header {
  */
 typedef struct mt_record_header {
     uint8_t kind;
-    uint8_t flags;     /* reserved, 0 */
+    uint8_t flags;     /* MT_RECORD_FLAG_*; 0 in version 1 */
     uint16_t reserved; /* 0 */
     uint32_t length;
 } mt_record_header_t;
+
+/* Record header flags. */
+enum mt_record_flag {
+    /* CHUNK only, in files with MT_FILE_FLAG_ZSTD_CHUNKS: the chunk header stays in the clear and the
+     * events are one zstd frame (see MT_RECORD_CHUNK below). Written by `malloctrace run` / `compress`
+     * after the target has exited, never by the preload library. */
+    MT_RECORD_FLAG_ZSTD = 0x01,
+};
 
 enum mt_record_kind {
     MT_RECORD_END_OF_DATA = 0, /* zero fill: the end of what was written */
@@ -106,8 +124,20 @@ enum mt_unwind_mode {
  */
 typedef struct mt_chunk_header {
     uint32_t tid;  /* kernel thread id */
-    uint32_t used; /* bytes of events after this header */
+    uint32_t used; /* bytes of events after this header (compressed chunk: after decompression) */
 } mt_chunk_header_t;
+
+/* A compressed chunk (record flag MT_RECORD_FLAG_ZSTD): the same chunk header, then exactly one zstd
+ * frame that fills the rest of the payload (record length = 8 + frame size) and decompresses to the
+ * chunk's `used` event bytes. The frame must state its content size, equal to `used`; `used` is at
+ * most MT_MAX_DECOMPRESSED_CHUNK, so a reader knows the memory a chunk needs before decompressing it.
+ *
+ *   0       4       8
+ *   +-------+-------+---------------------------------------+
+ *   | tid   | used  | zstd frame (content size = used)      |
+ *   +-------+-------+---------------------------------------+
+ */
+#define MT_MAX_DECOMPRESSED_CHUNK (4u << 20) /* the writer's chunks fit in one 4 MiB window */
 
 /* MT_RECORD_END payload: written when the process reaches exit (library destructor, or _exit). */
 typedef struct mt_end_record {

@@ -1,0 +1,2 @@
+/* libzstd, found with pkg-config (libzstd-dev on Debian/Ubuntu): compresses finished traces. */
+#include <zstd.h>

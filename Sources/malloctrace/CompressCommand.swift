@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import MallocTraceFormat
+import MallocTraceReports
+
+struct CompressCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compress",
+        abstract: "Compress trace files in place, for traces recorded without `malloctrace run`.",
+        discussion: """
+            `malloctrace run` compresses its traces itself once the program has exited (unless \
+            --no-compress). A trace recorded with LD_PRELOAD directly is written uncompressed, 11-15 bytes \
+            per allocation call, so that the traced program never waits for a compressor; this command \
+            rewrites each FILE with zstd-compressed chunks, typically 5-8 times smaller, and replaces it \
+            atomically: if anything fails, the file stays as it was. `report` and `diff` read both forms and \
+            give the same results. Files that are already compressed are left alone.
+
+            Examples:
+              LD_PRELOAD=$(malloctrace preload-path) MALLOCTRACE_OUTPUT=/tmp/app.%p.mtrace ./app
+              malloctrace compress /tmp/app.*.mtrace
+            """
+    )
+
+    @Argument(help: ArgumentHelp("Trace files to compress.", valueName: "file"))
+    var files: [String]
+
+    @Option(help: ArgumentHelp("zstd compression level, 1-19: higher is smaller and slower.", valueName: "n"))
+    var level = TraceCompressor.defaultLevel
+
+    func validate() throws {
+        guard !files.isEmpty else { throw ValidationError("name the trace files to compress") }
+        guard (1...19).contains(level) else { throw ValidationError("--level must be from 1 to 19, not \(level)") }
+    }
+
+    func run() throws {
+        var failed = false
+        for path in files {
+            let message: String
+            do throws(TraceFileCompressor.Failure) {
+                let outcome = try TraceFileCompressor.compress(path: path, level: level)
+                let ratio = Double(outcome.originalBytes) / Double(max(outcome.compressedBytes, 1))
+                message =
+                    "compressed \(path): \(Formatting.bytes(UInt64(outcome.originalBytes))) ->"
+                    + " \(Formatting.bytes(UInt64(outcome.compressedBytes))) (\(String(format: "%.1f", ratio))x smaller)"
+            } catch  where error.isAlreadyCompressed {
+                message = "\(path) is already compressed"
+            } catch {
+                failed = true
+                message = "cannot compress \(path): \(error); it is left as it was"
+            }
+            FileHandle.standardError.write(Data(("malloctrace: " + message + "\n").utf8))
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
