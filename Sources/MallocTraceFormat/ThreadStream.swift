@@ -77,6 +77,8 @@ struct ThreadStream {
                 decoder = ChunkDecoder()
                 continue
             }
+            // The frame is never read again: its pages can go now (the events live in `events`).
+            pages.release(chunk.recordStart..<chunk.end)
             decoder = ChunkDecoder(
                 bytes: events.bytes, start: 0, end: size, threadID: threadID, usesCommonEventLoop: usesCommonEventLoop,
                 compressedRecord: chunk.recordStart)

@@ -45,9 +45,11 @@ public final class TraceCompressor {
 
     deinit { ZSTD_freeCCtx(context) }
 
-    /// Compresses the trace in `input`, handing the output to `write` in pieces, in order.
+    /// Compresses the trace in `input`, handing the output to `write` in pieces, in order. `done` is told
+    /// of each input range that will not be read again (so that a mapped file's pages can be released).
     public func compress(
-        _ input: UnsafeRawBufferPointer, write: (UnsafeRawBufferPointer) throws(Failure) -> Void
+        _ input: UnsafeRawBufferPointer, done: (Range<Int>) -> Void = { _ in },
+        write: (UnsafeRawBufferPointer) throws(Failure) -> Void
     ) throws(Failure) {
         output.removeAll()
         try Self.checkHeader(input)
@@ -85,6 +87,7 @@ public final class TraceCompressor {
                 output.append(bytes)
                 output.pad()
             }
+            done(offset..<payload + length)
             offset = OutputBuffer.aligned(payload + length)
         }
         try output.flush(write)

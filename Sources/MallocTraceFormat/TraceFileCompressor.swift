@@ -47,7 +47,10 @@ public enum TraceFileCompressor {
         var written = 0
         do throws(TraceCompressor.Failure) {
             try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
-                try compressor.compress(bytes) { (piece: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
+                // Memory follows the record being compressed, not the size of the trace.
+                let pages = file.pageReleaser
+                try compressor.compress(bytes, done: { pages.release($0) }) {
+                    (piece: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
                     try writeAll(piece, to: fd, path: temporary.path)
                     written += piece.count
                 }
