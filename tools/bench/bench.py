@@ -37,11 +37,14 @@ SIZES = {
                   git_commits=300, cc_functions=60),
 }
 
-VARIANTS = ["base", "mt", "pre", "ht"]
+# Sampling mode's rate: the production setting the README suggests (tcmalloc's default is 2 MiB).
+SAMPLE_RATE = "512K"
+VARIANTS = ["base", "mt", "pre", "smp", "ht"]
 VARIANT_TITLES = {
     "base": "untraced",
     "mt": "malloctrace run",
     "pre": "preload only",
+    "smp": "malloctrace run --sample-rate " + SAMPLE_RATE,
     "ht": "heaptrack",
 }
 
@@ -278,6 +281,9 @@ class Tracers:
         if variant == "mt":
             pattern = os.path.join(self.trace_dir("mt"), "%s.%s.%%p.mtrace" % (name, self.counter))
             return [self.malloctrace, "run", "-o", pattern, "--"] + argv, {}
+        if variant == "smp":
+            pattern = os.path.join(self.trace_dir("smp"), "%s.%s.%%p.mtrace" % (name, self.counter))
+            return [self.malloctrace, "run", "--sample-rate", SAMPLE_RATE, "-o", pattern, "--"] + argv, {}
         if variant == "pre":
             pattern = os.path.join(self.trace_dir("pre"), "%s.%s.%%p.mtrace" % (name, self.counter))
             return argv, {"LD_PRELOAD": self.preload, "MALLOCTRACE_OUTPUT": pattern}
@@ -431,7 +437,7 @@ def measure_workload(tracers, w, env0, runs, timeout, work):
     entry["reports"] = measure_reports(tracers, w.key, kept, runs, timeout, work)
     # Bytes per allocation call use malloctrace's count (heaptrack's if malloctrace's report failed).
     calls = entry["reports"].get("mt_calls") or entry["reports"].get("ht_calls")
-    for v in ("mt", "ht"):
+    for v in ("mt", "smp", "ht"):
         size = median(sizes[v])
         entry["trace_bytes"][v] = size
         entry["bytes_per_call"][v] = size / calls if size is not None and calls else None
@@ -677,6 +683,27 @@ def render(meta, workloads, data, startup, targets):
             fmt_s(base["wall"]) if base else "FAILED", cells[0], cells[1], cells[2], share))
     add("")
 
+    add("## Sampling mode: `malloctrace run --sample-rate %s` (median wall and CPU, ratio to untraced)" % SAMPLE_RATE)
+    add("")
+    add("| workload | untraced wall | sampled wall | untraced CPU | sampled CPU | trace | B/call |")
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    for w in workloads:
+        entry = data.get(w.key)
+        if not entry:
+            continue
+        s = entry["stats"]
+        base, smp = s.get("base"), s.get("smp")
+        size, bpc = entry["trace_bytes"].get("smp"), entry["bytes_per_call"].get("smp")
+        cells = []
+        for metric in ("wall", "cpu"):
+            cells.append(fmt_s(base[metric]) if base else "FAILED")
+            cells.append("%s (%s)" % (fmt_s(smp[metric]), fmt_ratio(ratio(smp[metric], base[metric])))
+                         if smp and base else ("FAILED" if "smp" in entry["failures"] else "–"))
+        add("| %s | %s | %s | %s | %s | %s | %s |" % (
+            w.title, *cells, fmt_mb(size / 1e6) if size is not None else "–",
+            "–" if bpc is None else "%.2f" % bpc))
+    add("")
+
     add("## Overhead: CPU time (user + sys of the whole process tree, median), ratio to untraced")
     add("")
     add("| workload | untraced | malloctrace run | preload only | heaptrack |")
@@ -693,8 +720,8 @@ def render(meta, workloads, data, startup, targets):
 
     add("## Peak RSS while tracing (largest single process of the tree, median)")
     add("")
-    add("| workload | untraced | malloctrace run | preload only | heaptrack |")
-    add("|---|---:|---:|---:|---:|")
+    add("| workload | untraced | malloctrace run | preload only | sampled (%s) | heaptrack |" % SAMPLE_RATE)
+    add("|---|---:|---:|---:|---:|---:|")
     for w in workloads:
         entry = data.get(w.key)
         if not entry:
@@ -745,7 +772,9 @@ def render(meta, workloads, data, startup, targets):
         add("| command | wall | above untraced | CPU | peak RSS |")
         add("|---|---:|---:|---:|---:|")
         titles = {"base": "`/bin/true`", "mt": "`malloctrace run -- /bin/true`",
-                  "pre": "`LD_PRELOAD=libmalloctrace.so /bin/true`", "ht": "`heaptrack /bin/true`"}
+                  "pre": "`LD_PRELOAD=libmalloctrace.so /bin/true`",
+                  "smp": "`malloctrace run --sample-rate %s -- /bin/true`" % SAMPLE_RATE,
+                  "ht": "`heaptrack /bin/true`"}
         base = startup["stats"].get("base")
         for v in VARIANTS:
             s = startup["stats"].get(v)
