@@ -25,6 +25,18 @@ public struct SizeHistogram: Sendable, Equatable {
         }
     }
 
+    /// Consumes consecutive events (one copy-on-write check per batch, not per event).
+    public mutating func consume(_ events: Span<AllocatorEvent>) {
+        counts.withUnsafeMutableBufferPointer { buffer in
+            for index in events.indices where events[index].kind == .allocation {
+                let size = events[index].size
+                let bucket = 2 * (64 - size.leadingZeroBitCount)
+                buffer[bucket] &+= 1
+                buffer[bucket + 1] &+= size
+            }
+        }
+    }
+
     /// The buckets with at least one allocation, smallest sizes first.
     public var buckets: [Bucket] {
         (0..<65).compactMap { index in

@@ -17,9 +17,7 @@ public struct TemporaryAllocationCounter {
     /// The rings of all threads, flat: thread ring r owns slots r * width ..< (r + 1) * width. Address 0
     /// marks a free slot.
     private let width: Int
-    private var addresses: [UInt64] = []
-    private var sizes: [UInt64] = []
-    private var stacks: [UInt32] = []
+    private var slots: [Slot] = []
     private var nextSlot: [Int] = []
     private var ringByThread: [UInt32: Int] = [:]
     private var lastThread: UInt32 = 0
@@ -34,6 +32,12 @@ public struct TemporaryAllocationCounter {
     /// Stack ids below this are counted in an array, others (damaged traces) in a dictionary.
     private static let denseStackLimit: UInt32 = 1 << 20
 
+    private struct Slot {
+        var address: UInt64 = 0
+        var size: UInt64 = 0
+        var stack: UInt32 = 0
+    }
+
     public init(threshold: Int) {
         self.threshold = max(0, threshold)
         width = self.threshold + 1
@@ -46,14 +50,14 @@ public struct TemporaryAllocationCounter {
             index = existing
         } else {
             index = nextSlot.count
-            addresses.append(contentsOf: repeatElement(0, count: width))
-            sizes.append(contentsOf: repeatElement(0, count: width))
-            stacks.append(contentsOf: repeatElement(0, count: width))
+            slots.append(contentsOf: repeatElement(Slot(), count: width))
             nextSlot.append(0)
             ringByThread[thread] = index
             if index == 1 {
                 usesTable = true
-                for slot in 0..<width where addresses[slot] != 0 { slotOfAddress.set(addresses[slot], UInt64(slot)) }
+                for slot in 0..<width where slots[slot].address != 0 {
+                    slotOfAddress.set(slots[slot].address, UInt64(slot))
+                }
             }
         }
         lastThread = thread
@@ -70,27 +74,25 @@ public struct TemporaryAllocationCounter {
             nextSlot[ringIndex] = position + 1 == width ? 0 : position + 1
             let slot = ringIndex * width + position
             if usesTable {
-                let evicted = addresses[slot]
+                let evicted = slots[slot].address
                 if evicted != 0 { slotOfAddress.remove(evicted, ifValue: UInt64(slot)) }
                 slotOfAddress.set(event.address, UInt64(slot))
             }
-            addresses[slot] = event.address
-            sizes[slot] = event.size
-            stacks[slot] = event.stackID
+            slots[slot] = Slot(address: event.address, size: event.size, stack: event.stackID)
         case .release:
             let slot: Int
             if usesTable {
                 guard let found = slotOfAddress.remove(event.address) else { return }
                 slot = Int(found)
-                addresses[slot] = 0
+                slots[slot].address = 0
                 guard slot / width == ring(for: event.threadID) else { return }  // freed by another thread
             } else {
                 guard let found = singleRingSlot(of: event.address) else { return }
                 slot = found
-                addresses[slot] = 0
+                slots[slot].address = 0
                 guard ring(for: event.threadID) == 0 else { return }  // a second thread: the ring was its first
             }
-            count(stack: stacks[slot], size: sizes[slot])
+            count(stack: slots[slot].stack, size: slots[slot].size)
         case .failedAllocation:
             break
         }
@@ -100,12 +102,78 @@ public struct TemporaryAllocationCounter {
     /// twice; the newer entry is the live block).
     private func singleRingSlot(of address: UInt64) -> Int? {
         guard !nextSlot.isEmpty else { return nil }
-        var position = nextSlot[0]
-        for _ in 0..<width {
-            position = position == 0 ? width - 1 : position - 1
-            if addresses[position] == address { return position }
+        return slots.withUnsafeBufferPointer { Self.newestSlot(of: address, in: $0, before: nextSlot[0]) }
+    }
+
+    private static func newestSlot(of address: UInt64, in ring: UnsafeBufferPointer<Slot>, before next: Int) -> Int? {
+        var position = next
+        for _ in 0..<ring.count {
+            position = position == 0 ? ring.count - 1 : position - 1
+            if ring[position].address == address { return position }
         }
         return nil
+    }
+
+    /// Consumes consecutive events; the same as one ``consume(_:)-(AllocatorEvent)`` each, faster for the
+    /// runs of a single-threaded trace (one ring, no address table).
+    public mutating func consume(_ events: Span<AllocatorEvent>) {
+        var index = 0
+        while index < events.count {
+            if !usesTable && lastRing == 0 { index = consumeSingleRing(events, from: index) }
+            if index < events.count {
+                consume(events[index])
+                index += 1
+            }
+        }
+    }
+
+    /// The events of ring 0's thread from `start` on, through pointers taken once (each array write would
+    /// cost a copy-on-write check); returns the index of the first event left to ``consume(_:)-(AllocatorEvent)``:
+    /// another thread's, or a temporary block whose stack id the dense counts cannot hold yet.
+    private mutating func consumeSingleRing(_ events: Span<AllocatorEvent>, from start: Int) -> Int {
+        var ringSlots: [Slot] = []
+        var counts: [(count: UInt64, bytes: UInt64)] = []
+        swap(&ringSlots, &slots)
+        swap(&counts, &denseCounts)
+        var position = nextSlot[0]
+        var (total, totalBytes) = (self.total, self.totalBytes)
+        defer {
+            swap(&ringSlots, &slots)
+            swap(&counts, &denseCounts)
+            nextSlot[0] = position
+            (self.total, self.totalBytes) = (total, totalBytes)
+        }
+        let thread = lastThread
+        let width = self.width
+        return ringSlots.withUnsafeMutableBufferPointer { ring in
+            counts.withUnsafeMutableBufferPointer { counts in
+                for index in start..<events.count {
+                    let event = events[index]
+                    if event.threadID != thread { return index }
+                    switch event.kind {
+                    case .allocation:
+                        guard event.address != 0 else { continue }
+                        ring[position] = Slot(address: event.address, size: event.size, stack: event.stackID)
+                        position = position + 1 == width ? 0 : position + 1
+                    case .release:
+                        guard
+                            let slot = Self.newestSlot(
+                                of: event.address, in: UnsafeBufferPointer(ring), before: position)
+                        else { continue }
+                        let stack = Int(ring[slot].stack)
+                        if stack >= min(counts.count, Int(Self.denseStackLimit)) { return index }
+                        ring[slot].address = 0
+                        total &+= 1
+                        totalBytes &+= ring[slot].size
+                        counts[stack].count &+= 1
+                        counts[stack].bytes &+= ring[slot].size
+                    case .failedAllocation:
+                        continue
+                    }
+                }
+                return events.count
+            }
+        }
     }
 
     private mutating func count(stack: UInt32, size: UInt64) {

@@ -28,6 +28,26 @@ public struct ThreadTotals: Sendable {
         if current?.threadID != event.threadID { switchThread(to: event) }
         guard var totals = current else { return }
         current = nil  // keeps the update in place
+        Self.add(event, to: &totals)
+        current = totals
+    }
+
+    /// Consumes consecutive events: each run of one thread's events updates that thread's totals in place.
+    public mutating func consume(_ events: Span<AllocatorEvent>) {
+        var index = 0
+        while index < events.count {
+            if current?.threadID != events[index].threadID { switchThread(to: events[index]) }
+            guard var totals = current else { return }
+            current = nil
+            while index < events.count && events[index].threadID == totals.threadID {
+                Self.add(events[index], to: &totals)
+                index += 1
+            }
+            current = totals
+        }
+    }
+
+    private static func add(_ event: AllocatorEvent, to totals: inout Totals) {
         if event.time > totals.lastEventTime { totals.lastEventTime = event.time }
         switch event.kind {
         case .allocation:
@@ -38,7 +58,6 @@ public struct ThreadTotals: Sendable {
         case .release:
             if event.isPrimary { totals.freeCalls &+= 1 }
         }
-        current = totals
     }
 
     private mutating func switchThread(to event: AllocatorEvent) {

@@ -83,15 +83,18 @@ public struct TracePass {
             if count & 0xFFFF < UInt64(batch.count), let last = batch.indices.last {
                 progress.update("reading", done: batch[last].sequence, total: lastSequence, unit: "events")
             }
-            // Unfiltered, the analyzer takes the whole batch at once (its fast path); the smaller
-            // accumulators look at each event.
-            if !filtering { analyzer.consume(batch) }
+            // Unfiltered, every accumulator takes the whole batch at once (their fast paths).
+            if !filtering {
+                analyzer.consume(batch)
+                temporary.consume(batch)
+                if countsSizes { histogram.consume(batch) }
+                if countsThreads { threads.consume(batch) }
+                return
+            }
             for index in batch.indices {
                 let event = batch[index]
-                if filtering {
-                    if !filter.accept(event) { continue }
-                    analyzer.consume(event)
-                }
+                if !filter.accept(event) { continue }
+                analyzer.consume(event)
                 temporary.consume(event)
                 if countsSizes { histogram.consume(event) }
                 if countsThreads { threads.consume(event) }

@@ -4,10 +4,40 @@ import Testing
 @testable import MallocTraceAnalysis
 
 @Suite struct TemporaryAllocationCounterTests {
+    /// Counts event by event, and again in batches of every size from 1 to 9 (the batch path has a fast
+    /// loop for one thread); every way must agree.
     private func count(_ script: Script, threshold: Int) -> TemporaryAllocationCounter {
         var counter = TemporaryAllocationCounter(threshold: threshold)
         for event in script.events { counter.consume(event) }
+        for batchSize in 1...9 {
+            var batched = TemporaryAllocationCounter(threshold: threshold)
+            inBatches(script.events, of: batchSize) { batched.consume($0) }
+            #expect(batched.total == counter.total, "batches of \(batchSize)")
+            #expect(batched.totalBytes == counter.totalBytes, "batches of \(batchSize)")
+            let batchedByStack: [UInt32: [UInt64]] = batched.byStack.mapValues { [$0.count, $0.bytes] }
+            let expectedByStack: [UInt32: [UInt64]] = counter.byStack.mapValues { [$0.count, $0.bytes] }
+            #expect(batchedByStack == expectedByStack, "batches of \(batchSize)")
+        }
         return counter
+    }
+
+    @Test func aSingleThreadsBatchesMatchItsEvents() {
+        var script = Script()
+        var random = LinearCongruential(seed: 11)
+        var live: [UInt64] = []
+        var next: UInt64 = 0x1000
+        for _ in 0..<4000 {
+            if live.isEmpty || random.next() % 2 == 0 {
+                script.malloc(random.next() % 100, at: next, stack: UInt32(random.next() % 40))
+                live.append(next)
+                next += 0x10
+            } else {
+                script.free(live.remove(at: Int(random.next() % UInt64(min(live.count, 3))) + max(0, live.count - 3)))
+            }
+        }
+        for threshold in [0, 1, 5] {
+            #expect(count(script, threshold: threshold).total > 0)
+        }
     }
 
     @Test func thresholdCountsOtherAllocationsOfTheSameThread() {
@@ -87,6 +117,9 @@ import Testing
             script.malloc(size, at: UInt64(index + 1) * 0x10, stack: 1)
         }
         for event in script.events { histogram.consume(event) }
+        var batched = SizeHistogram()
+        inBatches(script.events, of: 3) { batched.consume($0) }
+        #expect(batched == histogram)
         let buckets = histogram.buckets
         #expect(buckets.map(\.minimumSize) == [0, 1, 2, 4, 8, 512, 1024, 1 << 63])
         #expect(buckets.map(\.maximumSize) == [0, 1, 3, 7, 15, 1023, 2047, UInt64.max])
@@ -146,5 +179,43 @@ import Testing
         #expect(analysis.summary.leakedBytes == 0)
         #expect(analysis.summary.peakBytes == 100)
         #expect(EventFilter().isEmpty)
+    }
+}
+
+@Suite struct ThreadTotalsTests {
+    @Test func batchesMatchEvents() {
+        var script = Script()
+        var random = LinearCongruential(seed: 5)
+        var live: [(UInt64, UInt32)] = []
+        var next: UInt64 = 0x1000
+        for _ in 0..<3000 {
+            let thread = UInt32(random.next() % 3)
+            if live.isEmpty || random.next() % 2 == 0 {
+                script.malloc(random.next() % 64, at: next, stack: 1, thread: thread)
+                live.append((next, thread))
+                next += 0x10
+            } else {
+                script.free(live.removeLast().0, thread: thread)
+            }
+        }
+        var single = ThreadTotals()
+        for event in script.events { single.consume(event) }
+        var batched = ThreadTotals()
+        inBatches(script.events, of: 7) { batched.consume($0) }
+        #expect(batched.threads == single.threads)
+        let calls: UInt64 = single.threads.reduce(0) { $0 + $1.allocationCalls + $1.freeCalls }
+        #expect(calls == 3000)
+    }
+}
+
+/// Hands `events` to `body` in consecutive batches of `size` (the last one shorter).
+func inBatches(_ events: [AllocatorEvent], of size: Int, _ body: (Span<AllocatorEvent>) -> Void) {
+    events.withUnsafeBufferPointer { all in
+        var start = 0
+        while start < all.count {
+            let end = min(start + size, all.count)
+            body(UnsafeBufferPointer(rebasing: all[start..<end]).span)
+            start = end
+        }
     }
 }
