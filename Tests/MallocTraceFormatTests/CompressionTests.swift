@@ -107,11 +107,7 @@ func zstdFrame(_ bytes: [UInt8], statingSize: Bool = true) -> [UInt8] {
         var generator = SplitMix64(seed: 0x2575)
         var damaged = 0
         for _ in 0..<3000 {
-            var bytes = original
-            for _ in 0..<Int(generator.next() % 8 + 1) {
-                let index = 16 + Int(generator.next() % UInt64(bytes.count - 16))
-                bytes[index] = UInt8(truncatingIfNeeded: generator.next())
-            }
+            let bytes = RobustnessTests.damaged(original, using: &generator)
             guard let reader = try? TraceReader(bytes: bytes) else { continue }
             _ = events(of: reader)
             if !reader.diagnostics.isEmpty { damaged += 1 }

@@ -48,14 +48,19 @@ import Testing
         let original = Self.sampleTrace()
         var generator = SplitMix64(seed: 0x5EED)
         for _ in 0..<3000 {
-            var bytes = original
-            for _ in 0..<Int(generator.next() % 8 + 1) {
-                let index = 16 + Int(generator.next() % UInt64(bytes.count - 16))
-                bytes[index] = UInt8(truncatingIfNeeded: generator.next())
-            }
-            guard let reader = try? TraceReader(bytes: bytes) else { continue }
+            guard let reader = try? TraceReader(bytes: Self.damaged(original, using: &generator)) else { continue }
             _ = events(of: reader)
         }
+    }
+
+    /// `bytes` with 1 to 8 random bytes after the file header overwritten with random values.
+    static func damaged(_ bytes: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
+        var bytes = bytes
+        for _ in 0..<Int(generator.next() % 8 + 1) {
+            let index = 16 + Int(generator.next() % UInt64(bytes.count - 16))
+            bytes[index] = UInt8(truncatingIfNeeded: generator.next())
+        }
+        return bytes
     }
 
     @Test func hugeCountsDoNotAllocate() throws {
