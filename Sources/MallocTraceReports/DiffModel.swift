@@ -104,10 +104,19 @@ public struct TraceDiff {
             progress: progress)
         return DiffSide(
             tracePath: reader.path, process: reader.process, end: reader.end, isTruncated: reader.isTruncated,
-            diagnostics: reader.diagnostics.map(\.description), summary: pass.summary,
-            temporaryAllocations: pass.temporaryAllocations, temporaryBytes: pass.temporaryBytes,
+            diagnostics: reader.diagnostics.map(\.description) + samplingNote(reader.sampling),
+            summary: pass.summary, temporaryAllocations: pass.temporaryAllocations, temporaryBytes: pass.temporaryBytes,
             groups: Dictionary(uniqueKeysWithValues: groups.map { ($0.key, $0) }), presenter: presenter,
             symbolizer: symbolizer)
+    }
+
+    /// A sampled side's figures are estimates and its counts are samples: say so next to the figures.
+    static func samplingNote(_ sampling: SampleEstimator?) -> [String] {
+        guard let sampling else { return [] }
+        return [
+            "sampled trace (one allocation per \(Formatting.bytes(sampling.rate)) on average): bytes are estimates,"
+                + " counts are samples, temporary allocations are not measured"
+        ]
     }
 
     init(before: DiffSide, after: DiffSide, options: ReportOptions, order: DiffOrder) {

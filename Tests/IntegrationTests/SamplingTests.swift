@@ -74,6 +74,16 @@ import Testing
         #expect(text.stdout.contains("temporary         not measured in a sampled trace"))
     }
 
+    @Test func diffWarnsThatASampledSideIsEstimated() throws {
+        let scratch = try Scratch()
+        let (_, sampled) = try traceFixture("patterns", ["leaks"], in: scratch, options: ["--sample-rate", "1"])
+        let (_, full) = try traceFixture("patterns", ["leaks"], in: scratch)
+        let diff = try runProgram(Products.cli, ["diff", full, sampled])
+        #expect(diff.status == 0, "\(diff.stderr)")
+        let warnings = diff.stdout.split(separator: "\n").filter { $0.hasPrefix("  warning  sampled trace") }
+        #expect(warnings.count == 1, "\(diff.stdout)")
+    }
+
     @Test(arguments: ["0", "-5", "12X", "5G", "4294967296"])
     func rejectsBadRates(_ rate: String) throws {
         let result = try runProgram(Products.cli, ["run", "--sample-rate", rate, "--", "/bin/true"])
