@@ -2,8 +2,12 @@ internal import CMallocTraceDemangle
 import Foundation
 
 /// Finds an `llvm-symbolizer` executable: `$MALLOCTRACE_SYMBOLIZER` (a path or a command name; `none`
-/// turns symbolization by debug information off), then `llvm-symbolizer` on `PATH`, then the newest
-/// versioned `llvm-symbolizer-N` on `PATH`, then the one in the Swift toolchain this program runs from.
+/// turns symbolization by debug information off), then the one in the Swift toolchain this program runs
+/// from, then `llvm-symbolizer` on `PATH`, then the newest versioned `llvm-symbolizer-N` on `PATH`.
+///
+/// The toolchain's comes first because it is linked statically: it runs in about 21 MB where Debian's
+/// (linked to the shared libLLVM) needs about 74 MB for the same frames, which made the symbolizer, not
+/// the report, the largest process of `malloctrace report`.
 public enum SymbolizerLocator {
     public static let environmentVariable = "MALLOCTRACE_SYMBOLIZER"
 
@@ -22,9 +26,9 @@ public enum SymbolizerLocator {
             if let found = searchPath.map({ $0 + "/" + chosen }).first(where: isExecutable) { return (found, nil) }
             return (nil, "\(environmentVariable)=\(chosen) was not found on PATH")
         }
+        if let found = toolchainSymbolizer() { return (found, nil) }
         if let found = searchPath.map({ $0 + "/llvm-symbolizer" }).first(where: isExecutable) { return (found, nil) }
         if let found = newestVersioned(in: searchPath) { return (found, nil) }
-        if let found = toolchainSymbolizer() { return (found, nil) }
         return (nil, "no llvm-symbolizer on PATH or in the Swift toolchain")
     }
 
