@@ -78,7 +78,7 @@ struct ThreadStream {
                 continue
             }
             // The frame is never read again: its pages can go now (the events live in `events`).
-            pages.release(chunk.recordStart..<chunk.end)
+            pages.release(after: chunk)
             decoder = ChunkDecoder(
                 bytes: events.bytes, start: 0, end: size, threadID: threadID, usesCommonEventLoop: usesCommonEventLoop,
                 compressedRecord: chunk.recordStart)

@@ -198,11 +198,11 @@ public final class TraceReader {
             let next = payload + length
             offset = (next + Int(MT_RECORD_ALIGNMENT) - 1) & ~(Int(MT_RECORD_ALIGNMENT) - 1)
             if offset - released >= releaseStep {
-                pages.release(released..<offset)
+                pages.release(released - PageReleaser.remappedBehind..<offset)
                 released = offset
             }
         }
-        pages.release(released..<bytes.count)
+        pages.release(released - PageReleaser.remappedBehind..<bytes.count)
         for index in chunks.indices.dropLast() { chunks[index].nextChunkRecord = chunks[index + 1].recordStart }
         return (process, end, cutShort, chunks, diagnostics)
     }
