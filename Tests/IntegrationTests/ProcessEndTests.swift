@@ -45,11 +45,14 @@ import Testing
         #expect(report.object("summary").integer("free_calls") == 100)
     }
 
-    @Test(arguments: [false, true])
-    func forkedChildIsTracedOnlyWhenFollowed(follow: Bool) throws {
+    /// Also when sampling (at one sample per byte every block here is sampled): the child starts with an
+    /// empty table of sampled blocks, and the fork handlers take the table's lock.
+    @Test(arguments: [false, true], [false, true])
+    func forkedChildIsTracedOnlyWhenFollowed(follow: Bool, sampled: Bool) throws {
         let scratch = try Scratch()
         var environment = ["LD_PRELOAD": Products.preloadLibrary, "MALLOCTRACE_OUTPUT": scratch.path("fork.%p.mtrace")]
         if follow { environment["MALLOCTRACE_FOLLOW_CHILDREN"] = "1" }
+        if sampled { environment["MALLOCTRACE_SAMPLE_RATE"] = "1" }
         let run = try runProgram(Products.fixture("patterns"), ["fork"], environment: environment)
         #expect(run.status == 0)
         #expect(run.stderr.isEmpty)
