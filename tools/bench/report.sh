@@ -2,7 +2,8 @@
 # Benchmarks `malloctrace report`: wall time (median of hyperfine runs) and max RSS on traces of
 # tools/bench/churn.c (one thread) and tools/bench/threads.c (8 threads, cross-thread frees), next to
 # heaptrack_print on heaptrack traces of the same programs when heaptrack is installed; then the max RSS
-# on a trace 10x larger, which must stay flat (memory follows live blocks and stacks, not events).
+# on a trace 20x larger (100 M events by default), raw and compressed, which must stay flat (memory
+# follows live blocks and stacks, not events).
 #
 # Usage: tools/bench/report.sh [work-dir]     (default /tmp/malloctrace-bench)
 # Environment: CALLS (churn's allocation calls, default 2500000: 5 M events), RUNS (default 7).
@@ -28,7 +29,9 @@ trace() {
 }
 trace "$work/churn.mtrace" "$work/churn" "$calls"
 trace "$work/threads.mtrace" "$work/threads" $((calls / 10))
-trace "$work/churn-large.mtrace" "$work/churn" $((calls * 10))
+trace "$work/churn-large.mtrace" "$work/churn" $((calls * 20))
+cp "$work/churn-large.mtrace" "$work/churn-large-zstd.mtrace"
+"$bin" compress "$work/churn-large-zstd.mtrace" >/dev/null
 
 commands=(
     "$bin report $work/churn.mtrace"
@@ -56,7 +59,7 @@ max_rss() {
         sort -n | awk '{ rss[NR] = $1 } END { printf "%8.1f MiB max RSS  ", rss[3] / 1024 }'
     echo "${*/#$work\//}"
 }
-for command in "${commands[@]}" "$bin report $work/churn-large.mtrace"; do
+for command in "${commands[@]}" "$bin report $work/churn-large.mtrace" "$bin report $work/churn-large-zstd.mtrace"; do
     # shellcheck disable=SC2086  # the commands are word lists
     max_rss $command
 done
