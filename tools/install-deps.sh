@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages malloctrace needs beyond the Swift toolchain, if any is missing:
-# libunwind-dev (the preload library links libunwind), libzstd-dev (the CLI compresses finished traces), python3, binutils, sqlite3, git and gcc (programs the
-# tests trace; RealProgramTests skips those that are missing).
+# libunwind-dev (the preload library links libunwind), libzstd-dev (the CLI compresses finished traces),
+# python3, binutils, sqlite3, git and gcc (programs the tests trace; RealProgramTests skips those that are
+# missing).
 # Extra package names can be passed as arguments. Uses sudo when not run as root.
 set -euo pipefail
 packages=(libunwind-dev libzstd-dev binutils libc6-dev python3 sqlite3 git gcc "$@")
