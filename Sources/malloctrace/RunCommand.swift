@@ -74,6 +74,13 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let library = try PreloadLibrary.locate()
         let target = try TargetExecutable(command: command[0])
+        if target.isScript && !followChildren {
+            // A wrapper script would otherwise give a trace of its shell alone, without a word.
+            FileHandle.standardError.write(
+                Data(
+                    ("malloctrace: \(command[0]) is a script: only its interpreter is traced, not the programs it"
+                        + " runs (add --follow-children for those)\n").utf8))
+        }
         let pattern = try outputPattern(programName: URL(fileURLWithPath: command[0]).lastPathComponent)
 
         var environment = ProcessInfo.processInfo.environment

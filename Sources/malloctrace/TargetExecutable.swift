@@ -4,6 +4,8 @@ import MallocTraceSymbolication
 /// The program `malloctrace run` launches, checked before launch so that tracing cannot silently fail.
 struct TargetExecutable {
     let path: String
+    /// The file starts with `#!`: the kernel runs its interpreter, which is what gets traced.
+    private(set) var isScript = false
 
     /// Resolves `command` like a shell would (PATH lookup when it has no slash).
     init(command: String) throws(CommandFailure) {
@@ -33,7 +35,7 @@ struct TargetExecutable {
 
     /// LD_PRELOAD has no effect on static executables and is ignored for set-user-ID programs run by another
     /// user; both would otherwise give an empty trace without a word.
-    private func checkPreloadable() throws(CommandFailure) {
+    private mutating func checkPreloadable() throws(CommandFailure) {
         var status = stat()
         if stat(path, &status) == 0 {
             let setUID = status.st_mode & S_ISUID != 0 && status.st_uid != geteuid()
@@ -47,7 +49,10 @@ struct TargetExecutable {
         guard let handle = FileHandle(forReadingAtPath: path) else { return }
         let start = (try? handle.read(upToCount: 2)) ?? Data()
         try? handle.close()
-        if start.elementsEqual("#!".utf8) { return }  // a script: its interpreter gets traced
+        if start.elementsEqual("#!".utf8) {  // a script: its interpreter gets traced
+            isScript = true
+            return
+        }
         // Not a 64-bit ELF file (ELFFileInfo is nil): let the kernel decide.
         guard let info = ELFFileInfo(path: path) else { return }
         if !info.hasInterpreter {

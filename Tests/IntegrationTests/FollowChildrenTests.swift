@@ -20,6 +20,32 @@ import Testing
         #expect(report.objects("leaks").first?.integer("bytes") == 192)
     }
 
+    /// A wrapper script: its shell is what LD_PRELOAD reaches. Without --follow-children, `run` says that
+    /// the programs it runs go untraced; with it, the program the script runs has its own trace.
+    @Test(arguments: [false, true])
+    func aScriptTargetIsExplained(follow: Bool) throws {
+        let scratch = try Scratch()
+        let script = scratch.path("wrapper.sh")
+        try "#!/bin/sh\n\"$1\" leaks\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let options = follow ? ["--follow-children"] : []
+        let run = try runProgram(
+            Products.cli,
+            ["run", "-o", scratch.path("w.%p.mtrace")] + options + ["--", script, Products.fixture("patterns")])
+        #expect(run.status == 0, "\(run.stderr)")
+        let note =
+            "malloctrace: \(script) is a script: only its interpreter is traced, not the programs it runs"
+            + " (add --follow-children for those)"
+        #expect(run.stderr.split(separator: "\n").filter { $0 == note }.count == (follow ? 0 : 1), "\(run.stderr)")
+        var leaked: [String: Int] = [:]
+        for trace in try traces(in: scratch) {
+            for site in try jsonReport(trace).objects("leaks") {
+                leaked[topFunction(site) ?? "?", default: 0] += site.integer("bytes") ?? 0
+            }
+        }
+        #expect(leaked["leak_hundreds"] == (follow ? 700 : nil))
+    }
+
     @Test func failedExecKeepsTracing() throws {
         let scratch = try Scratch()
         let (run, trace) = try traceFixture("processes", ["exec-fails"], in: scratch)
