@@ -33,18 +33,22 @@
 #define MT_PE_DATAREL 0x30
 #define MT_PE_INDIRECT 0x80
 
-/* How to find the caller of a frame: CFA = (rbp or rsp) + cfa_offset; return address at CFA - 8;
- * the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0), else unchanged. A cfa_offset of
- * at least 8 marks an ordinary frame; the special values below share the field so that the walk tells
- * all three cases apart with a single test. */
+/* How to find the caller of a frame: CFA = base + cfa_offset, the base being rbp or rsp; return address
+ * at CFA - 8; the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0), else unchanged.
+ * Ordinary rules keep that slot at or above the base (cfa_offset + rbp_offset >= 0), so once the walk has
+ * checked sp <= base and CFA <= the stack's top, every word it reads is inside the stack. A cfa_offset
+ * from 8 to MT_RULE_MAX_OFFSET marks an ordinary frame; the special values above it share the field,
+ * with an rsp base, so that they put the CFA beyond the stack's top (the walk only starts when less than
+ * that lies above sp): the walk's bounds check stops at them with no test of its own. */
 typedef struct mt_frame_rule {
     int32_t cfa_offset;
     int16_t rbp_offset; /* -32768..-8, or 0: rbp not saved */
     uint8_t cfa_is_rbp;
 } mt_frame_rule_t;
 
-#define MT_RULE_OUTERMOST 0    /* cfa_offset of the last frame: the return address is undefined */
-#define MT_RULE_UNSUPPORTED -1 /* cfa_offset of a frame that libunwind must walk */
+#define MT_RULE_MAX_OFFSET (INT32_MAX - 2)
+#define MT_RULE_OUTERMOST INT32_MAX         /* cfa_offset of the last frame: the return address is undefined */
+#define MT_RULE_UNSUPPORTED (INT32_MAX - 1) /* cfa_offset of a frame that libunwind must walk */
 
 #define MT_RULE_CACHE_SLOTS 16384 /* per thread, two-way set-associative; pages are touched as used */
 
@@ -473,8 +477,8 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     if (row.unsupported) return unsupported;
     if (row.ra_undefined) return (mt_frame_rule_t){.cfa_offset = MT_RULE_OUTERMOST};
     bool cfa_ok = row.cfa_register == MT_DWARF_RSP || row.cfa_register == MT_DWARF_RBP;
-    if (!cfa_ok || !row.ra_saved || row.ra_offset != -8 || row.cfa_offset < 8 || row.cfa_offset > INT32_MAX ||
-        (row.rbp_saved && (row.rbp_offset < INT16_MIN || row.rbp_offset > -8)))
+    if (!cfa_ok || !row.ra_saved || row.ra_offset != -8 || row.cfa_offset < 8 || row.cfa_offset > MT_RULE_MAX_OFFSET ||
+        (row.rbp_saved && (row.rbp_offset < INT16_MIN || row.rbp_offset > -8 || row.cfa_offset + row.rbp_offset < 0)))
         return unsupported;
     return (mt_frame_rule_t){.cfa_offset = (int32_t)row.cfa_offset,
                              .cfa_is_rbp = row.cfa_register == MT_DWARF_RBP,
@@ -523,6 +527,13 @@ static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t
     return &set[0];
 }
 
+/* Where a step's CFA lay beyond the stack's top: the stack's end at an outermost frame, else -1 (an
+ * unsupported frame, or a damaged one). */
+static int mt_walk_end(mt_rule_slot_t *cache, uintptr_t ip, int count) {
+    /* Looked up again (a hit) rather than kept in a register through the loop. */
+    return mt_rule_for(cache, ip)->rule.cfa_offset == MT_RULE_OUTERMOST ? count : -1;
+}
+
 int mt_fast_unwind(uintptr_t *frames, int max) {
     mt_unwind_thread_t *t = &t_unwind;
     if (MT_UNLIKELY(!t->initialized)) mt_unwind_thread_setup(t);
@@ -547,27 +558,26 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
         ip = frame[1];
         bp = frame[0];
     }
-    uintptr_t room = high - sp; /* bytes of stack above sp */
+    /* Special rules must put the CFA beyond the top: true while less than their offset lies above sp. */
+    if (MT_UNLIKELY(high - sp >= MT_RULE_UNSUPPORTED)) return -1;
+    /* Address 0 would match the cache's empty slots, whose zero rule is no special one; the loop never looks
+     * it up, and a chain of the tracer's own frames ending there is libunwind's to report. */
+    if (MT_UNLIKELY(ip == 0)) return -1;
     int count = 0;
     while (count < max) {
         frames[count++] = ip;
         const mt_frame_rule_t *rule = &mt_rule_for(cache, ip)->rule;
-        int32_t cfa_offset = rule->cfa_offset;
-        if (MT_UNLIKELY(cfa_offset <= MT_RULE_OUTERMOST)) return cfa_offset == MT_RULE_OUTERMOST ? count : -1;
-        uintptr_t cfa = (rule->cfa_is_rbp ? bp : sp) + (uintptr_t)(intptr_t)cfa_offset;
-        /* sp < cfa <= high, in one comparison (unsigned wrap-around turns cfa <= sp into a huge value). */
-        uintptr_t step = cfa - sp;
-        if (MT_UNLIKELY(step - 1 >= room)) return -1;
+        uintptr_t base = rule->cfa_is_rbp ? bp : sp;
+        /* sp <= base, so cfa > sp (cfa_offset >= 8): each frame moves up the stack, and the rbp slot, at or
+         * above base, lies inside it as cfa <= high. A damaged rbp near 2^64 must not wrap cfa around. */
+        if (MT_UNLIKELY(base < sp)) return -1;
+        uintptr_t cfa;
+        if (MT_UNLIKELY(__builtin_add_overflow(base, (uintptr_t)rule->cfa_offset, &cfa))) return -1;
+        if (MT_UNLIKELY(cfa > high)) return mt_walk_end(cache, ip, count);
         int16_t rbp_offset = rule->rbp_offset;
-        if (rbp_offset != 0) {
-            /* rbp_offset <= -8, so the slot ends at or below cfa, inside the stack: only its start needs a check. */
-            uintptr_t slot = cfa + (uintptr_t)(intptr_t)rbp_offset;
-            if (MT_UNLIKELY(slot < sp)) return -1;
-            bp = *(const uintptr_t *)slot;
-        }
+        if (rbp_offset != 0) bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rbp_offset);
         ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
         sp = cfa;
-        room -= step;
         if (ip == 0) return count;
     }
     return count;
