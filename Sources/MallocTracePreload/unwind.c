@@ -502,6 +502,9 @@ static bool mt_unwind_thread_setup(mt_unwind_thread_t *t) {
     void *cache = mmap(NULL, MT_RULE_CACHE_SLOTS * sizeof(mt_rule_slot_t), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     t->cache = cache == MAP_FAILED ? NULL : cache;
+    /* A zero return address ends the stack. Address 0 hashes to the first set, whose first slot keeps that
+     * rule for good (see mt_rule_for), so the walk needs no test of its own for it. */
+    if (t->cache != NULL) t->cache[0] = (mt_rule_slot_t){.address = 0, .rule = {.cfa_offset = MT_RULE_OUTERMOST}};
     return t->cache != NULL && t->stack_high != 0;
 }
 
@@ -522,16 +525,21 @@ static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t
     if (MT_LIKELY(set[0].address == address)) return &set[0];
     if (set[1].address == address) return &set[1];
     mt_frame_rule_t rule = mt_compute_rule(address);
+    if (MT_UNLIKELY(set == cache)) { /* the first set's first slot is address 0's for good */
+        set[1] = (mt_rule_slot_t){.address = address, .rule = rule};
+        return &set[1];
+    }
     set[1] = set[0]; /* the older entry goes */
     set[0] = (mt_rule_slot_t){.address = address, .rule = rule};
     return &set[0];
 }
 
-/* Where a step's CFA lay beyond the stack's top: the stack's end at an outermost frame, else -1 (an
- * unsupported frame, or a damaged one). */
+/* Where a step's CFA lay beyond the stack's top: the stack's end at an outermost frame or at a zero return
+ * address (which is not a frame), else -1 (an unsupported frame, or a damaged one). */
 static int mt_walk_end(mt_rule_slot_t *cache, uintptr_t ip, int count) {
     /* Looked up again (a hit) rather than kept in a register through the loop. */
-    return mt_rule_for(cache, ip)->rule.cfa_offset == MT_RULE_OUTERMOST ? count : -1;
+    if (mt_rule_for(cache, ip)->rule.cfa_offset != MT_RULE_OUTERMOST) return -1;
+    return ip == 0 ? count - 1 : count;
 }
 
 int mt_fast_unwind(uintptr_t *frames, int max) {
@@ -560,8 +568,7 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
     }
     /* Special rules must put the CFA beyond the top: true while less than their offset lies above sp. */
     if (MT_UNLIKELY(high - sp >= MT_RULE_UNSUPPORTED)) return -1;
-    /* Address 0 would match the cache's empty slots, whose zero rule is no special one; the loop never looks
-     * it up, and a chain of the tracer's own frames ending there is libunwind's to report. */
+    /* A chain of the tracer's own frames that ends in a zero return address is libunwind's to report. */
     if (MT_UNLIKELY(ip == 0)) return -1;
     int count = 0;
     while (count < max) {
@@ -576,9 +583,8 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
         if (MT_UNLIKELY(cfa > high)) return mt_walk_end(cache, ip, count);
         int16_t rbp_offset = rule->rbp_offset;
         if (rbp_offset != 0) bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rbp_offset);
-        ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
+        ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t)); /* if 0, its rule ends the walk at the next step */
         sp = cfa;
-        if (ip == 0) return count;
     }
     return count;
 }
