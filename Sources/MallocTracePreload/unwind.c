@@ -34,7 +34,8 @@
 #define MT_PE_INDIRECT 0x80
 
 /* How to find the caller of a frame: CFA = base + cfa_offset, the base being rbp or rsp; return address
- * at CFA - 8; the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0), else unchanged.
+ * at CFA - 8; the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0; kept as a multiple of 8,
+ * -1024..-8, so that it fits the slot beside `next`), else unchanged.
  * Ordinary rules keep that slot at or above the base (cfa_offset + rbp_offset >= 0), so once the walk has
  * checked sp <= base and CFA <= the stack's top, every word it reads is inside the stack. A cfa_offset
  * from 8 to MT_RULE_MAX_OFFSET marks an ordinary frame; the special values above it share the field,
@@ -42,8 +43,10 @@
  * that lies above sp): the walk's bounds check stops at them with no test of its own. */
 typedef struct mt_frame_rule {
     int32_t cfa_offset;
-    int16_t rbp_offset; /* -32768..-8, or 0: rbp not saved */
+    int8_t rbp_offset8; /* rbp_offset / 8: -128..-1, or 0: rbp not saved */
     uint8_t cfa_is_rbp;
+    /* Not part of the rule: the cache slot (index * 2) that held the caller's return address last time. */
+    uint16_t next;
 } mt_frame_rule_t;
 
 #define MT_RULE_MAX_OFFSET (INT32_MAX - 2)
@@ -442,7 +445,7 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     if (_dl_find_object((void *)pc, &object) != 0 || object.dlfo_eh_frame == NULL) return unsupported;
     /* Code without call-frame information (hand-written assembly in some runtimes): assume an rbp frame
      * chain, as libunwind does in that case. */
-    const mt_frame_rule_t frame_pointer_chain = {.cfa_offset = 16, .cfa_is_rbp = 1, .rbp_offset = -16};
+    const mt_frame_rule_t frame_pointer_chain = {.cfa_offset = 16, .cfa_is_rbp = 1, .rbp_offset8 = -2};
     const uint8_t *fde = mt_find_fde(object.dlfo_eh_frame, pc);
     if (fde == NULL) return frame_pointer_chain;
     /* The table is the object's own data, but check that what it points at lies inside the object. */
@@ -478,11 +481,12 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     if (row.ra_undefined) return (mt_frame_rule_t){.cfa_offset = MT_RULE_OUTERMOST};
     bool cfa_ok = row.cfa_register == MT_DWARF_RSP || row.cfa_register == MT_DWARF_RBP;
     if (!cfa_ok || !row.ra_saved || row.ra_offset != -8 || row.cfa_offset < 8 || row.cfa_offset > MT_RULE_MAX_OFFSET ||
-        (row.rbp_saved && (row.rbp_offset < INT16_MIN || row.rbp_offset > -8 || row.cfa_offset + row.rbp_offset < 0)))
+        (row.rbp_saved && (row.rbp_offset < -1024 || row.rbp_offset > -8 || row.rbp_offset % 8 != 0 ||
+                           row.cfa_offset + row.rbp_offset < 0)))
         return unsupported;
     return (mt_frame_rule_t){.cfa_offset = (int32_t)row.cfa_offset,
                              .cfa_is_rbp = row.cfa_register == MT_DWARF_RBP,
-                             .rbp_offset = row.rbp_saved ? (int16_t)row.rbp_offset : 0};
+                             .rbp_offset8 = row.rbp_saved ? (int8_t)(row.rbp_offset / 8) : 0};
 }
 
 /* ---- the walk --------------------------------------------------------------------------------- */
@@ -516,9 +520,11 @@ void mt_unwind_thread_exit(void) {
 }
 
 /* Programs with deep, varied stacks (parsers, interpreters) return to thousands of addresses; computing a
- * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. */
+ * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. The walk reaches
+ * most slots through the previous frame's `next` guess (mt_caller_rule), not through this hash. */
 _Static_assert(sizeof(mt_rule_slot_t) == 16, "the set's byte offset below assumes 16-byte slots");
-static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
+static inline __attribute__((always_inline)) const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache,
+                                                                               uintptr_t address) {
     /* Bits 40.. of the product pick an even slot; shifted by 36 instead, they are its byte offset. */
     size_t offset = ((address * 0x9e3779b97f4a7c15u) >> 36) & ((MT_RULE_CACHE_SLOTS - 2) * sizeof(mt_rule_slot_t));
     mt_rule_slot_t *set = (mt_rule_slot_t *)((char *)cache + offset);
@@ -532,6 +538,21 @@ static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t
     set[1] = set[0]; /* the older entry goes */
     set[0] = (mt_rule_slot_t){.address = address, .rule = rule};
     return &set[0];
+}
+
+/* The slot for the return address `ip`, the caller of the frame in `slot`: first the one that held it last
+ * time, else the hashed one, remembered. The walk is bound by latency, each frame waiting for the previous
+ * one; the guess is read from the slot just used, so the next rule's load waits for neither the return
+ * address's load nor the hash (the comparison that confirms it is a predicted branch). Call paths repeat,
+ * so the guess is right for most frames; a wrong one costs the hash lookup and a store. */
+static inline const mt_rule_slot_t *mt_caller_rule(mt_rule_slot_t *cache, const mt_rule_slot_t *slot, uintptr_t ip) {
+    const mt_rule_slot_t *next = (const mt_rule_slot_t *)((const char *)cache + (size_t)slot->rule.next * 8);
+    if (MT_LIKELY(next->address == ip)) return next;
+    next = mt_rule_for(cache, ip);
+    /* The slot may have been moved by that lookup's eviction: then another address's guess is changed, which
+     * costs only a miss. */
+    ((mt_rule_slot_t *)slot)->rule.next = (uint16_t)((next - cache) * 2);
+    return next;
 }
 
 /* Where a step's CFA lay beyond the stack's top: the stack's end at an outermost frame or at a zero return
@@ -571,9 +592,11 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
     /* A chain of the tracer's own frames that ends in a zero return address is libunwind's to report. */
     if (MT_UNLIKELY(ip == 0)) return -1;
     int count = 0;
-    while (count < max) {
+    if (MT_UNLIKELY(max <= 0)) return 0;
+    const mt_rule_slot_t *slot = mt_rule_for(cache, ip);
+    for (;;) {
         frames[count++] = ip;
-        const mt_frame_rule_t *rule = &mt_rule_for(cache, ip)->rule;
+        const mt_frame_rule_t *rule = &slot->rule;
         uintptr_t base = rule->cfa_is_rbp ? bp : sp;
         /* sp <= base, so cfa > sp (cfa_offset >= 8): each frame moves up the stack, and the rbp slot, at or
          * above base, lies inside it as cfa <= high. A damaged rbp near 2^64 must not wrap cfa around. */
@@ -581,12 +604,13 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
         uintptr_t cfa;
         if (MT_UNLIKELY(__builtin_add_overflow(base, (uintptr_t)rule->cfa_offset, &cfa))) return -1;
         if (MT_UNLIKELY(cfa > high)) return mt_walk_end(cache, ip, count);
-        int16_t rbp_offset = rule->rbp_offset;
-        if (rbp_offset != 0) bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rbp_offset);
+        int8_t rbp_offset8 = rule->rbp_offset8;
+        if (rbp_offset8 != 0) bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rbp_offset8 * 8);
         ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t)); /* if 0, its rule ends the walk at the next step */
         sp = cfa;
+        if (count == max) return count;
+        slot = mt_caller_rule(cache, slot, ip);
     }
-    return count;
 }
 
 #else /* not x86-64: always let libunwind do it */
