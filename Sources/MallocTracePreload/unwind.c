@@ -33,18 +33,25 @@
 #define MT_PE_DATAREL 0x30
 #define MT_PE_INDIRECT 0x80
 
-/* How to find the caller of a frame: CFA = (rbp or rsp) + cfa_offset; return address at CFA - 8;
- * the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0), else unchanged. A cfa_offset of
- * at least 8 marks an ordinary frame; the special values below share the field so that the walk tells
- * all three cases apart with a single test. */
+/* How to find the caller of a frame: CFA = base + cfa_offset, the base being rbp or rsp; return address
+ * at CFA - 8; the caller's rbp at CFA + rbp_offset when saved (rbp_offset != 0; kept as a multiple of 8,
+ * -1024..-8, so that it fits the slot beside `next`), else unchanged.
+ * Ordinary rules keep that slot at or above the base (cfa_offset + rbp_offset >= 0), so once the walk has
+ * checked sp <= base and CFA <= the stack's top, every word it reads is inside the stack. A cfa_offset
+ * from 8 to MT_RULE_MAX_OFFSET marks an ordinary frame; the special values above it share the field,
+ * with an rsp base, so that they put the CFA beyond the stack's top (the walk only starts when less than
+ * that lies above sp): the walk's bounds check stops at them with no test of its own. */
 typedef struct mt_frame_rule {
     int32_t cfa_offset;
-    int16_t rbp_offset; /* -32768..-8, or 0: rbp not saved */
+    int8_t rbp_offset8; /* rbp_offset / 8: -128..-1, or 0: rbp not saved */
     uint8_t cfa_is_rbp;
+    /* Not part of the rule: the cache slot (index * 2) that held the caller's return address last time. */
+    uint16_t next;
 } mt_frame_rule_t;
 
-#define MT_RULE_OUTERMOST 0    /* cfa_offset of the last frame: the return address is undefined */
-#define MT_RULE_UNSUPPORTED -1 /* cfa_offset of a frame that libunwind must walk */
+#define MT_RULE_MAX_OFFSET (INT32_MAX - 2)
+#define MT_RULE_OUTERMOST INT32_MAX         /* cfa_offset of the last frame: the return address is undefined */
+#define MT_RULE_UNSUPPORTED (INT32_MAX - 1) /* cfa_offset of a frame that libunwind must walk */
 
 #define MT_RULE_CACHE_SLOTS 16384 /* per thread, two-way set-associative; pages are touched as used */
 
@@ -438,7 +445,7 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     if (_dl_find_object((void *)pc, &object) != 0 || object.dlfo_eh_frame == NULL) return unsupported;
     /* Code without call-frame information (hand-written assembly in some runtimes): assume an rbp frame
      * chain, as libunwind does in that case. */
-    const mt_frame_rule_t frame_pointer_chain = {.cfa_offset = 16, .cfa_is_rbp = 1, .rbp_offset = -16};
+    const mt_frame_rule_t frame_pointer_chain = {.cfa_offset = 16, .cfa_is_rbp = 1, .rbp_offset8 = -2};
     const uint8_t *fde = mt_find_fde(object.dlfo_eh_frame, pc);
     if (fde == NULL) return frame_pointer_chain;
     /* The table is the object's own data, but check that what it points at lies inside the object. */
@@ -473,12 +480,13 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
     if (row.unsupported) return unsupported;
     if (row.ra_undefined) return (mt_frame_rule_t){.cfa_offset = MT_RULE_OUTERMOST};
     bool cfa_ok = row.cfa_register == MT_DWARF_RSP || row.cfa_register == MT_DWARF_RBP;
-    if (!cfa_ok || !row.ra_saved || row.ra_offset != -8 || row.cfa_offset < 8 || row.cfa_offset > INT32_MAX ||
-        (row.rbp_saved && (row.rbp_offset < INT16_MIN || row.rbp_offset > -8)))
+    if (!cfa_ok || !row.ra_saved || row.ra_offset != -8 || row.cfa_offset < 8 || row.cfa_offset > MT_RULE_MAX_OFFSET ||
+        (row.rbp_saved && (row.rbp_offset < -1024 || row.rbp_offset > -8 || row.rbp_offset % 8 != 0 ||
+                           row.cfa_offset + row.rbp_offset < 0)))
         return unsupported;
     return (mt_frame_rule_t){.cfa_offset = (int32_t)row.cfa_offset,
                              .cfa_is_rbp = row.cfa_register == MT_DWARF_RBP,
-                             .rbp_offset = row.rbp_saved ? (int16_t)row.rbp_offset : 0};
+                             .rbp_offset8 = row.rbp_saved ? (int8_t)(row.rbp_offset / 8) : 0};
 }
 
 /* ---- the walk --------------------------------------------------------------------------------- */
@@ -498,6 +506,9 @@ static bool mt_unwind_thread_setup(mt_unwind_thread_t *t) {
     void *cache = mmap(NULL, MT_RULE_CACHE_SLOTS * sizeof(mt_rule_slot_t), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     t->cache = cache == MAP_FAILED ? NULL : cache;
+    /* A zero return address ends the stack. Address 0 hashes to the first set, whose first slot keeps that
+     * rule for good (see mt_rule_for), so the walk needs no test of its own for it. */
+    if (t->cache != NULL) t->cache[0] = (mt_rule_slot_t){.address = 0, .rule = {.cfa_offset = MT_RULE_OUTERMOST}};
     return t->cache != NULL && t->stack_high != 0;
 }
 
@@ -509,18 +520,47 @@ void mt_unwind_thread_exit(void) {
 }
 
 /* Programs with deep, varied stacks (parsers, interpreters) return to thousands of addresses; computing a
- * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. */
+ * rule costs a few microseconds, so the cache is large and two-way to keep conflicts rare. The walk reaches
+ * most slots through the previous frame's `next` guess (mt_caller_rule), not through this hash. */
 _Static_assert(sizeof(mt_rule_slot_t) == 16, "the set's byte offset below assumes 16-byte slots");
-static inline const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache, uintptr_t address) {
+static inline __attribute__((always_inline)) const mt_rule_slot_t *mt_rule_for(mt_rule_slot_t *cache,
+                                                                               uintptr_t address) {
     /* Bits 40.. of the product pick an even slot; shifted by 36 instead, they are its byte offset. */
     size_t offset = ((address * 0x9e3779b97f4a7c15u) >> 36) & ((MT_RULE_CACHE_SLOTS - 2) * sizeof(mt_rule_slot_t));
     mt_rule_slot_t *set = (mt_rule_slot_t *)((char *)cache + offset);
     if (MT_LIKELY(set[0].address == address)) return &set[0];
     if (set[1].address == address) return &set[1];
     mt_frame_rule_t rule = mt_compute_rule(address);
+    if (MT_UNLIKELY(set == cache)) { /* the first set's first slot is address 0's for good */
+        set[1] = (mt_rule_slot_t){.address = address, .rule = rule};
+        return &set[1];
+    }
     set[1] = set[0]; /* the older entry goes */
     set[0] = (mt_rule_slot_t){.address = address, .rule = rule};
     return &set[0];
+}
+
+/* The slot for the return address `ip`, the caller of the frame in `slot`: first the one that held it last
+ * time, else the hashed one, remembered. The walk is bound by latency, each frame waiting for the previous
+ * one; the guess is read from the slot just used, so the next rule's load waits for neither the return
+ * address's load nor the hash (the comparison that confirms it is a predicted branch). Call paths repeat,
+ * so the guess is right for most frames; a wrong one costs the hash lookup and a store. */
+static inline const mt_rule_slot_t *mt_caller_rule(mt_rule_slot_t *cache, const mt_rule_slot_t *slot, uintptr_t ip) {
+    const mt_rule_slot_t *next = (const mt_rule_slot_t *)((const char *)cache + (size_t)slot->rule.next * 8);
+    if (MT_LIKELY(next->address == ip)) return next;
+    next = mt_rule_for(cache, ip);
+    /* The slot may have been moved by that lookup's eviction: then another address's guess is changed, which
+     * costs only a miss. */
+    ((mt_rule_slot_t *)slot)->rule.next = (uint16_t)((next - cache) * 2);
+    return next;
+}
+
+/* Where a step's CFA lay beyond the stack's top: the stack's end at an outermost frame or at a zero return
+ * address (which is not a frame), else -1 (an unsupported frame, or a damaged one). */
+static int mt_walk_end(mt_rule_slot_t *cache, uintptr_t ip, int count) {
+    /* Looked up again (a hit) rather than kept in a register through the loop. */
+    if (mt_rule_for(cache, ip)->rule.cfa_offset != MT_RULE_OUTERMOST) return -1;
+    return ip == 0 ? count - 1 : count;
 }
 
 int mt_fast_unwind(uintptr_t *frames, int max) {
@@ -547,30 +587,30 @@ int mt_fast_unwind(uintptr_t *frames, int max) {
         ip = frame[1];
         bp = frame[0];
     }
-    uintptr_t room = high - sp; /* bytes of stack above sp */
+    /* Special rules must put the CFA beyond the top: true while less than their offset lies above sp. */
+    if (MT_UNLIKELY(high - sp >= MT_RULE_UNSUPPORTED)) return -1;
+    /* A chain of the tracer's own frames that ends in a zero return address is libunwind's to report. */
+    if (MT_UNLIKELY(ip == 0)) return -1;
     int count = 0;
-    while (count < max) {
+    if (MT_UNLIKELY(max <= 0)) return 0;
+    const mt_rule_slot_t *slot = mt_rule_for(cache, ip);
+    for (;;) {
         frames[count++] = ip;
-        const mt_frame_rule_t *rule = &mt_rule_for(cache, ip)->rule;
-        int32_t cfa_offset = rule->cfa_offset;
-        if (MT_UNLIKELY(cfa_offset <= MT_RULE_OUTERMOST)) return cfa_offset == MT_RULE_OUTERMOST ? count : -1;
-        uintptr_t cfa = (rule->cfa_is_rbp ? bp : sp) + (uintptr_t)(intptr_t)cfa_offset;
-        /* sp < cfa <= high, in one comparison (unsigned wrap-around turns cfa <= sp into a huge value). */
-        uintptr_t step = cfa - sp;
-        if (MT_UNLIKELY(step - 1 >= room)) return -1;
-        int16_t rbp_offset = rule->rbp_offset;
-        if (rbp_offset != 0) {
-            /* rbp_offset <= -8, so the slot ends at or below cfa, inside the stack: only its start needs a check. */
-            uintptr_t slot = cfa + (uintptr_t)(intptr_t)rbp_offset;
-            if (MT_UNLIKELY(slot < sp)) return -1;
-            bp = *(const uintptr_t *)slot;
-        }
-        ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t));
+        const mt_frame_rule_t *rule = &slot->rule;
+        uintptr_t base = rule->cfa_is_rbp ? bp : sp;
+        /* sp <= base, so cfa > sp (cfa_offset >= 8): each frame moves up the stack, and the rbp slot, at or
+         * above base, lies inside it as cfa <= high. A damaged rbp near 2^64 must not wrap cfa around. */
+        if (MT_UNLIKELY(base < sp)) return -1;
+        uintptr_t cfa;
+        if (MT_UNLIKELY(__builtin_add_overflow(base, (uintptr_t)rule->cfa_offset, &cfa))) return -1;
+        if (MT_UNLIKELY(cfa > high)) return mt_walk_end(cache, ip, count);
+        int8_t rbp_offset8 = rule->rbp_offset8;
+        if (rbp_offset8 != 0) bp = *(const uintptr_t *)(cfa + (uintptr_t)(intptr_t)rbp_offset8 * 8);
+        ip = *(const uintptr_t *)(cfa - sizeof(uintptr_t)); /* if 0, its rule ends the walk at the next step */
         sp = cfa;
-        room -= step;
-        if (ip == 0) return count;
+        if (count == max) return count;
+        slot = mt_caller_rule(cache, slot, ip);
     }
-    return count;
 }
 
 #else /* not x86-64: always let libunwind do it */
