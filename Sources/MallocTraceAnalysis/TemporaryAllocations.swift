@@ -20,6 +20,11 @@ public struct TemporaryAllocationCounter {
     private var slots: [Slot] = []
     private var nextSlot: [Int] = []
     private var ringByThread: [UInt32: Int] = [:]
+    /// The thread of each ring, and the ring of recently seen threads by the id's low bits: with many
+    /// threads the thread changes every few events, and a dictionary lookup each time cost more than the
+    /// ring itself.
+    private var ringThreads: [UInt32] = []
+    private var recentRing = [Int](repeating: -1, count: 64)
     private var lastThread: UInt32 = 0
     private var lastRing = -1
     /// Address → slot, for the addresses in all rings; kept only once a second thread has a ring. With one
@@ -46,12 +51,16 @@ public struct TemporaryAllocationCounter {
     private mutating func ring(for thread: UInt32) -> Int {
         if thread == lastThread && lastRing >= 0 { return lastRing }
         let index: Int
-        if let existing = ringByThread[thread] {
+        let cached = recentRing[Int(thread & 63)]
+        if cached >= 0 && ringThreads[cached] == thread {
+            index = cached
+        } else if let existing = ringByThread[thread] {
             index = existing
         } else {
             index = nextSlot.count
             slots.append(contentsOf: repeatElement(Slot(), count: width))
             nextSlot.append(0)
+            ringThreads.append(thread)
             ringByThread[thread] = index
             if index == 1 {
                 usesTable = true
@@ -60,6 +69,7 @@ public struct TemporaryAllocationCounter {
                 }
             }
         }
+        recentRing[Int(thread & 63)] = index
         lastThread = thread
         lastRing = index
         return index

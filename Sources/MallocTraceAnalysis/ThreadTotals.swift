@@ -18,6 +18,9 @@ public struct ThreadTotals: Sendable {
 
     private var totals: [Totals] = []
     private var indexByThread: [UInt32: Int] = [:]
+    /// Index in `totals` by the thread id's low bits, for the threads seen last: a trace of many threads
+    /// switches thread every few events, and a dictionary lookup each time was a tenth of the pass.
+    private var recentIndex = [Int](repeating: -1, count: 64)
     /// The thread of the latest event, updated in place and written back when another thread comes.
     private var current: Totals?
     private var currentIndex = -1
@@ -62,13 +65,18 @@ public struct ThreadTotals: Sendable {
 
     private mutating func switchThread(to event: AllocatorEvent) {
         if let current, currentIndex >= 0 { totals[currentIndex] = current }
-        if let existing = indexByThread[event.threadID] {
+        let slot = Int(event.threadID & 63)
+        let cached = recentIndex[slot]
+        if cached >= 0 && totals[cached].threadID == event.threadID {
+            currentIndex = cached
+        } else if let existing = indexByThread[event.threadID] {
             currentIndex = existing
         } else {
             currentIndex = totals.count
             totals.append(Totals(threadID: event.threadID, firstEventTime: event.time, lastEventTime: event.time))
             indexByThread[event.threadID] = currentIndex
         }
+        recentIndex[slot] = currentIndex
         current = totals[currentIndex]
     }
 

@@ -21,6 +21,24 @@ import Testing
         return counter
     }
 
+    /// Thread ids 3 and 67 share the low bits the recent-thread cache is indexed by: each must keep its
+    /// own ring. Each thread allocates, the other thread allocates, then the first frees: with threshold 0
+    /// that is temporary (the other thread's allocation does not count), so all 200 are.
+    @Test func threadsWhoseIdsCollideInTheCacheKeepTheirOwnRings() {
+        var script = Script()
+        for round in UInt64(0)..<100 {
+            let base = 0x10000 + round * 0x100
+            script.malloc(8, at: base, stack: 1, thread: 3)
+            script.malloc(8, at: base + 0x10, stack: 2, thread: 67)
+            script.free(base, thread: 3)
+            script.free(base + 0x10, thread: 67)
+        }
+        let counter = count(script, threshold: 0)
+        #expect(counter.total == 200)
+        #expect(counter.byStack[1]?.count == 100)
+        #expect(counter.byStack[2]?.count == 100)
+    }
+
     @Test func aSingleThreadsBatchesMatchItsEvents() {
         var script = Script()
         var random = LinearCongruential(seed: 11)
@@ -183,6 +201,20 @@ import Testing
 }
 
 @Suite struct ThreadTotalsTests {
+    @Test func threadsWhoseIdsCollideInTheCacheAreCountedApart() {
+        var script = Script()
+        for round in UInt64(0)..<50 {
+            script.malloc(8, at: 0x1000 + round * 0x20, stack: 1, thread: 3)
+            script.malloc(16, at: 0x1010 + round * 0x20, stack: 1, thread: 67)
+            script.malloc(16, at: 0x9000 + round * 0x20, stack: 1, thread: 67)
+        }
+        var totals = ThreadTotals()
+        inBatches(script.events, of: 4) { totals.consume($0) }
+        #expect(totals.threads.map(\.threadID) == [3, 67])
+        #expect(totals.threads.map(\.allocationCalls) == [50, 100])
+        #expect(totals.threads.map(\.bytesAllocated) == [400, 1600])
+    }
+
     @Test func batchesMatchEvents() {
         var script = Script()
         var random = LinearCongruential(seed: 5)
