@@ -22,7 +22,11 @@ say() { printf 'sanitizers: %s\n' "$*" >&2; }
 swift_tests() { # SANITIZER SCRATCH
     say "swift test --sanitize=$1 (scratch path $2)"
     swift build --build-tests --sanitize="$1" --scratch-path "$2" >/dev/null
-    swift test --skip-build --sanitize="$1" --scratch-path "$2" 2>&1 | tail -n 25 || failures+=("swift test --sanitize=$1")
+    # swiftStacksMatch traces the CLI itself; a sanitized CLI defines malloc in its own executable (the
+    # sanitizer runtime is linked in statically), which comes before LD_PRELOAD in symbol lookup, so the
+    # hooks never run in it and the test would see no stacks at all.
+    swift test --skip-build --sanitize="$1" --scratch-path "$2" --skip swiftStacksMatch 2>&1 | tail -n 25 ||
+        failures+=("swift test --sanitize=$1")
 }
 
 interposer() {
