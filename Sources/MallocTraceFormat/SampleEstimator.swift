@@ -31,7 +31,10 @@ public struct SampleEstimator: Sendable, Equatable {
 
     /// The estimated bytes one recorded allocation of `size` bytes stands for (at least `size`).
     public func estimatedBytes(forSampled size: UInt64) -> UInt64 {
-        let probability = probability(ofSampling: size)
+        Self.estimatedBytes(size, probability: probability(ofSampling: size))
+    }
+
+    private static func estimatedBytes(_ size: UInt64, probability: Double) -> UInt64 {
         guard probability > 0 else { return 0 }
         let estimate = (Double(size) / probability).rounded()
         return estimate >= 0x1p63 ? UInt64(1) << 63 : max(size, UInt64(estimate))
@@ -45,7 +48,7 @@ public struct SampleEstimator: Sendable, Equatable {
             guard probability > 0 else { continue }
             samples &+= 1
             estimatedAllocationCalls += 1 / probability
-            events[index].size = estimatedBytes(forSampled: size)
+            events[index].size = Self.estimatedBytes(size, probability: probability)
         }
     }
 }

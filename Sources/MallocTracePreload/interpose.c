@@ -63,18 +63,24 @@ static void *mt_realloc_bootstrap_block(void *ptr, size_t size) {
     return result;
 }
 
+/* The real realloc or reallocarray, as `is_array` says. */
+static inline void *mt_real_realloc(bool is_array, void *ptr, size_t count, size_t size) {
+    return is_array ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
+}
+
 /* realloc when sampling: the old block's release is recorded when the old block was, the new block when
  * its bytes hold a sample point. Recorded as a realloc from NULL (new block only), a free (old block
  * only) or a whole realloc (both). */
 static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t size, size_t requested) {
+    bool is_array = opcode == MT_EVENT_REALLOCARRAY;
     bool new_sampled = mt_sample_allocation(requested);
     if (!new_sampled && (ptr == NULL || !mt_sampled_may_contain(ptr)))
-        return opcode == MT_EVENT_REALLOCARRAY ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
+        return mt_real_realloc(is_array, ptr, count, size);
     t_guard = 1;
     /* Out of the table before the call: afterwards another thread may be handed the same address. */
     bool old_sampled = ptr != NULL && mt_sampled_remove(ptr);
     uint64_t seq_before = mt_next_sequence();
-    void *result = opcode == MT_EVENT_REALLOCARRAY ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
+    void *result = mt_real_realloc(is_array, ptr, count, size);
     int saved_errno = errno;
     uint64_t seq_after = mt_next_sequence();
     bool failed = result == NULL && requested != 0; /* the old block is intact */
@@ -108,7 +114,7 @@ static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t s
     if (MT_UNLIKELY(g_sample_rate != 0)) return mt_sampled_realloc(opcode, ptr, count, size, requested);
     t_guard = 1;
     uint64_t seq_before = mt_next_sequence();
-    void *result = is_array ? real.reallocarray(ptr, count, size) : real.realloc(ptr, size);
+    void *result = mt_real_realloc(is_array, ptr, count, size);
     int saved_errno = errno;
     uint64_t seq_after = mt_next_sequence();
     mt_record_realloc(opcode, seq_before, seq_after, requested, ptr, result);
