@@ -643,6 +643,11 @@ def traced_cells(entry, metric):
             cells.append("FAILED" if v in entry["failures"] else "–")
     return cells
 
+def measured(workloads, data):
+    """(workload, its results) for every workload that has results, in table order."""
+    return [(w, data[w.key]) for w in workloads if data.get(w.key)]
+
+
 def render(meta, workloads, data, startup, targets):
     lines = []
     add = lines.append
@@ -668,10 +673,7 @@ def render(meta, workloads, data, startup, targets):
     add("| workload | input | allocation calls | untraced | malloctrace run | preload only | heaptrack |"
         " mt overhead / ht overhead |")
     add("|---|---|---:|---:|---:|---:|---:|---:|")
-    for w in workloads:
-        entry = data.get(w.key)
-        if not entry:
-            continue
+    for w, entry in measured(workloads, data):
         s = entry["stats"]
         base = s.get("base")
         cells = traced_cells(entry, "wall")
@@ -687,10 +689,7 @@ def render(meta, workloads, data, startup, targets):
     add("")
     add("| workload | untraced wall | sampled wall | untraced CPU | sampled CPU | trace | B/call |")
     add("|---|---:|---:|---:|---:|---:|---:|")
-    for w in workloads:
-        entry = data.get(w.key)
-        if not entry:
-            continue
+    for w, entry in measured(workloads, data):
         s = entry["stats"]
         base, smp = s.get("base"), s.get("smp")
         size, bpc = entry["trace_bytes"].get("smp"), entry["bytes_per_call"].get("smp")
@@ -708,10 +707,7 @@ def render(meta, workloads, data, startup, targets):
     add("")
     add("| workload | untraced | malloctrace run | preload only | heaptrack |")
     add("|---|---:|---:|---:|---:|")
-    for w in workloads:
-        entry = data.get(w.key)
-        if not entry:
-            continue
+    for w, entry in measured(workloads, data):
         s = entry["stats"]
         base = s.get("base")
         cells = traced_cells(entry, "cpu")
@@ -722,10 +718,7 @@ def render(meta, workloads, data, startup, targets):
     add("")
     add("| workload | untraced | malloctrace run | preload only | sampled (%s) | heaptrack |" % SAMPLE_RATE)
     add("|---|---:|---:|---:|---:|---:|")
-    for w in workloads:
-        entry = data.get(w.key)
-        if not entry:
-            continue
+    for w, entry in measured(workloads, data):
         s = entry["stats"]
         add("| %s | %s |" % (w.title, " | ".join(fmt_mb(s[v]["maxrss_mb"]) if s.get(v) else "–" for v in VARIANTS)))
     add("")
@@ -735,10 +728,7 @@ def render(meta, workloads, data, startup, targets):
     add("| workload | allocation calls (malloctrace / heaptrack) | malloctrace trace | B/call |"
         " heaptrack trace (.zst) | B/call |")
     add("|---|---:|---:|---:|---:|---:|")
-    for w in workloads:
-        entry = data.get(w.key)
-        if not entry:
-            continue
+    for w, entry in measured(workloads, data):
         r = entry.get("reports", {})
         size = entry["trace_bytes"]
         bpc = entry["bytes_per_call"]
@@ -754,10 +744,7 @@ def render(meta, workloads, data, startup, targets):
     add("")
     add("| workload | malloctrace report | heaptrack_print | speed-up | RSS malloctrace | RSS heaptrack_print |")
     add("|---|---:|---:|---:|---:|---:|")
-    for w in workloads:
-        entry = data.get(w.key)
-        if not entry:
-            continue
+    for w, entry in measured(workloads, data):
         stats = entry.get("reports", {}).get("stats", {})
         mt, ht = stats.get("mt"), stats.get("ht")
         add("| %s | %s | %s | %s | %s | %s |" % (
