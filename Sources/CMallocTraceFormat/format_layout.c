@@ -22,3 +22,7 @@ _Static_assert(offsetof(mt_end_record_t, exit_status) == 16, "exit_status at 16"
 _Static_assert(MT_RECORD_FLAG_ZSTD <= 0xff, "record flags fit the u8 flags field");
 _Static_assert(MT_FORMAT_VERSION_UNCOMPRESSED <= MT_FORMAT_VERSION, "readers read what the library writes");
 _Static_assert(MT_MAX_DECOMPRESSED_CHUNK + sizeof(mt_chunk_header_t) <= UINT32_MAX, "used fits in u32");
+_Static_assert(sizeof(mt_leak_scan_record_t) == 48, "leak scan record is 48 bytes");
+_Static_assert(offsetof(mt_leak_scan_record_t, part) == 16, "part at 16");
+_Static_assert(offsetof(mt_leak_scan_record_t, duration_ns) == 32, "duration_ns at 32");
+_Static_assert(offsetof(mt_leak_scan_record_t, total_blocks) == 44, "total_blocks at 44");

@@ -79,6 +79,7 @@ enum mt_record_kind {
     MT_RECORD_CHUNK = 2,       /* mt_chunk_header_t + event stream */
     MT_RECORD_END = 3,         /* mt_end_record_t: the process reached exit */
     MT_RECORD_PADDING = 4,     /* ignore the payload */
+    MT_RECORD_LEAK_SCAN = 5,   /* mt_leak_scan_record_t + the kind of every live block (exit-time scan) */
 };
 
 /* MT_RECORD_PROCESS payload: fixed part, then `exe_length` bytes of executable path and
@@ -152,6 +153,50 @@ enum mt_end_reason {
     MT_END_UNDERSCORE_EXIT = 1, /* _exit / _Exit called directly */
     MT_END_EXEC = 2,            /* execve/execv/execvp/execvpe: the process image is being replaced.
                                  * If the exec fails, recording goes on and a later END follows. */
+};
+
+/* MT_RECORD_LEAK_SCAN payload: what a conservative mark phase inside the process (at exit, _exit or
+ * on demand; only when leak scanning is on) found out about every block live at that moment. One scan
+ * may need several records (`part` 0, 1, ...; each at most MT_LEAK_SCAN_MAX_PAYLOAD bytes); all parts of
+ * one scan repeat the same fixed fields except `part` and `entry_count`. A scan is complete when its parts'
+ * entry counts add up to `total_blocks`; a reader uses the last complete scan.
+ *
+ *   0          8        16     20      24        28       32        40        44       48
+ *   +----------+--------+------+-------+---------+--------+---------+---------+--------+--------------+
+ *   | sequence | time   | part | count | threads | missed | duration| trigger | total  | entries ...  |
+ *   +----------+--------+------+-------+---------+--------+---------+---------+--------+--------------+
+ *
+ * Entries, `entry_count` of them, addresses ascending within a record:
+ *   v ((address - previous address) << 3 | kind)      previous address starts at 0 in every record
+ * where kind is an mt_leak_kind. Blocks allocated after `scan_sequence` are not in the scan.
+ */
+typedef struct mt_leak_scan_record {
+    uint64_t scan_sequence;   /* g_sequence when the live set was frozen */
+    uint64_t scan_time_ns;    /* relative to start_monotonic_ns */
+    uint32_t part;            /* 0, 1, ... within one scan */
+    uint32_t entry_count;     /* entries in this record */
+    uint32_t threads_scanned; /* threads whose registers and stack were scanned (the calling one included) */
+    uint32_t threads_missed;  /* threads that did not stop in time: their stacks were not scanned */
+    uint64_t duration_ns;     /* the scan's own time: stop, mark, resume */
+    uint32_t trigger;         /* enum mt_leak_scan_trigger */
+    uint32_t total_blocks;    /* entries in all parts of this scan */
+} mt_leak_scan_record_t;
+
+#define MT_LEAK_SCAN_MAX_PAYLOAD (1u << 20)
+
+/* How a live block stood at the scan, as LeakSanitizer and valgrind memcheck define the kinds. */
+enum mt_leak_kind {
+    MT_LEAK_REACHABLE = 0, /* a pointer to its start is reachable from a root (globals, stacks, registers,
+                            * TLS), or ld.so allocated it (DTV, dynamic TLS: LeakSanitizer's rule) */
+    MT_LEAK_INDIRECT = 1,  /* reachable only from leaked blocks */
+    MT_LEAK_POSSIBLE = 2,  /* reachable from a root only through pointers into its interior */
+    MT_LEAK_DEFINITE = 3,  /* no pointer to it at all; also the one member chosen as the root of a cycle */
+};
+
+enum mt_leak_scan_trigger {
+    MT_LEAK_SCAN_AT_EXIT = 0,            /* exit() or return from main (library destructor) */
+    MT_LEAK_SCAN_AT_UNDERSCORE_EXIT = 1, /* _exit / _Exit */
+    MT_LEAK_SCAN_ON_DEMAND = 2,          /* malloctrace_scan_leaks() */
 };
 
 /*
