@@ -49,6 +49,11 @@ struct AddressTable {
         withEntries { $0.remove(key) }
     }
 
+    /// Calls `body` with every entry, in no particular order.
+    func forEach(_ body: (_ key: UInt64, _ size: UInt64, _ slot: Int32) -> Void) {
+        for entry in entries where entry.key != 0 { body(entry.key, entry.size, entry.slot) }
+    }
+
     private mutating func grow() {
         let old = entries
         entries = Array(repeating: Entry(key: 0, size: 0, slot: 0), count: entries.count * 2)

@@ -12,6 +12,8 @@ public struct SiteStatistics: Sendable, Equatable {
     /// Bytes and blocks never released before the trace ended.
     public var leakedBytes: UInt64 = 0
     public var leakedBlocks: UInt64 = 0
+    /// The function of the site's first allocation (a call site calls one allocation function).
+    public var function: AllocationFunction?
 
     public init(stackID: UInt32) { self.stackID = stackID }
 }
@@ -81,7 +83,8 @@ public struct HeapAnalyzer {
         }
 
         @inline(__always)
-        mutating func allocate(size: UInt64, eventNumber: Int, peakEventNumber: Int) {
+        mutating func allocate(size: UInt64, function: AllocationFunction, eventNumber: Int, peakEventNumber: Int) {
+            if statistics.allocationCalls == 0 { statistics.function = function }
             statistics.allocationCalls &+= 1
             statistics.bytesAllocated &+= size
             change(bytes: size, adding: true, eventNumber: eventNumber, peakEventNumber: peakEventNumber)
@@ -210,7 +213,7 @@ public struct HeapAnalyzer {
                     Self.release(lost, sites: sites, running: &running)
                 }
                 sites[site].allocate(
-                    size: event.size, eventNumber: running.eventNumber, peakEventNumber: running.peakEventNumber)
+                    size: event.size, function: event.function, eventNumber: running.eventNumber, peakEventNumber: running.peakEventNumber)
                 running.liveBytes &+= event.size
                 running.liveBlocks &+= 1
                 if running.liveBytes > running.peakBytes {
@@ -269,6 +272,12 @@ public struct HeapAnalyzer {
             slotBySparseStackID[stackID] = slot
         }
         sites.append(SiteState(statistics: SiteStatistics(stackID: stackID)))
+    }
+
+    /// Calls `body` with every block live now: its address, requested size and the stack that allocated it.
+    /// O(table capacity).
+    public func forEachLiveBlock(_ body: (_ address: UInt64, _ size: UInt64, _ stackID: UInt32) -> Void) {
+        live.forEach { address, size, slot in body(address, size, sites[Int(slot)].statistics.stackID) }
     }
 
     /// The totals so far; the analyzer can keep consuming afterwards.

@@ -29,3 +29,170 @@ public enum LeakKind: UInt8, Sendable, CaseIterable, Codable, Comparable, Custom
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 }
+
+/// What the process's exit-time (or on-demand) leak scan found: the kind of every block live at that
+/// moment. Present only in traces recorded with leak scanning on (`check`, `run --leak-kinds`).
+public struct LeakScan: Sendable {
+    public enum Trigger: Sendable, Equatable, CustomStringConvertible {
+        case exit, underscoreExit, onDemand, unknown(UInt32)
+
+        init(_ raw: UInt32) {
+            switch raw {
+            case MT_LEAK_SCAN_AT_EXIT.rawValue: self = .exit
+            case MT_LEAK_SCAN_AT_UNDERSCORE_EXIT.rawValue: self = .underscoreExit
+            case MT_LEAK_SCAN_ON_DEMAND.rawValue: self = .onDemand
+            default: self = .unknown(raw)
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .exit: "exit"
+            case .underscoreExit: "_exit"
+            case .onDemand: "on demand"
+            case .unknown(let raw): "trigger \(raw)"
+            }
+        }
+    }
+
+    public var trigger: Trigger
+    /// The global sequence number when the live set was frozen.
+    public var sequence: UInt64
+    /// Nanoseconds since start when the scan began, and how long it took.
+    public var time: UInt64
+    public var duration: UInt64
+    public var threadsScanned: UInt32
+    /// Threads that did not stop in time: their stacks were not scanned, so blocks only they held may be
+    /// reported as leaks.
+    public var threadsMissed: UInt32
+    /// Scanned block addresses, ascending, and the kind of each.
+    private var addresses: [UInt64]
+    private var kinds: [LeakKind]
+
+    /// Number of blocks the scan classified.
+    public var blockCount: Int { addresses.count }
+
+    /// The kind the scan gave the block at `address`, or nil when the scan did not see such a block.
+    /// O(log n).
+    public func kind(ofBlockAt address: UInt64) -> LeakKind? {
+        var low = 0
+        var high = addresses.count
+        while low < high {
+            let middle = (low + high) / 2
+            if addresses[middle] < address { low = middle + 1 } else { high = middle }
+        }
+        return low < addresses.count && addresses[low] == address ? kinds[low] : nil
+    }
+
+    /// One LEAK_SCAN record, decoded.
+    struct Part {
+        var trigger: UInt32
+        var sequence: UInt64
+        var time: UInt64
+        var duration: UInt64
+        var part: UInt32
+        var threadsScanned: UInt32
+        var threadsMissed: UInt32
+        var totalBlocks: UInt32
+        var addresses: [UInt64]
+        var kinds: [LeakKind]
+
+        var scanKey: [UInt64] { [sequence, time, UInt64(trigger), UInt64(totalBlocks)] }
+    }
+
+    /// Decodes one record's payload; nil (with the reason) when it is damaged.
+    static func part(_ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int) -> Result<Part, DecodeFailure> {
+        let fixed = MemoryLayout<mt_leak_scan_record_t>.size
+        guard length >= fixed else {
+            return .failure(DecodeFailure(offset: offset, reason: "leak scan record of \(length) bytes is too small"))
+        }
+        var cursor = ByteCursor(bytes, from: offset, to: offset + length)
+        let count = Int(cursor.littleEndian(UInt32.self, at: offset + 20))
+        // Every entry takes at least one byte: a count beyond the payload is damage, not a reason to reserve.
+        guard count <= length - fixed else {
+            return .failure(DecodeFailure(offset: offset, reason: "leak scan record claims \(count) entries"))
+        }
+        var part = Part(
+            trigger: cursor.littleEndian(UInt32.self, at: offset + 40),
+            sequence: cursor.littleEndian(UInt64.self, at: offset),
+            time: cursor.littleEndian(UInt64.self, at: offset + 8),
+            duration: cursor.littleEndian(UInt64.self, at: offset + 32),
+            part: cursor.littleEndian(UInt32.self, at: offset + 16),
+            threadsScanned: cursor.littleEndian(UInt32.self, at: offset + 24),
+            threadsMissed: cursor.littleEndian(UInt32.self, at: offset + 28),
+            totalBlocks: cursor.littleEndian(UInt32.self, at: offset + 44), addresses: [], kinds: [])
+        part.addresses.reserveCapacity(count)
+        part.kinds.reserveCapacity(count)
+        cursor.position = offset + fixed
+        var previous: UInt64 = 0
+        do throws(DecodeFailure) {
+            for _ in 0..<count {
+                let raw = try cursor.varint()
+                let (address, overflow) = previous.addingReportingOverflow(raw >> 3)
+                guard !overflow, let kind = LeakKind(rawValue: UInt8(raw & 7)) else {
+                    throw DecodeFailure(offset: cursor.position, reason: "leak scan entry is out of range")
+                }
+                part.addresses.append(address)
+                part.kinds.append(kind)
+                previous = address
+            }
+        } catch {
+            return .failure(error)
+        }
+        return .success(part)
+    }
+
+    /// The last complete scan among `parts` (in file order): the one whose parts add up to its total.
+    static func lastComplete(_ parts: [Part]) -> LeakScan? {
+        var scans: [[UInt64]: [Part]] = [:]
+        var order: [[UInt64]] = []
+        for part in parts {
+            if scans[part.scanKey] == nil { order.append(part.scanKey) }
+            scans[part.scanKey, default: []].append(part)
+        }
+        for key in order.reversed() {
+            guard var members = scans[key], let first = members.first else { continue }
+            members.sort { $0.part < $1.part }
+            let entries = members.reduce(0) { $0 + $1.addresses.count }
+            // Parts must be 0, 1, 2, ... once each; a repeated part number is damage.
+            guard entries == Int(first.totalBlocks),
+                members.enumerated().allSatisfy({ $0.offset == Int($0.element.part) })
+            else { continue }
+            var pairs = zip(members.flatMap(\.addresses), members.flatMap(\.kinds)).map { ($0, $1) }
+            if !zip(pairs, pairs.dropFirst()).allSatisfy({ $0.0 < $1.0 }) { pairs.sort { $0.0 < $1.0 } }
+            return LeakScan(
+                trigger: Trigger(first.trigger), sequence: first.sequence, time: first.time,
+                duration: first.duration, threadsScanned: first.threadsScanned, threadsMissed: first.threadsMissed,
+                addresses: pairs.map(\.0), kinds: pairs.map(\.1))
+        }
+        return nil
+    }
+}
+
+extension LeakKind {
+    /// What counts as a leak unless told otherwise: LeakSanitizer's choice.
+    public static let countedByDefault: Set<LeakKind> = [.definite, .indirect]
+
+    /// Parses `definite,indirect`, `all` or `none`; nil with the offending word on an unknown name.
+    public static func parseList(_ text: String) -> Result<Set<LeakKind>, LeakKindListError> {
+        var kinds = Set<LeakKind>()
+        for word in text.split(separator: ",").map({ $0.filter { $0 != " " }.lowercased() }) {
+            switch word {
+            case "all": kinds.formUnion(LeakKind.allCases)
+            case "none", "": continue
+            default:
+                guard let kind = LeakKind(name: word) else { return .failure(LeakKindListError(word: word)) }
+                kinds.insert(kind)
+            }
+        }
+        return .success(kinds)
+    }
+}
+
+/// An unknown leak kind in a list.
+public struct LeakKindListError: Error, CustomStringConvertible {
+    public var word: String
+    public var description: String {
+        "unknown leak kind '\(word)' (expected definite, indirect, possible, reachable, all or none)"
+    }
+}

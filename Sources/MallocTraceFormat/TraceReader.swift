@@ -26,6 +26,8 @@ public final class TraceReader {
     /// For a sampled trace (``ProcessDetails/sampleRate`` > 0), after a pass over the events: how many
     /// allocations were recorded and what they stand for. Event sizes are estimates in such a trace.
     public private(set) var sampling: SampleEstimator?
+    /// The last complete leak scan the process recorded (traces recorded with leak scanning on).
+    public private(set) var leakScan: LeakScan?
 
     /// True when the trace does not reach the process's exit: killed, crashed, or still running.
     public var isTruncated: Bool { end == nil || isCutShort }
@@ -63,7 +65,7 @@ public final class TraceReader {
         self.path = path
         self.file = file
         var header = (version: 0, flags: UInt32(0))
-        var found: (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic]) = (nil, nil, false, [], [])
+        var found = RecordScan()
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceError) in
             header = try TraceReader.checkHeader(bytes, path: path)
             found = TraceReader.scanRecords(
@@ -72,7 +74,14 @@ public final class TraceReader {
         }
         formatVersion = header.version
         hasCompressedChunks = header.flags & MT_FILE_FLAG_ZSTD_CHUNKS.rawValue != 0
-        (process, end, isCutShort, chunks, scanDiagnostics) = found
+        (process, end, isCutShort, chunks, scanDiagnostics) = (
+            found.process, found.end, found.cutShort, found.chunks, found.diagnostics
+        )
+        leakScan = LeakScan.lastComplete(found.leakScanParts)
+        if !found.leakScanParts.isEmpty && leakScan == nil {
+            scanDiagnostics.append(
+                .init(offset: 0, message: "the leak scan is incomplete (the process died while writing it); leaks are not classified"))
+        }
         diagnostics = scanDiagnostics
     }
 
@@ -113,13 +122,14 @@ public final class TraceReader {
     /// `compressedChunks`: the file declares them, so a CHUNK's `MT_RECORD_FLAG_ZSTD` counts (otherwise
     /// record flags are reserved and ignored, as version 1 says).
     private static func scanRecords(_ bytes: UnsafeRawBufferPointer, compressedChunks: Bool, pages: PageReleaser)
-        -> (ProcessDetails?, EndDetails?, Bool, [ChunkLocation], [TraceDiagnostic])
+        -> RecordScan
     {
         var process: ProcessDetails?
         var end: EndDetails?
         var cutShort = false
         var chunks: [ChunkLocation] = []
         var diagnostics: [TraceDiagnostic] = []
+        var leakScanParts: [LeakScan.Part] = []
         let headerSize = MemoryLayout<mt_record_header_t>.size
         let cursor = ByteCursor(bytes, from: 0, to: bytes.count)
         var offset = MemoryLayout<mt_file_header_t>.size
@@ -189,6 +199,12 @@ public final class TraceReader {
                 }
             case MT_RECORD_PADDING.rawValue:
                 break
+            case MT_RECORD_LEAK_SCAN.rawValue:
+                switch LeakScan.part(bytes, at: payload, length: available) {
+                case .success(let part): leakScanParts.append(part)
+                case .failure(let failure):
+                    diagnostics.append(.init(offset: failure.offset, message: failure.reason + "; record skipped"))
+                }
             default:
                 if unknownKinds.insert(kind).inserted {
                     diagnostics.append(.init(offset: offset, message: "skipped records of unknown kind \(kind)"))
@@ -204,7 +220,19 @@ public final class TraceReader {
         }
         pages.release(released - PageReleaser.remappedBehind..<bytes.count)
         for index in chunks.indices.dropLast() { chunks[index].nextChunkRecord = chunks[index + 1].recordStart }
-        return (process, end, cutShort, chunks, diagnostics)
+        return RecordScan(
+            process: process, end: end, cutShort: cutShort, chunks: chunks, diagnostics: diagnostics,
+            leakScanParts: leakScanParts)
+    }
+
+    /// What the scan of the record headers found.
+    private struct RecordScan {
+        var process: ProcessDetails?
+        var end: EndDetails?
+        var cutShort = false
+        var chunks: [ChunkLocation] = []
+        var diagnostics: [TraceDiagnostic] = []
+        var leakScanParts: [LeakScan.Part] = []
     }
 
     /// A compressed chunk's location, or nil (with a diagnostic) when it cannot be decompressed safely.

@@ -51,11 +51,28 @@ public enum AllocatorFrames {
         ("std::_Fwd_list_base<", ">::_M_get_node("),
     ]
 
+    /// The Swift standard library's modules: from a program's point of view every frame in them is a layer
+    /// between its own line and the allocation (array and string storage, dictionary resizing, ...).
+    static let swiftStandardLibraryModules = ["libswiftCore.so", "libswiftSwiftOnoneSupport.so"]
+
+    /// True for the Swift standard library's code, also where the compiler copied it into the program
+    /// (`generic specialization <…> of Swift.Array…`, `merged Swift.…`), and for the compiler-made
+    /// `__allocating_init` that wraps `swift_allocObject` for `Foo()`.
+    static func isSwiftAllocationLayer(_ frame: ReportFrame, function: String) -> Bool {
+        if let module = frame.moduleName, swiftStandardLibraryModules.contains(module) { return true }
+        if function.hasPrefix("Swift.") || function.contains(".__allocating_init(") { return true }
+        let copied = ["merged ", "specialized ", "generic specialization <", "partial apply for "]
+        guard copied.contains(where: function.hasPrefix) else { return false }
+        return function.contains(" of Swift.") || function.contains(" Swift.")
+            && !function.contains(" of ")
+    }
+
     /// True when `frame` is the tracer's or an allocation wrapper's.
     public static func isAllocatorFrame(_ frame: ReportFrame) -> Bool {
         if let module = frame.moduleName, module.hasPrefix("libmalloctrace") { return true }
         guard let function = frame.function else { return false }
         if names.contains(baseName(function)) { return true }
+        if isSwiftAllocationLayer(frame, function: function) { return true }
         for layer in layers where function.hasPrefix(layer.prefix) {
             guard let member = layer.member else { return true }
             if function.contains(member) { return true }

@@ -140,6 +140,21 @@ public enum JSONRenderer {
             "peak_rss_bytes": .null,
             "leaked_bytes": .unsigned(summary.leakedBytes),
             "leaked_blocks": .unsigned(summary.leakedBlocks),
+            "leak_kinds": leakKinds(report.leakKinds),
+            "leak_scan": .optional(report.leakScan) { scan in
+                .object([
+                    "trigger": .string(scan.trigger.description),
+                    "time_ns": .unsigned(scan.time),
+                    "duration_ns": .unsigned(scan.duration),
+                    "threads_scanned": .unsigned(UInt64(scan.threadsScanned)),
+                    "threads_missed": .unsigned(UInt64(scan.threadsMissed)),
+                    "blocks": .unsigned(UInt64(scan.blockCount)),
+                    "counted_kinds": .array(
+                        LeakKind.allCases.reversed().filter { report.options.leakKinds.contains($0) }.map {
+                            .string($0.description)
+                        }),
+                ])
+            },
             "temporary_allocations": .unsigned(report.temporaryAllocations),
             "temporary_bytes": .unsigned(report.temporaryBytes),
             "unmatched_frees": .unsigned(summary.unmatchedFrees),
@@ -163,10 +178,21 @@ public enum JSONRenderer {
             "peak_blocks": .unsigned(figures.peakBlocks),
             "leaked_bytes": .unsigned(figures.leakedBytes),
             "leaked_blocks": .unsigned(figures.leakedBlocks),
+            "leak_kinds": leakKinds(figures.leakKinds),
             "temporary_allocations": .unsigned(figures.temporaryAllocations),
             "temporary_bytes": .unsigned(figures.temporaryBytes),
             "stack": .array(site.stack.map(frame)),
         ])
+    }
+
+    /// Live blocks at the end by kind: every kind's key is present, `unclassified` counts blocks no scan saw.
+    static func leakKinds(_ breakdown: LeakBreakdown) -> JSON {
+        func amount(_ amount: LeakAmount) -> JSON {
+            .object(["bytes": .unsigned(amount.bytes), "blocks": .unsigned(amount.blocks)])
+        }
+        var fields = Dictionary(uniqueKeysWithValues: LeakKind.allCases.map { ($0.description, amount(breakdown[$0])) })
+        fields["unclassified"] = amount(breakdown.unclassified)
+        return .object(fields)
     }
 
     /// Every key is always present (null when unknown), so consumers need no existence checks.

@@ -185,6 +185,10 @@ public struct Report {
     public var symbolization: SymbolizationNotes?
     /// Present for a sampled trace: byte figures are estimates, counts are recorded samples.
     public var sampling: SampleEstimator?
+    /// The process's leak scan, when the trace has one: then ``leakKinds`` classifies every live block.
+    public var leakScan: LeakScan?
+    /// Blocks live at the end by kind; ``HeapSummary/leakedBytes`` counts ``ReportOptions/leakKinds`` only.
+    public var leakKinds: LeakBreakdown
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -200,7 +204,7 @@ public struct Report {
         let pass = TracePass.run(
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
             symbolizer: symbolizer, countsSizes: options.sections.contains(.histogram),
-            countsThreads: options.sections.contains(.threads), progress: progress)
+            countsThreads: options.sections.contains(.threads), countedLeakKinds: options.leakKinds, progress: progress)
         let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
         progress.finish()
         return report
@@ -215,6 +219,8 @@ public struct Report {
         isTruncated = reader.isTruncated
         diagnostics = reader.diagnostics.map(\.description)
         sampling = reader.sampling
+        leakScan = reader.leakScan
+        leakKinds = pass.leakKinds
         self.options = options
         summary = pass.summary
         temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0

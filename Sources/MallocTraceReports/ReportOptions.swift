@@ -1,3 +1,4 @@
+public import MallocTraceFormat
 public import MallocTraceSymbolication
 
 /// The parts of a report, in the order they are printed.
@@ -74,6 +75,8 @@ public struct ReportOptions: Sendable {
     public var temporaryThreshold = 0
     public var filters = ReportFilters()
     public var symbolizer = Symbolizer.Backend.automatic
+    /// The leak kinds that count as leaks when the trace has a leak scan (`--leak-kinds`).
+    public var leakKinds = LeakKind.countedByDefault
 
     public init() {}
 

@@ -14,6 +14,11 @@ public struct SiteFigures: Sendable, Equatable {
     public var leakedBlocks: UInt64 = 0
     public var temporaryAllocations: UInt64 = 0
     public var temporaryBytes: UInt64 = 0
+    /// The live blocks at the end by leak kind; ``leakedBytes`` and ``leakedBlocks`` count only the kinds
+    /// the report counts (all of them when the trace has no leak scan).
+    public var leakKinds = LeakBreakdown()
+    /// The function of the site's first allocation.
+    public var function: AllocationFunction?
 
     public init() {}
 
@@ -25,6 +30,7 @@ public struct SiteFigures: Sendable, Equatable {
         peakBlocks = site.peakBlocks
         leakedBytes = site.leakedBytes
         leakedBlocks = site.leakedBlocks
+        function = site.function
     }
 
     public static func += (total: inout SiteFigures, part: SiteFigures) {
@@ -36,6 +42,8 @@ public struct SiteFigures: Sendable, Equatable {
         total.leakedBlocks &+= part.leakedBlocks
         total.temporaryAllocations &+= part.temporaryAllocations
         total.temporaryBytes &+= part.temporaryBytes
+        if !part.leakKinds.isEmpty { total.leakKinds += part.leakKinds }
+        if total.function == nil { total.function = part.function }
     }
 }
 
@@ -48,6 +56,10 @@ public struct TracePass {
     public var temporaryBytes: UInt64
     public var histogram: SizeHistogram
     public var threads: ThreadTotals
+    /// Every block live at the end, by leak kind (all unclassified when the trace has no leak scan).
+    public var leakKinds: LeakBreakdown
+    /// The leak kinds that count as leaked in ``summary`` and the sites.
+    public var countedLeakKinds: Set<LeakKind>
 
     /// Reads every event once, feeding the heap analysis and the smaller accumulators; `filters` select
     /// the allocations in the same pass. Stack patterns need frames while reading: they are resolved with
@@ -56,7 +68,8 @@ public struct TracePass {
     /// per event, so only the sections that show them ask for them).
     public static func run(
         reader: TraceReader, filters: ReportFilters, temporaryThreshold: Int, symbolizer: Symbolizer?,
-        countsSizes: Bool = true, countsThreads: Bool = true, progress: ProgressMeter = .silent
+        countsSizes: Bool = true, countsThreads: Bool = true,
+        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, progress: ProgressMeter = .silent
     ) -> TracePass {
         var analyzer = HeapAnalyzer()
         var temporary = TemporaryAllocationCounter(threshold: temporaryThreshold)
@@ -100,17 +113,36 @@ public struct TracePass {
                 if countsThreads { threads.consume(event) }
             }
         }
-        let analysis = analyzer.result()
+        var analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]
         sites.reserveCapacity(analysis.sites.count)
         for site in analysis.sites { sites[site.stackID] = SiteFigures(site) }
+        var leakKinds = LeakBreakdown()
+        if let scan = reader.leakScan {
+            analyzer.forEachLiveBlock { address, size, stackID in
+                let kind = scan.kind(ofBlockAt: address)
+                leakKinds.add(kind, bytes: size)
+                sites[stackID, default: SiteFigures()].leakKinds.add(kind, bytes: size)
+            }
+            for (stackID, figures) in sites where !figures.leakKinds.isEmpty {
+                let leaked = figures.leakKinds.leaked(counting: countedLeakKinds)
+                sites[stackID]?.leakedBytes = leaked.bytes
+                sites[stackID]?.leakedBlocks = leaked.blocks
+            }
+            let leaked = leakKinds.leaked(counting: countedLeakKinds)
+            analysis.summary.leakedBytes = leaked.bytes
+            analysis.summary.leakedBlocks = leaked.blocks
+        } else {
+            leakKinds.unclassified = LeakAmount(bytes: analysis.summary.leakedBytes, blocks: analysis.summary.leakedBlocks)
+        }
         for (stack, counts) in temporary.byStack {
             sites[stack, default: SiteFigures()].temporaryAllocations = counts.count
             sites[stack, default: SiteFigures()].temporaryBytes = counts.bytes
         }
         return TracePass(
             reader: reader, summary: analysis.summary, sites: sites, temporaryAllocations: temporary.total,
-            temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads)
+            temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads, leakKinds: leakKinds,
+            countedLeakKinds: countedLeakKinds)
     }
 }
 

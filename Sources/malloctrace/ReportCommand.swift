@@ -82,7 +82,14 @@ struct AnalysisOptions: ParsableArguments {
                 + "PATH, the Swift toolchain).", valueName: "path"))
     var symbolizer: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Which blocks live at exit count as leaks, when the trace has a leak scan (check, run --leak-kinds):"
+                + " comma-separated definite, indirect, possible, reachable, or all.", valueName: "kinds"))
+    var leakKinds: String = "definite,indirect"
+
     func validate() throws {
+        _ = try countedLeakKinds()
         guard temporaryThreshold >= 0 else {
             throw ValidationError("--temporary-threshold must be 0 or more, not \(temporaryThreshold)")
         }
@@ -104,7 +111,15 @@ struct AnalysisOptions: ParsableArguments {
         }
     }
 
+    func countedLeakKinds() throws -> Set<LeakKind> {
+        switch LeakKind.parseList(leakKinds) {
+        case .success(let kinds): return kinds
+        case .failure(let error): throw ValidationError("--leak-kinds: \(error)")
+        }
+    }
+
     func apply(to options: inout ReportOptions) throws {
+        options.leakKinds = try countedLeakKinds()
         options.grouping = grouping.grouping
         options.keepsAllocatorFrames = keepAllocatorFrames
         options.temporaryThreshold = temporaryThreshold

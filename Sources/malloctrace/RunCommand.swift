@@ -50,6 +50,12 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Also trace the processes it starts (fork, exec, posix_spawn, system), each into its own file.")
     var followChildren = false
 
+    @Flag(
+        help: ArgumentHelp(
+            "Scan the program's memory for pointers when it exits, so that reports tell leaks (definite, indirect)"
+                + " from blocks still reachable or possibly reachable at exit, as LeakSanitizer and valgrind do."))
+    var leakKinds = false
+
     @Flag(help: "Keep the trace as the program wrote it, uncompressed (`malloctrace compress` can do it later).")
     var noCompress = false
 
@@ -89,6 +95,7 @@ struct RunCommand: ParsableCommand {
         environment["MALLOCTRACE_OUTPUT"] = pattern
         environment["MALLOCTRACE_DEPTH"] = String(depth)
         if followChildren { environment["MALLOCTRACE_FOLLOW_CHILDREN"] = "1" }
+        if leakKinds { environment["MALLOCTRACE_LEAK_SCAN"] = "1" }
         if let sampleRate { environment["MALLOCTRACE_SAMPLE_RATE"] = String(sampleRate.bytes) }
         let started = Date()
 
@@ -215,12 +222,28 @@ struct RunCommand: ParsableCommand {
             "\(calls), \(frees), \(about)\(Formatting.bytes(summary.bytesAllocated)) allocated;"
                 + " peak \(about)\(Formatting.bytes(summary.peakBytes)) at \(Formatting.seconds(nanoseconds: summary.peakTime))"
         )
-        let sites = analysis.sites.count { $0.leakedBlocks > 0 }
+        var leaked = LeakAmount(bytes: summary.leakedBytes, blocks: summary.leakedBlocks)
+        var sites = analysis.sites.count { $0.leakedBlocks > 0 }
+        var kinds = ""
+        if let scan = reader.leakScan {
+            // As `report` counts by default: definite and indirect leaks, not blocks reachable at exit.
+            var breakdown = LeakBreakdown()
+            var leakingStacks = Set<UInt32>()
+            analyzer.forEachLiveBlock { address, size, stackID in
+                let kind = scan.kind(ofBlockAt: address)
+                breakdown.add(kind, bytes: size)
+                if kind.map(LeakKind.countedByDefault.contains) ?? true { leakingStacks.insert(stackID) }
+            }
+            leaked = breakdown.leaked(counting: LeakKind.countedByDefault)
+            sites = leakingStacks.count
+            let reachable = breakdown[.reachable].bytes + breakdown[.possible].bytes
+            kinds = " (definite and indirect; \(Formatting.bytes(reachable)) still reachable at exit)"
+        }
         let ending = reader.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
-        let blocks = Formatting.counted(summary.leakedBlocks, reader.sampling == nil ? "block" : "sampled block")
+        let blocks = Formatting.counted(leaked.blocks, reader.sampling == nil ? "block" : "sampled block")
         say(
-            "leaked \(about)\(Formatting.bytes(summary.leakedBytes)) in \(blocks) from"
-                + " \(Formatting.counted(UInt64(sites), "call stack"))\(ending)")
+            "leaked \(about)\(Formatting.bytes(leaked.bytes)) in \(blocks) from"
+                + " \(Formatting.counted(UInt64(sites), "call stack"))\(kinds)\(ending)")
         say("details: malloctrace report \(tracePath)")
     }
 }

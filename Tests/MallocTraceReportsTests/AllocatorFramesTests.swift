@@ -31,6 +31,24 @@ private func frame(_ function: String?, module: String = "/usr/bin/app") -> Repo
         #expect(!AllocatorFrames.isAllocatorFrame(frame(function)))
     }
 
+    @Test(arguments: [
+        "Swift._ContiguousArrayBuffer.init(_uninitializedCount: Swift.Int, minimumCapacity: Swift.Int)"
+            + " -> Swift._ContiguousArrayBuffer<A>",
+        "merged generic specialization <Swift.UInt64> of Swift.Array.init(repeating: A, count: Swift.Int)"
+            + " -> Swift.Array<A>",
+        "specialized Swift.Array._createNewBuffer(bufferIsUnique: Swift.Bool, minimumCapacity: Swift.Int,"
+            + " growForAppend: Swift.Bool) -> ()",
+        "Fixture.Node.__allocating_init() -> Fixture.Node",
+    ])
+    func swiftStandardLibraryLayersFold(function: String) {
+        #expect(AllocatorFrames.isAllocatorFrame(frame(function)))
+    }
+
+    @Test func swiftStandardLibraryModuleFoldsEvenUnnamed() {
+        #expect(AllocatorFrames.isAllocatorFrame(frame("anything", module: "/opt/swift/usr/lib/swift/linux/libswiftCore.so")))
+        #expect(!AllocatorFrames.isAllocatorFrame(frame("generic specialization <Fixture.Node> of Fixture.make<A>() -> A")))
+    }
+
     @Test func theTracerIsAlwaysFolded() {
         #expect(AllocatorFrames.isAllocatorFrame(frame(nil, module: "/x/libmalloctrace.so")))
         #expect(!AllocatorFrames.isAllocatorFrame(frame(nil)))
