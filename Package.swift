@@ -36,6 +36,12 @@ let package = Package(
             dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceSymbolication"],
             swiftSettings: swiftSettings
         ),
+        // The CI gate: leak findings by kind, suppressions, limits, baselines and their renderers.
+        .target(
+            name: "MallocTraceCheck",
+            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports", "MallocTraceSymbolication"],
+            swiftSettings: swiftSettings
+        ),
         // The CLI. Its plugin compiles Sources/MallocTracePreload into libmalloctrace.so, which lands in
         // the CLI's resource bundle. The .so is never a SwiftPM library: that would link the Swift runtime
         // into every traced program.
@@ -43,7 +49,7 @@ let package = Package(
             name: "malloctrace",
             dependencies: [
                 "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports", "MallocTraceSymbolication",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MallocTraceCheck", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings,
             plugins: ["BuildPreloadLibrary"]

@@ -26,12 +26,16 @@ final class MappedFile {
     init(path: String) throws(TraceError) {
         self.path = path
         isMapped = true
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a regular file is refused below.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 { throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription()) }
         defer { close(fd) }
         var status = stat()
         if fstat(fd, &status) != 0 { throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription()) }
         if (status.st_mode & S_IFMT) == S_IFDIR { throw .cannotOpen(path: path, reason: "it is a directory") }
+        if (status.st_mode & S_IFMT) != S_IFREG {
+            throw .cannotOpen(path: path, reason: "not a regular file (a trace is read from a file, not a pipe or device)")
+        }
         count = Int(status.st_size)
         if count == 0 {
             base = nil

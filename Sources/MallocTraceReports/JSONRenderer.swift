@@ -113,8 +113,8 @@ public enum JSONRenderer {
             "temporary_threshold": .unsigned(UInt64(options.temporaryThreshold)),
             "keep_allocator_frames": .bool(options.keepsAllocatorFrames),
             "filters": .object([
-                "from_ns": .optional(filters.from) { .unsigned(UInt64(max(0, $0) * 1e9)) },
-                "to_ns": .optional(filters.to) { .unsigned(UInt64(max(0, min($0, 1e10)) * 1e9)) },
+                "from_ns": .optional(filters.from) { .unsigned(ReportFilters.nanoseconds($0)) },
+                "to_ns": .optional(filters.to) { .unsigned(ReportFilters.nanoseconds($0)) },
                 "threads": .array(filters.threads.map { .unsigned(UInt64($0)) }),
                 "include": .array(filters.include.map { .string($0.description) }),
                 "exclude": .array(filters.exclude.map { .string($0.description) }),

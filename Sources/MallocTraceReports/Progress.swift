@@ -35,7 +35,9 @@ public final class ProgressMeter {
         lastDraw = now
         var line = "malloctrace: \(phase) \(Self.count(done)) \(unit)"
         if let total, total > 0 {
-            line += " of \(Self.count(total)) (\(min(100, done * 100 / total))%)"
+            // A crafted trace can claim any total: compute the share in floating point, never overflowing.
+            let share = min(100, Int((Double(done) / Double(total) * 100).rounded(.down)))
+            line += " of \(Self.count(total)) (\(share)%)"
         }
         write("\r\u{1B}[K" + line)
         drawn = true

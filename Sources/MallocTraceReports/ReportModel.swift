@@ -304,7 +304,10 @@ public struct Report {
     }
 
     /// How the process ended, in words.
-    public var endDescription: String {
+    public var endDescription: String { Self.endDescription(end) }
+
+    /// How a process with this END record (nil: none) ended, in words.
+    public static func endDescription(_ end: EndDetails?) -> String {
         if let end {
             switch end.reason {
             case .normalExit: return "exited normally"

@@ -44,6 +44,13 @@ public struct ReportFilters: Sendable, Equatable {
 
     public init() {}
 
+    /// Seconds as nanoseconds since start, saturating: `--from 1e11` means "after everything", not a trap.
+    public static func nanoseconds(_ seconds: Double) -> UInt64 {
+        guard seconds.isFinite, seconds > 0 else { return seconds == .infinity ? .max : 0 }
+        let value = seconds * 1e9
+        return value >= 18_446_744_073_709_551_615.0 ? .max : UInt64(value)
+    }
+
     public var isEmpty: Bool { from == nil && to == nil && threads.isEmpty && include.isEmpty && exclude.isEmpty }
 
     /// The filters in words, for the report's header.

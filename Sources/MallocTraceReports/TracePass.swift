@@ -77,8 +77,8 @@ public struct TracePass {
         var threads = ThreadTotals()
         var filter = EventFilter()
         if let from = filters.from ?? filters.to.map({ _ in 0 }) {
-            let lower = UInt64(max(0, from) * 1e9)
-            let upper = filters.to.map { UInt64(max(0, min($0, 1e10)) * 1e9) } ?? UInt64.max
+            let lower = ReportFilters.nanoseconds(from)
+            let upper = filters.to.map(ReportFilters.nanoseconds) ?? UInt64.max
             filter.timeRange = lower...max(lower, upper)
         }
         if !filters.threads.isEmpty { filter.threads = Set(filters.threads) }

@@ -48,7 +48,7 @@ struct CompressCommand: ParsableCommand {
                 failed = true
                 message = "cannot compress \(path): \(error); it is left as it was"
             }
-            FileHandle.standardError.write(Data(("malloctrace: " + message + "\n").utf8))
+            StandardError.say(message)
         }
         if failed { throw ExitCode(1) }
     }

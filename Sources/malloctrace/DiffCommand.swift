@@ -69,8 +69,8 @@ struct DiffCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         switch format {
-        case .text: print(DiffRenderer.text(diff), terminator: "")
-        case .json: print(try DiffRenderer.json(diff), terminator: "")
+        case .text: try StandardOutput.write(DiffRenderer.text(diff))
+        case .json: try StandardOutput.write(try DiffRenderer.json(diff))
         }
     }
 }

@@ -12,6 +12,6 @@ struct PreloadPathCommand: ParsableCommand {
     )
 
     func run() throws {
-        print(try PreloadLibrary.locate())
+        try StandardOutput.write(try PreloadLibrary.locate() + "\n")
     }
 }

@@ -139,7 +139,7 @@ struct AnalysisOptions: ParsableArguments {
 func makeProgressMeter() -> ProgressMeter {
     let delay = ProcessInfo.processInfo.environment["MALLOCTRACE_PROGRESS_DELAY"].flatMap(Double.init) ?? 1.0
     return ProgressMeter(enabled: isatty(2) == 1, delay: delay) { text in
-        FileHandle.standardError.write(Data(text.utf8))
+        StandardError.write(text)
     }
 }
 
@@ -226,8 +226,8 @@ struct ReportCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         switch format {
-        case .text: print(TextRenderer.render(report), terminator: "")
-        case .json: print(try JSONRenderer.render(report), terminator: "")
+        case .text: try StandardOutput.write(TextRenderer.render(report))
+        case .json: try StandardOutput.write(try JSONRenderer.render(report))
         }
     }
 }

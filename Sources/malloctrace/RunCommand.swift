@@ -82,10 +82,9 @@ struct RunCommand: ParsableCommand {
         let target = try TargetExecutable(command: command[0])
         if target.isScript && !followChildren {
             // A wrapper script would otherwise give a trace of its shell alone, without a word.
-            FileHandle.standardError.write(
-                Data(
-                    ("malloctrace: \(command[0]) is a script: only its interpreter is traced, not the programs it"
-                        + " runs (add --follow-children for those)\n").utf8))
+            StandardError.say(
+                "\(command[0]) is a script: only its interpreter is traced, not the programs it"
+                    + " runs (add --follow-children for those)")
         }
         let pattern = try outputPattern(programName: URL(fileURLWithPath: command[0]).lastPathComponent)
 
@@ -159,7 +158,7 @@ struct RunCommand: ParsableCommand {
     private func listChildTraces(_ children: [String]) {
         let message =
             children.isEmpty ? "no child process was traced" : "child traces: " + children.joined(separator: " ")
-        FileHandle.standardError.write(Data(("malloctrace: " + message + "\n").utf8))
+        StandardError.say(message)
     }
 
     /// Expands %p and %% exactly as the preload library does.
@@ -186,7 +185,7 @@ struct RunCommand: ParsableCommand {
     private func summarize(
         tracePath: String, termination: ChildProcess.Termination, onceOpened: () -> Void
     ) throws {
-        func say(_ line: String) { FileHandle.standardError.write(Data(("malloctrace: " + line + "\n").utf8)) }
+        func say(_ line: String) { StandardError.say(line) }
         guard FileManager.default.fileExists(atPath: tracePath) else {
             onceOpened()
             say(

@@ -34,8 +34,7 @@ final class TraceCompression: @unchecked Sendable {
         start()
         done.wait()
         for failure in failures {
-            FileHandle.standardError.write(
-                Data("malloctrace: kept \(failure.path) uncompressed: \(failure.reason)\n".utf8))
+            StandardError.say("kept \(failure.path) uncompressed: \(failure.reason)")
         }
     }
 }

@@ -1,0 +1,66 @@
+public import MallocTraceFormat
+import MallocTraceReports
+public import MallocTraceSymbolication
+import MallocTraceAnalysis
+
+/// Turns one trace into a ``ProcessVerdict``: its live blocks at exit, one finding per call stack and leak
+/// kind that counts. Suppressions, limits and baselines are applied afterwards, on the verdict.
+public enum VerdictBuilder {
+    /// Reads `tracePath` in one pass and resolves the frames of every stack with a finding.
+    /// Without a leak scan in the trace, every block never freed counts as a definite leak.
+    public static func verdict(
+        tracePath: String, countedKinds: Set<LeakKind>, symbolizer backend: Symbolizer.Backend = .automatic
+    ) throws(TraceError) -> ProcessVerdict {
+        let reader = try TraceReader(path: tracePath)
+        let symbolizer = Symbolizer(backend: backend)
+        symbolizer.traceStart = reader.process?.startRealtime
+        let pass = TracePass.run(
+            reader: reader, filters: ReportFilters(), temporaryThreshold: 0, symbolizer: symbolizer,
+            countsSizes: false, countsThreads: false, countedLeakKinds: countedKinds)
+        let hasScan = reader.leakScan != nil
+        var candidates: [(stackID: UInt32, kind: LeakKind, amount: LeakAmount, function: AllocationFunction?)] = []
+        var uncountedBytes: [LeakKind: UInt64] = [:]
+        var uncountedBlocks: [LeakKind: UInt64] = [:]
+        for (stackID, figures) in pass.sites where !figures.leakKinds.isEmpty {
+            if figures.leakKinds.unclassified.blocks > 0 {
+                // No scan saw these blocks: never freed is all that is known, so they count (as before scans).
+                candidates.append((stackID, .definite, figures.leakKinds.unclassified, figures.function))
+            }
+            for (kind, amount) in figures.leakKinds.byKind where amount.blocks > 0 {
+                if countedKinds.contains(kind) {
+                    candidates.append((stackID, kind, amount, figures.function))
+                } else {
+                    uncountedBytes[kind, default: 0] &+= amount.bytes
+                    uncountedBlocks[kind, default: 0] &+= amount.blocks
+                }
+            }
+        }
+        let resolver = FrameResolver(modules: reader.modules, symbolizer: symbolizer)
+        let shown = StackPresenter(resolver: resolver, stacks: reader.stacks, keepsAllocatorFrames: false)
+        shown.prepareFrames(Set(candidates.map(\.stackID)))
+        var findings = candidates.map { candidate in
+            LeakFinding(
+                kind: candidate.kind, bytes: candidate.amount.bytes, blocks: candidate.amount.blocks,
+                stackID: candidate.stackID, allocationFunction: candidate.function,
+                frames: shown.frames(candidate.stackID),
+                allFrames: resolver.frames(forStack: reader.stacks[candidate.stackID] ?? []))
+        }
+        // LeakSanitizer's order: direct leaks before indirect ones, then by size.
+        findings.sort {
+            ($1.kind, $0.bytes, $1.stackID) < ($0.kind, $1.bytes, $0.stackID)
+        }
+        var notes = reader.diagnostics.map(\.description)
+        if !hasScan {
+            notes.append("the trace has no leak scan: every block never freed counts as a definite leak")
+        } else if let scan = reader.leakScan, scan.threadsMissed > 0 {
+            notes.append(
+                "\(scan.threadsMissed) thread(s) did not stop for the leak scan: blocks only their stacks held may be"
+                    + " reported as leaks")
+        }
+        return ProcessVerdict(
+            tracePath: tracePath, processID: reader.process?.pid, executable: reader.process?.executable,
+            arguments: reader.process?.arguments ?? [], endDescription: Report.endDescription(reader.end), hasLeakScan: hasScan,
+            findings: findings, uncountedBytes: uncountedBytes, uncountedBlocks: uncountedBlocks,
+            peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, notes: notes)
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// Writes command output to standard output and fails loudly when it cannot: a report that went nowhere
+/// (a full disk, `> /dev/full`, a closed pipe) must not end with exit status 0.
+enum StandardOutput {
+    static func write(_ text: String) throws(CommandFailure) {
+        try write(text, to: 1, what: "standard output")
+    }
+
+    /// Writes all of `text` to `descriptor`, retrying short writes and EINTR.
+    static func write(_ text: String, to descriptor: Int32, what: String) throws(CommandFailure) {
+        var failure: CommandFailure?
+        var bytes = Array(text.utf8)
+        bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    failure = CommandFailure("cannot write to \(what): \(String(cString: strerror(errno)))")
+                    return
+                }
+                offset += written
+            }
+        }
+        if let failure { throw failure }
+    }
+}
+
+/// Diagnostics on standard error. Never traps and never fails the command: with stderr closed or on a full
+/// disk the message is lost, but the traced program's result still is what the command reports.
+enum StandardError {
+    static func write(_ text: String) {
+        try? StandardOutput.write(text, to: 2, what: "standard error")
+    }
+
+    /// One `malloctrace: ...` line.
+    static func say(_ line: String) {
+        write("malloctrace: " + line + "\n")
+    }
+}
