@@ -90,8 +90,13 @@ public struct TracePass {
         let lastSequence = reader.end?.lastSequence
         var count: UInt64 = 0
         progress.update("reading", done: 0, total: lastSequence, unit: "events")
-        let onStack = matcher.map { matcher in { matcher.define($0, frames: $1, modules: $2) } }
-        reader.forEachEventBatch(onStack: onStack) { (batch: Span<AllocatorEvent>) in
+        if let matcher {
+            // A thread may use a stack id before the chunk that defines it is read (another thread captured
+            // it first), so every stack is decided in a first pass, before any event is filtered.
+            progress.update("reading stacks", done: 0, total: nil, unit: "events")
+            reader.forEachEventBatch(onStack: { matcher.define($0, frames: $1, modules: $2) }) { _ in }
+        }
+        reader.forEachEventBatch { (batch: Span<AllocatorEvent>) in
             count &+= UInt64(batch.count)
             if count & 0xFFFF < UInt64(batch.count), let last = batch.indices.last {
                 progress.update("reading", done: batch[last].sequence, total: lastSequence, unit: "events")

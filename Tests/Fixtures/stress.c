@@ -6,6 +6,11 @@
  *        fixture-stress fork-threads F  4 threads allocate and free without pause while the main thread
  *                                       forks F times; each child makes 100 allocations in child_block, frees
  *                                       them and calls _exit(0). Exits 0 when every child did.
+ *        fixture-stress stack-race      4 threads at once each walk all 4,096 paths of a 12-level tree of
+ *                                       calls (left_step / right_step, from the path's bits), each in its
+ *                                       own order, and free one block of 8 B allocated in leaf_alloc at the
+ *                                       end of every path: 16,384 allocation calls from 4,096 distinct stacks,
+ *                                       most of them used by some thread before the chunk that defines them.
  * Bookkeeping memory comes from mmap so that only the blocks above are allocation calls.
  */
 #define _GNU_SOURCE
@@ -110,7 +115,52 @@ static int fork_while_threads_allocate(int forks) {
     return failures == 0 ? 0 : 1;
 }
 
+#define TREE_LEVELS 12
+
+NOINLINE static void leaf_alloc(void) { free(malloc(8)); }
+
+NOINLINE static void right_step(unsigned path, int level);
+NOINLINE static void left_step(unsigned path, int level) {
+    if (level == TREE_LEVELS) {
+        leaf_alloc();
+    } else if (path >> level & 1) {
+        right_step(path, level + 1);
+    } else {
+        left_step(path, level + 1);
+    }
+    __asm__ volatile("" ::: "memory"); /* no tail call: every level stays a frame */
+}
+NOINLINE static void right_step(unsigned path, int level) {
+    if (level == TREE_LEVELS) {
+        leaf_alloc();
+    } else if (path >> level & 1) {
+        right_step(path, level + 1);
+    } else {
+        left_step(path, level + 1);
+    }
+    __asm__ volatile("" ::: "memory");
+}
+
+static atomic_int g_started;
+
+static void *walk_paths(void *argument) {
+    unsigned offset = (unsigned)(uintptr_t)argument * 1024;
+    atomic_fetch_add(&g_started, 1);
+    while (atomic_load(&g_started) < 4) {
+    }
+    for (unsigned i = 0; i < (1u << TREE_LEVELS); i++) left_step((i + offset) & ((1u << TREE_LEVELS) - 1), 0);
+    return NULL;
+}
+
+static int stack_race(void) {
+    pthread_t ids[4];
+    for (uintptr_t i = 0; i < 4; i++) pthread_create(&ids[i], NULL, walk_paths, (void *)i);
+    for (int i = 0; i < 4; i++) pthread_join(ids[i], NULL);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "stack-race") == 0) return stack_race();
     if (argc == 4 && strcmp(argv[1], "threads") == 0) return stress_threads(atoi(argv[2]), atol(argv[3]));
     if (argc == 3 && strcmp(argv[1], "fork-threads") == 0) return fork_while_threads_allocate(atoi(argv[2]));
     return 2;

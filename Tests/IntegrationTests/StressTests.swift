@@ -99,3 +99,19 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: scratch.path("u.mtrace")))
     }
 }
+
+/// `--include` and `--exclude` decide every stack, also those a thread used before the chunk defining them
+/// was read (4 threads racing through 4,096 distinct stacks).
+@Suite struct StackFilterRaceTests {
+    @Test func filtersSeeStacksDefinedLater() throws {
+        let scratch = try Scratch()
+        let (run, trace) = try traceFixture("stress", ["stack-race"], in: scratch)
+        #expect(run.status == 0, "\(run.stderr)")
+        let all = try jsonReport(trace, arguments: ["--sections", "summary"])
+        let included = try jsonReport(trace, arguments: ["--sections", "summary", "--include", "leaf_alloc"])
+        let excluded = try jsonReport(trace, arguments: ["--sections", "summary", "--exclude", "leaf_alloc"])
+        let calls = { (report: [String: Any]) in report.object("summary").integer("allocation_calls") ?? -1 }
+        #expect(calls(included) == 16_384)
+        #expect(calls(excluded) == calls(all) - 16_384)
+    }
+}
