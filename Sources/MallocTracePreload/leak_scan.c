@@ -31,6 +31,9 @@ static void **g_libc_stack_end;
 static size_t g_static_tls_size;
 static size_t g_sizeof_pthread = 2368; /* glibc 2.36 x86-64, in case libc does not tell (LEAKSCAN §2) */
 static _Atomic bool g_scan_running;
+#define MT_SAVED_REGISTERS 6
+/* Per thread: a second, concurrent caller writes its own before it finds a scan running. */
+static MT_TLS uintptr_t t_own_registers[MT_SAVED_REGISTERS];
 
 void mt_leak_scan_initialize(void) {
     g_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
@@ -163,16 +166,14 @@ static void mt_mark_thread(mt_heap_t *heap, const mt_module_ranges_t *modules, u
                              thread_pointer + g_sizeof_pthread, thread_pointer);
 }
 
-/* All roots, then phases 2 and 3. `own_stack_pointer` is the caller's frame: its spilled registers are
- * above it; this function's own frames, below it, hold nothing of the program's. */
-static __attribute__((noinline)) void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *modules,
-                                                         const mt_world_t *world, uint32_t trigger,
-                                                         uintptr_t stack_top) {
-    uintptr_t own_stack_pointer = (uintptr_t)__builtin_frame_address(0) + 16;
+/* All roots, then phases 2 and 3. `own_stack_pointer`: where the program's frames end on this thread. */
+static void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *modules, const mt_world_t *world,
+                               uint32_t trigger, uintptr_t stack_top, uintptr_t own_stack_pointer) {
     pid_t pid = getpid();
     bool self_is_main = (pid_t)syscall(SYS_gettid) == pid;
 
     for (size_t i = 0; i < modules->count; i++) mt_mark_root(heap, modules->ranges[i].start, modules->ranges[i].end);
+    mt_mark_root(heap, (uintptr_t)t_own_registers, (uintptr_t)(t_own_registers + MT_SAVED_REGISTERS));
 
     uintptr_t self_tp = (uintptr_t)pthread_self();
     if (self_is_main) {
@@ -282,7 +283,8 @@ static void mt_unmap_scratch(mt_scratch_t *s) {
 }
 
 /* Everything between locking the table and unlocking it. */
-static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, mt_scan_result_t *result) {
+static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, mt_scan_result_t *result,
+                           uintptr_t own_stack_pointer) {
     result->sequence = atomic_load(&g_sequence);
     result->time_ns = mt_now_ns();
     uint64_t started = mt_monotonic_ns();
@@ -305,7 +307,7 @@ static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, m
                         .readable_count = mapping_count,
                         .usable_size = g_usable_size};
     mt_heap_prepare(heap);
-    mt_mark_everything(heap, &s->modules, &world, trigger, stack_top);
+    mt_mark_everything(heap, &s->modules, &world, trigger, stack_top, own_stack_pointer);
     mt_resume_world(&world);
     result->duration_ns = mt_monotonic_ns() - started;
     result->threads_scanned = world.stopped + 1;
@@ -313,13 +315,11 @@ static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, m
     return true;
 }
 
-void mt_leak_scan(uint32_t trigger) {
+static __attribute__((noinline)) void mt_leak_scan_from(uint32_t trigger, uintptr_t own_stack_pointer) {
     if (atomic_exchange(&g_scan_running, true)) return; /* another thread is scanning */
     int cancel_state;
     pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     int saved_errno = errno;
-    /* Spills this thread's callee-saved registers into this frame, which the mark phase scans. */
-    __builtin_unwind_init();
     mt_scratch_t scratch = {0};
     scratch.modules.ranges = mt_scratch_map(MT_MAX_MODULE_RANGES * sizeof(mt_range_t));
     scratch.maps_text = mt_scratch_map(MT_MAPS_BUFFER_BYTES);
@@ -330,7 +330,7 @@ void mt_leak_scan(uint32_t trigger) {
     mt_scan_result_t result = {0};
     if (ok) {
         mt_live_lock();
-        ok = mt_scan_locked(&scratch, trigger, &heap, &result);
+        ok = mt_scan_locked(&scratch, trigger, &heap, &result, own_stack_pointer);
         mt_live_unlock();
     }
     if (ok)
@@ -341,6 +341,24 @@ void mt_leak_scan(uint32_t trigger) {
     errno = saved_errno;
     pthread_setcancelstate(cancel_state, NULL);
     atomic_store(&g_scan_running, false);
+}
+
+/* The program's frames on this thread end at our caller's stack pointer; our own frames below it hold
+ * the scan's state (the heap span, copied entries), which must not count as roots. The program's
+ * callee-saved registers, still unchanged at this entry (this wrapper does nothing before the asm),
+ * are copied to t_own_registers, a root of its own. Caller-saved ones are dead across the call. */
+__attribute__((noinline)) void mt_leak_scan(uint32_t trigger) {
+    __asm__ volatile("mov %%rbx, 0(%0)\n\t"
+                     "mov %%r12, 8(%0)\n\t"
+                     "mov %%r13, 16(%0)\n\t"
+                     "mov %%r14, 24(%0)\n\t"
+                     "mov %%r15, 32(%0)"
+                     :
+                     : "a"(t_own_registers) /* rax: caller-saved, so no callee-saved one is touched first */
+                     : "memory");
+    uintptr_t *frame = __builtin_frame_address(0);
+    t_own_registers[5] = frame[0]; /* the caller's rbp, pushed by this function's prologue */
+    mt_leak_scan_from(trigger, (uintptr_t)(frame + 2));
 }
 
 MT_EXPORT void malloctrace_scan_leaks(void) {
