@@ -119,6 +119,13 @@ bool mt_read_config(void) {
         return false;
     }
 
+    const char *scan = getenv("MALLOCTRACE_LEAK_SCAN");
+    g_config.leak_scan = scan != NULL && strcmp(scan, "1") == 0;
+    if (scan != NULL && *scan != '\0' && strcmp(scan, "0") != 0 && strcmp(scan, "1") != 0) {
+        mt_fail("MALLOCTRACE_LEAK_SCAN must be 0 or 1, not '", scan, "'; tracing is off", NULL);
+        return false;
+    }
+
     const char *follow = getenv("MALLOCTRACE_FOLLOW_CHILDREN");
     g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
     return true;
@@ -166,4 +173,5 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_FOLLOW_CHILDREN");
     unsetenv("MALLOCTRACE_SAMPLE_RATE");
     unsetenv("MALLOCTRACE_SAMPLE_SEED");
+    unsetenv("MALLOCTRACE_LEAK_SCAN");
 }

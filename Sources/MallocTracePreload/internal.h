@@ -84,6 +84,7 @@ typedef struct mt_config {
     uint32_t sample_rate; /* mean bytes between sample points; 0 = record every call */
     uint64_t sample_seed;
     bool sample_seed_given;
+    bool leak_scan; /* MALLOCTRACE_LEAK_SCAN=1 */
 } mt_config_t;
 
 extern mt_config_t g_config;
@@ -105,6 +106,8 @@ bool mt_file_open(const char *path, const mt_process_record_t *process, const ch
 mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void **window);
 /* Tells the file that a chunk will not grow any more, so its mapping can be dropped. */
 void mt_file_release_chunk(void *window);
+/* Appends one record of `kind` (payload = a then b) under the file's mutex; false when tracing stopped. */
+bool mt_file_write_record(uint8_t kind, const void *a, size_t a_length, const void *b, size_t b_length);
 /* Appends an END record and truncates the file to what was written. */
 void mt_file_finish(const mt_end_record_t *end);
 /* Before an exec: finish the file, but so that mt_file_resume can take it up again if the exec fails. */
@@ -203,6 +206,45 @@ void mt_sampler_lock(void);
 void mt_sampler_unlock(void);
 void mt_sampler_reset(void);
 void mt_sampler_reset_thread(void);
+
+/* ---- live blocks for the leak scan (live_blocks.c) ------------------------------------------- */
+
+/* g_config.leak_scan while tracing: the hooks keep the live-block table only when it is set. */
+extern bool g_leak_scan;
+
+#define MT_LIVE_SHARD_BITS 7
+#define MT_LIVE_SHARDS (1u << MT_LIVE_SHARD_BITS)
+#define MT_LIVE_FROM_LDSO (1ull << 63)
+#define MT_LIVE_SIZE_MASK (~MT_LIVE_FROM_LDSO)
+#define MT_LIVE_ABSENT UINT64_MAX
+
+typedef struct mt_live_entry {
+    uintptr_t address;
+    uint64_t info; /* requested size | MT_LIVE_FROM_LDSO */
+} mt_live_entry_t;
+
+void mt_live_initialize(void);
+/* Adds a block (after the real allocation returned); `caller` is the hook's return address. errno kept. */
+void mt_live_insert(const void *ptr, size_t size, const void *caller);
+/* Removes a block (before the real free) and returns its info, or MT_LIVE_ABSENT. */
+uint64_t mt_live_remove(const void *ptr);
+/* Puts back what mt_live_remove returned (a failed realloc keeps the old block). */
+void mt_live_reinsert(const void *ptr, uint64_t info);
+/* Every shard, in one order (fork, scan). */
+void mt_live_lock(void);
+void mt_live_unlock(void);
+void mt_live_reset_locks(void);
+size_t mt_live_count_locked(void);
+size_t mt_live_copy_locked(mt_live_entry_t *out, size_t capacity);
+
+/* ---- leak scan (leak_scan.c) ----------------------------------------------------------------- */
+
+/* Resolves what the scan needs once (with the guard set, at start). */
+void mt_leak_scan_initialize(void);
+/* Runs one scan and appends its LEAK_SCAN records (enum mt_leak_scan_trigger). Guard held. */
+void mt_leak_scan(uint32_t trigger);
+/* Stack pointer of an explicit exit() call on the main thread (0: main returned, or not main). */
+extern uintptr_t g_exit_stack_pointer;
 
 /* ---- varint encoding (encode.h) --------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Before libc's functions are known (inside dlsym), allocations come from the bootstrap arena. */
 #define MT_PASS(name, args, size, alignment)                                                                           \
@@ -21,12 +22,17 @@
 #define MT_ALLOC_HOOK(name, opcode, params, args, size, alignment)                                                     \
     MT_EXPORT void *name params {                                                                                      \
         if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                             \
-        if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) return real.name args;                     \
+        if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) {                                          \
+            void *unsampled = real.name args;                                                                          \
+            if (MT_UNLIKELY(g_leak_scan)) mt_live_insert(unsampled, size, __builtin_return_address(0));                \
+            return unsampled;                                                                                          \
+        }                                                                                                              \
         t_guard = 1;                                                                                                   \
         void *result = real.name args;                                                                                 \
         int saved_errno = errno;                                                                                       \
         if (MT_UNLIKELY(g_sample_rate != 0) && result != NULL) mt_sampled_insert(result);                              \
         mt_record_alloc(opcode, mt_next_sequence(), size, result, alignment);                                          \
+        if (MT_UNLIKELY(g_leak_scan)) mt_live_insert(result, size, __builtin_return_address(0));                       \
         errno = saved_errno;                                                                                           \
         t_guard = 0;                                                                                                   \
         return result;                                                                                                 \
@@ -40,6 +46,8 @@ MT_EXPORT void free(void *ptr) {
         if (real.free != NULL) real.free(ptr);
         return;
     }
+    /* Out of the live table before the real free: afterwards another thread may get the same address. */
+    if (MT_UNLIKELY(g_leak_scan)) mt_live_remove(ptr);
     if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sampled_may_contain(ptr)) {
         real.free(ptr);
         return;
@@ -96,7 +104,7 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
     return result;
 }
 
-static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t size) {
+static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t size, const void *caller) {
     bool is_array = opcode == MT_EVENT_REALLOCARRAY;
     size_t requested = is_array ? mt_saturating_product(count, size) : size;
     if (MT_UNLIKELY(mt_bootstrap_owns(ptr))) {
@@ -111,22 +119,36 @@ static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t s
         if (!is_array && real.realloc != NULL) return real.realloc(ptr, size);
         return ptr == NULL && requested != SIZE_MAX ? mt_bootstrap_alloc(requested, 16) : NULL;
     }
-    if (MT_UNLIKELY(g_sample_rate != 0)) return mt_sampled_realloc(opcode, ptr, count, size, requested);
-    t_guard = 1;
-    uint64_t seq_before = mt_next_sequence();
-    void *result = mt_real_realloc(is_array, ptr, count, size);
-    int saved_errno = errno;
-    uint64_t seq_after = mt_next_sequence();
-    mt_record_realloc(opcode, seq_before, seq_after, requested, ptr, result);
-    errno = saved_errno;
-    t_guard = 0;
+    uint64_t live_info = MT_LIVE_ABSENT;
+    if (MT_UNLIKELY(g_leak_scan) && ptr != NULL) live_info = mt_live_remove(ptr);
+    void *result;
+    if (MT_UNLIKELY(g_sample_rate != 0)) {
+        result = mt_sampled_realloc(opcode, ptr, count, size, requested);
+    } else {
+        t_guard = 1;
+        uint64_t seq_before = mt_next_sequence();
+        result = mt_real_realloc(is_array, ptr, count, size);
+        int saved_errno = errno;
+        uint64_t seq_after = mt_next_sequence();
+        mt_record_realloc(opcode, seq_before, seq_after, requested, ptr, result);
+        errno = saved_errno;
+        t_guard = 0;
+    }
+    if (MT_UNLIKELY(g_leak_scan)) {
+        if (result != NULL)
+            mt_live_insert(result, requested, caller);
+        else if (requested != 0)
+            mt_live_reinsert(ptr, live_info); /* failed: the old block is intact */
+    }
     return result;
 }
 
-MT_EXPORT void *realloc(void *ptr, size_t size) { return mt_traced_realloc(MT_EVENT_REALLOC, ptr, 1, size); }
+MT_EXPORT void *realloc(void *ptr, size_t size) {
+    return mt_traced_realloc(MT_EVENT_REALLOC, ptr, 1, size, __builtin_return_address(0));
+}
 
 MT_EXPORT void *reallocarray(void *ptr, size_t count, size_t size) {
-    return mt_traced_realloc(MT_EVENT_REALLOCARRAY, ptr, count, size);
+    return mt_traced_realloc(MT_EVENT_REALLOCARRAY, ptr, count, size, __builtin_return_address(0));
 }
 
 MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
@@ -137,13 +159,17 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
         *out = block;
         return 0;
     }
-    if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size))
-        return real.posix_memalign(out, alignment, size);
+    if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) {
+        int unsampled = real.posix_memalign(out, alignment, size);
+        if (MT_UNLIKELY(g_leak_scan) && unsampled == 0) mt_live_insert(*out, size, __builtin_return_address(0));
+        return unsampled;
+    }
     t_guard = 1;
     int result = real.posix_memalign(out, alignment, size);
     int saved_errno = errno;
     if (MT_UNLIKELY(g_sample_rate != 0) && result == 0) mt_sampled_insert(*out);
     mt_record_alloc(MT_EVENT_POSIX_MEMALIGN, mt_next_sequence(), size, result == 0 ? *out : NULL, alignment);
+    if (MT_UNLIKELY(g_leak_scan) && result == 0) mt_live_insert(*out, size, __builtin_return_address(0));
     errno = saved_errno;
     t_guard = 0;
     return result;
@@ -157,6 +183,8 @@ static bool mt_end_trace(uint32_t how, int status) {
     if (t_guard || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
     int was_guarded = t_guard;
     t_guard = 1;
+    /* _exit skips the destructor, so the scan happens here; from this thread's live frames. */
+    if (g_leak_scan && how == MT_END_UNDERSCORE_EXIT) mt_leak_scan(MT_LEAK_SCAN_AT_UNDERSCORE_EXIT);
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
@@ -225,6 +253,20 @@ MT_EXPORT int execle(const char *path, const char *arg, ...) {
     char *const *envp = va_arg(arguments, char *const *);
     va_end(arguments);
     return execve(path, (char *const *)argv, envp);
+}
+
+/* Only for the leak scan: an explicit exit() on the main thread leaves its callers' frames live while
+ * the destructor scans, so the scan starts here instead of at __libc_stack_end (which would skip them).
+ * Returning from main does not come through here (libc calls its own exit). */
+MT_EXPORT void exit(int status) {
+    if (real.exit == NULL) mt_resolve_real_functions();
+    if (g_leak_scan && gettid() == getpid()) {
+        __builtin_unwind_init(); /* the caller's callee-saved registers, spilled into this frame */
+        volatile uintptr_t marker = 0;
+        g_exit_stack_pointer = (uintptr_t)&marker;
+    }
+    real.exit(status);
+    __builtin_unreachable();
 }
 
 MT_EXPORT void _exit(int status) {

@@ -117,6 +117,11 @@ static bool mt_start_tracing(void) {
     atomic_store(&g_sequence, 0);
     if (!mt_open_trace()) return false;
     g_sample_rate = g_config.sample_rate;
+    if (g_config.leak_scan) {
+        mt_live_initialize();
+        mt_leak_scan_initialize();
+    }
+    g_leak_scan = g_config.leak_scan;
     mt_modules_refresh();
     return true;
 }
@@ -133,10 +138,12 @@ static void mt_before_fork(void) {
     mt_stacks_lock();
     mt_file_lock();
     mt_sampler_lock();
+    if (g_leak_scan) mt_live_lock();
 }
 
 static void mt_after_fork_in_parent(void) {
     if (!t_fork_locked) return;
+    if (g_leak_scan) mt_live_unlock();
     mt_sampler_unlock();
     mt_file_unlock();
     mt_stacks_unlock();
@@ -151,6 +158,7 @@ static void mt_after_fork_in_child(void) {
     mt_modules_reset();
     mt_recorder_reset_thread();
     mt_sampler_reset();
+    if (g_leak_scan && t_fork_locked) mt_live_reset_locks();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
      * leaves no near-empty trace behind (the exec'd program writes one of its own). */
@@ -208,6 +216,7 @@ __attribute__((constructor)) static void mt_on_load(void) {
 __attribute__((destructor)) static void mt_on_unload(void) {
     if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
     t_guard++;
+    if (g_leak_scan) mt_leak_scan(MT_LEAK_SCAN_AT_EXIT);
     mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
                            .last_sequence = atomic_load(&g_sequence),
                            .exit_status = -1,

@@ -264,3 +264,10 @@ void mt_file_forget(void) {
     g_next_offset = 0;
     g_finished = true;
 }
+
+bool mt_file_write_record(uint8_t kind, const void *a, size_t a_length, const void *b, size_t b_length) {
+    pthread_mutex_lock(&g_file_mutex);
+    bool ok = mt_write_record_locked(kind, a, a_length, b, b_length, NULL, 0);
+    pthread_mutex_unlock(&g_file_mutex);
+    return ok;
+}

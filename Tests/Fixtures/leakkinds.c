@@ -1,0 +1,205 @@
+/*
+ * One leak scenario per run (argv[1]), each with its own block size so tests can tell the blocks apart,
+ * for the exit-time leak scan (MALLOCTRACE_LEAK_SCAN=1). Expected kinds, as LeakSanitizer and memcheck
+ * define them, next to each scenario. Leaking work happens in noinline helpers, and dead stack slots are
+ * overwritten afterwards, so that no stale copy keeps a pointer alive by accident.
+ *
+ *   global          1001 B in a global                                → reachable
+ *   library-bss     1002 B in a static of fixture-libleakroot.so (argv[2], dlopen'ed) → reachable
+ *   thread-stack    1003 B only in a local of a thread blocked in read  → reachable
+ *   registers       1004 B only in r12 of a thread spinning on a flag  → reachable
+ *   tls             1005 B in a live thread's __thread variable,
+ *                   1015 B in the main thread's                        → both reachable
+ *   static-local    1006 B in a function-local static                  → reachable
+ *   interior        1007 B, only (p + 8) kept in a global              → possible
+ *   xor             1008 B, only (p ^ key) kept                        → definite
+ *   chain           1009 → 1010 → 1011 B list, head pointer dropped    → 1009 definite, 1010 and 1011 indirect
+ *   cycle           1012 ⇄ 1013 B, no outside pointer                   → one definite, the other indirect
+ *   large           1 MiB (1048576 B, mmap'd by glibc), dropped        → definite
+ *   underscore-exit 1014 B dropped, then _exit(0)                      → definite
+ *   clean           everything freed                                   → nothing but runtime blocks
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void fail(const char *message) {
+    ssize_t ignored = write(2, message, strlen(message));
+    (void)ignored;
+    _exit(99);
+}
+
+/* Overwrites the dead frames below the caller, where a helper's locals may still hold a pointer. */
+__attribute__((noinline)) static void clobber_stack(void) {
+    volatile char area[16384];
+    for (size_t i = 0; i < sizeof(area); i++) area[i] = 0;
+}
+
+static int g_pipe[2];
+
+static void wait_for_ready(int ready_fd) {
+    char byte;
+    if (read(ready_fd, &byte, 1) != 1) fail("leakkinds: thread did not start\n");
+}
+
+static void make_pipes(int ready[2]) {
+    if (pipe(g_pipe) != 0 || pipe(ready) != 0) fail("leakkinds: pipe failed\n");
+}
+
+/* ---- global, static-local, interior, xor ---------------------------------------------------------- */
+
+void *g_global;
+uintptr_t g_interior;
+uintptr_t g_xor;
+
+__attribute__((noinline)) static void leak_global(void) { g_global = malloc(1001); }
+
+__attribute__((noinline)) static void leak_static_local(void) {
+    static void *kept;
+    kept = malloc(1006);
+    __asm__ volatile("" : : "m"(kept)); /* a use, for the compiler's unused-variable check */
+}
+
+__attribute__((noinline)) static void leak_interior(void) { g_interior = (uintptr_t)malloc(1007) + 8; }
+
+__attribute__((noinline)) static void leak_xor(void) { g_xor = (uintptr_t)malloc(1008) ^ 0x5a5a5a5a5a5a5a5aull; }
+
+/* ---- library-bss --------------------------------------------------------------------------------- */
+
+__attribute__((noinline)) static void leak_library_bss(const char *path) {
+    void *library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (library == NULL) fail("leakkinds: dlopen failed\n");
+    void (*keep)(void *) = (void (*)(void *))dlsym(library, "leakroot_keep");
+    if (keep == NULL) fail("leakkinds: dlsym failed\n");
+    keep(malloc(1002));
+}
+
+/* ---- thread-stack, registers, tls ---------------------------------------------------------------- */
+
+static int g_ready[2];
+
+static void *blocked_holding_local(void *unused) {
+    (void)unused;
+    volatile uintptr_t local = (uintptr_t)malloc(1003);
+    clobber_stack();
+    if (write(g_ready[1], "r", 1) != 1) fail("leakkinds: write failed\n");
+    char byte;
+    ssize_t ignored = read(g_pipe[0], &byte, 1); /* blocks until the process ends */
+    (void)ignored;
+    return (void *)local;
+}
+
+static volatile int g_stop_spinning;
+
+__attribute__((noinline)) static void spin_holding_r12(void) {
+    volatile uintptr_t slot = (uintptr_t)malloc(1004);
+    __asm__ volatile("mov %0, %%r12" : : "m"(slot) : "r12");
+    slot = 0;
+    clobber_stack();
+    if (write(g_ready[1], "r", 1) != 1) fail("leakkinds: write failed\n");
+    /* From here the block's address is only in r12 (the loop is one asm statement: nothing spills it). */
+    __asm__ volatile("1: pause\n\tcmpl $0, %0\n\tje 1b" : : "m"(g_stop_spinning) : "memory");
+}
+
+static void *spinning_thread(void *unused) {
+    (void)unused;
+    spin_holding_r12();
+    return NULL;
+}
+
+static __thread void *t_kept;
+
+static void *blocked_holding_tls(void *unused) {
+    (void)unused;
+    t_kept = malloc(1005);
+    clobber_stack();
+    if (write(g_ready[1], "r", 1) != 1) fail("leakkinds: write failed\n");
+    char byte;
+    ssize_t ignored = read(g_pipe[0], &byte, 1);
+    (void)ignored;
+    return NULL;
+}
+
+static void start_thread(void *(*body)(void *)) {
+    make_pipes(g_ready);
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, body, NULL) != 0) fail("leakkinds: pthread_create failed\n");
+    wait_for_ready(g_ready[0]);
+}
+
+/* ---- chain, cycle, large, underscore-exit, clean --------------------------------------------------- */
+
+__attribute__((noinline)) static void leak_chain(void) {
+    void **head = malloc(1009), **second = malloc(1010), **third = malloc(1011);
+    memset(head, 0, 1009);
+    memset(second, 0, 1010);
+    memset(third, 0, 1011);
+    head[0] = second;
+    second[0] = third;
+}
+
+__attribute__((noinline)) static void leak_cycle(void) {
+    void **a = malloc(1012), **b = malloc(1013);
+    memset(a, 0, 1012);
+    memset(b, 0, 1013);
+    a[0] = b;
+    b[0] = a;
+}
+
+__attribute__((noinline)) static void leak_large(void) {
+    volatile char *block = malloc(1048576);
+    block[0] = 1;
+}
+
+__attribute__((noinline)) static void leak_dropped(void) {
+    volatile char *block = malloc(1014);
+    block[0] = 1;
+}
+
+__attribute__((noinline)) static void allocate_and_free(void) {
+    for (int i = 0; i < 16; i++) free(malloc(100 + (size_t)i));
+    void *grown = realloc(malloc(10), 2000);
+    free(grown);
+}
+
+int main(int argc, char **argv) {
+    const char *scenario = argc > 1 ? argv[1] : "";
+    if (strcmp(scenario, "global") == 0) {
+        leak_global();
+    } else if (strcmp(scenario, "library-bss") == 0) {
+        if (argc < 3) fail("usage: fixture-leakkinds library-bss LIBRARY\n");
+        leak_library_bss(argv[2]);
+    } else if (strcmp(scenario, "thread-stack") == 0) {
+        start_thread(blocked_holding_local);
+    } else if (strcmp(scenario, "registers") == 0) {
+        start_thread(spinning_thread);
+    } else if (strcmp(scenario, "tls") == 0) {
+        start_thread(blocked_holding_tls);
+        t_kept = malloc(1015);
+    } else if (strcmp(scenario, "static-local") == 0) {
+        leak_static_local();
+    } else if (strcmp(scenario, "interior") == 0) {
+        leak_interior();
+    } else if (strcmp(scenario, "xor") == 0) {
+        leak_xor();
+    } else if (strcmp(scenario, "chain") == 0) {
+        leak_chain();
+    } else if (strcmp(scenario, "cycle") == 0) {
+        leak_cycle();
+    } else if (strcmp(scenario, "large") == 0) {
+        leak_large();
+    } else if (strcmp(scenario, "underscore-exit") == 0) {
+        leak_dropped();
+        clobber_stack();
+        _exit(0);
+    } else if (strcmp(scenario, "clean") == 0) {
+        allocate_and_free();
+    } else {
+        fail("usage: fixture-leakkinds SCENARIO (see the comment at the top)\n");
+    }
+    clobber_stack();
+    return 0;
+}
