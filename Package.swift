@@ -39,7 +39,9 @@ let package = Package(
         // The CI gate: leak findings by kind, suppressions, limits, baselines and their renderers.
         .target(
             name: "MallocTraceCheck",
-            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports", "MallocTraceSymbolication"],
+            dependencies: [
+                "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports", "MallocTraceSymbolication",
+            ],
             swiftSettings: swiftSettings
         ),
         // The CLI. Its plugin compiles Sources/MallocTracePreload into libmalloctrace.so, which lands in

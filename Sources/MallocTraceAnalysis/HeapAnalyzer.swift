@@ -86,7 +86,7 @@ public struct HeapAnalyzer {
         mutating func allocate(size: UInt64, function: AllocationFunction, eventNumber: Int, peakEventNumber: Int) {
             if statistics.allocationCalls == 0 { statistics.function = function }
             statistics.allocationCalls &+= 1
-            statistics.bytesAllocated &+= size
+            statistics.bytesAllocated +|= size
             change(bytes: size, adding: true, eventNumber: eventNumber, peakEventNumber: peakEventNumber)
         }
     }
@@ -207,13 +207,14 @@ public struct HeapAnalyzer {
                 }
             case .allocation:
                 running.allocationCalls &+= 1
-                running.bytesAllocated &+= event.size
+                running.bytesAllocated +|= event.size
                 // An address that is live already lost its free somewhere (untraced): drop the old block.
                 if let lost = live.insert(event.address, size: event.size, slot: Int32(site)) {
                     Self.release(lost, sites: sites, running: &running)
                 }
                 sites[site].allocate(
-                    size: event.size, function: event.function, eventNumber: running.eventNumber, peakEventNumber: running.peakEventNumber)
+                    size: event.size, function: event.function, eventNumber: running.eventNumber,
+                    peakEventNumber: running.peakEventNumber)
                 running.liveBytes &+= event.size
                 running.liveBlocks &+= 1
                 if running.liveBytes > running.peakBytes {

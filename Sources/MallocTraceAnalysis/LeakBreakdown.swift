@@ -11,7 +11,7 @@ public struct LeakAmount: Sendable, Equatable {
     }
 
     public static func += (total: inout LeakAmount, part: LeakAmount) {
-        total.bytes &+= part.bytes
+        total.bytes +|= part.bytes
         total.blocks &+= part.blocks
     }
 }

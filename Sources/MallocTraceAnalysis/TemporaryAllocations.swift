@@ -188,7 +188,7 @@ public struct TemporaryAllocationCounter {
 
     private mutating func count(stack: UInt32, size: UInt64) {
         total &+= 1
-        totalBytes &+= size
+        totalBytes +|= size
         if stack < Self.denseStackLimit {
             let index = Int(stack)
             if index >= denseCounts.count {

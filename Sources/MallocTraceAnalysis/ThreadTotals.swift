@@ -55,7 +55,7 @@ public struct ThreadTotals: Sendable {
         switch event.kind {
         case .allocation:
             totals.allocationCalls &+= 1
-            totals.bytesAllocated &+= event.size
+            totals.bytesAllocated +|= event.size
         case .failedAllocation:
             totals.failedCalls &+= 1
         case .release:

@@ -1,7 +1,7 @@
+import MallocTraceAnalysis
 public import MallocTraceFormat
 import MallocTraceReports
 public import MallocTraceSymbolication
-import MallocTraceAnalysis
 
 /// Turns one trace into a ``ProcessVerdict``: its live blocks at exit, one finding per call stack and leak
 /// kind that counts. Suppressions, limits and baselines are applied afterwards, on the verdict.
@@ -59,7 +59,8 @@ public enum VerdictBuilder {
         }
         return ProcessVerdict(
             tracePath: tracePath, processID: reader.process?.pid, executable: reader.process?.executable,
-            arguments: reader.process?.arguments ?? [], endDescription: Report.endDescription(reader.end), hasLeakScan: hasScan,
+            arguments: reader.process?.arguments ?? [], endDescription: Report.endDescription(reader.end),
+            hasLeakScan: hasScan,
             findings: findings, uncountedBytes: uncountedBytes, uncountedBlocks: uncountedBlocks,
             peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, notes: notes)
     }

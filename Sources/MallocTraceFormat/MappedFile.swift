@@ -34,7 +34,8 @@ final class MappedFile {
         if fstat(fd, &status) != 0 { throw .cannotOpen(path: path, reason: MappedFile.lastErrorDescription()) }
         if (status.st_mode & S_IFMT) == S_IFDIR { throw .cannotOpen(path: path, reason: "it is a directory") }
         if (status.st_mode & S_IFMT) != S_IFREG {
-            throw .cannotOpen(path: path, reason: "not a regular file (a trace is read from a file, not a pipe or device)")
+            throw .cannotOpen(
+                path: path, reason: "not a regular file (a trace is read from a file, not a pipe or device)")
         }
         count = Int(status.st_size)
         if count == 0 {

@@ -80,7 +80,10 @@ public final class TraceReader {
         leakScan = LeakScan.lastComplete(found.leakScanParts)
         if !found.leakScanParts.isEmpty && leakScan == nil {
             scanDiagnostics.append(
-                .init(offset: 0, message: "the leak scan is incomplete (the process died while writing it); leaks are not classified"))
+                .init(
+                    offset: 0,
+                    message: "the leak scan is incomplete (the process died while writing it); leaks are not classified"
+                ))
         }
         diagnostics = scanDiagnostics
     }

@@ -63,8 +63,9 @@ public enum AllocatorFrames {
         if function.hasPrefix("Swift.") || function.contains(".__allocating_init(") { return true }
         let copied = ["merged ", "specialized ", "generic specialization <", "partial apply for "]
         guard copied.contains(where: function.hasPrefix) else { return false }
-        return function.contains(" of Swift.") || function.contains(" Swift.")
-            && !function.contains(" of ")
+        return function.contains(" of Swift.")
+            || function.contains(" Swift.")
+                && !function.contains(" of ")
     }
 
     /// True when `frame` is the tracer's or an allocation wrapper's.

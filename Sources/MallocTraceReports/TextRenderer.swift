@@ -96,7 +96,7 @@ public enum TextRenderer {
     /// Which live blocks the leaked figure counts.
     private static func leakQualifier(_ report: Report) -> String {
         guard report.leakScan != nil else { return " (never freed; no leak scan in this trace)" }
-        let counted = LeakKind.allCases.filter { report.options.leakKinds.contains($0) }.map(\.description)
+        let counted = LeakKind.allCases.reversed().filter { report.options.leakKinds.contains($0) }.map(\.description)
         return counted.isEmpty ? " (no leak kind counted)" : " (" + counted.joined(separator: ", ") + ")"
     }
 
@@ -109,10 +109,13 @@ public enum TextRenderer {
         }
         if report.leakKinds.unclassified.blocks > 0 {
             let amount = report.leakKinds.unclassified
-            parts.append("\(Formatting.bytes(amount.bytes)) not scanned (\(Formatting.counted(amount.blocks, "block")))")
+            parts.append(
+                "\(Formatting.bytes(amount.bytes)) not scanned (\(Formatting.counted(amount.blocks, "block")))")
         }
         guard let scan = report.leakScan else { return parts.joined(separator: ", ") }
-        let missed = scan.threadsMissed > 0 ? ", \(scan.threadsMissed) thread(s) did not stop: their stacks were not scanned" : ""
+        let missed =
+            scan.threadsMissed > 0
+            ? ", \(scan.threadsMissed) thread(s) did not stop: their stacks were not scanned" : ""
         return (parts.isEmpty ? "nothing" : parts.joined(separator: ", "))
             + " — scanned at \(scan.trigger) in \(Formatting.seconds(nanoseconds: scan.duration))\(missed)"
     }

@@ -35,7 +35,7 @@ public struct SiteFigures: Sendable, Equatable {
 
     public static func += (total: inout SiteFigures, part: SiteFigures) {
         total.allocationCalls &+= part.allocationCalls
-        total.bytesAllocated &+= part.bytesAllocated
+        total.bytesAllocated +|= part.bytesAllocated
         total.peakBytes &+= part.peakBytes
         total.peakBlocks &+= part.peakBlocks
         total.leakedBytes &+= part.leakedBytes
@@ -138,7 +138,8 @@ public struct TracePass {
             analysis.summary.leakedBytes = leaked.bytes
             analysis.summary.leakedBlocks = leaked.blocks
         } else {
-            leakKinds.unclassified = LeakAmount(bytes: analysis.summary.leakedBytes, blocks: analysis.summary.leakedBlocks)
+            leakKinds.unclassified = LeakAmount(
+                bytes: analysis.summary.leakedBytes, blocks: analysis.summary.leakedBlocks)
         }
         for (stack, counts) in temporary.byStack {
             sites[stack, default: SiteFigures()].temporaryAllocations = counts.count

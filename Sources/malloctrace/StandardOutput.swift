@@ -12,9 +12,10 @@ enum StandardOutput {
         var failure: CommandFailure?
         var bytes = Array(text.utf8)
         bytes.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
             var offset = 0
             while offset < buffer.count {
-                let written = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                let written = Foundation.write(descriptor, base + offset, buffer.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
                     failure = CommandFailure("cannot write to \(what): \(String(cString: strerror(errno)))")

@@ -45,6 +45,30 @@ extension HeapAnalysis {
 }
 
 @Suite struct HeapAnalyzerTests {
+    @Test func byteTotalsSaturateInsteadOfWrapping() throws {
+        var script = Script()
+        script.malloc(1 << 63, at: 0x1000, stack: 1)
+        script.malloc(1 << 63, at: 0x2000, stack: 1)
+        script.malloc(5, at: 0x3000, stack: 1)
+        let analysis = script.analyze()
+        #expect(analysis.summary.bytesAllocated == .max)
+        #expect(try #require(analysis.site(1)).bytesAllocated == .max)
+        #expect(analysis.site(1)?.function == .malloc)
+    }
+
+    @Test func liveBlocksAreListedWithTheirStacks() {
+        var script = Script()
+        script.malloc(10, at: 0x1000, stack: 1)
+        script.malloc(20, at: 0x2000, stack: 2)
+        script.free(0x1000)
+        var analyzer = HeapAnalyzer()
+        for event in script.events { analyzer.consume(event) }
+        var live: [UInt64: (UInt64, UInt32)] = [:]
+        analyzer.forEachLiveBlock { address, size, stack in live[address] = (size, stack) }
+        #expect(live.count == 1)
+        #expect(live[0x2000]?.0 == 20 && live[0x2000]?.1 == 2)
+    }
+
     @Test func countsBytesAndLeaks() throws {
         var script = Script()
         for index in UInt64(0)..<7 { script.malloc(100, at: 0x1000 + index * 0x100, stack: 1) }

@@ -45,8 +45,11 @@ private func frame(_ function: String?, module: String = "/usr/bin/app") -> Repo
     }
 
     @Test func swiftStandardLibraryModuleFoldsEvenUnnamed() {
-        #expect(AllocatorFrames.isAllocatorFrame(frame("anything", module: "/opt/swift/usr/lib/swift/linux/libswiftCore.so")))
-        #expect(!AllocatorFrames.isAllocatorFrame(frame("generic specialization <Fixture.Node> of Fixture.make<A>() -> A")))
+        #expect(
+            AllocatorFrames.isAllocatorFrame(
+                frame("anything", module: "/opt/swift/usr/lib/swift/linux/libswiftCore.so")))
+        #expect(
+            !AllocatorFrames.isAllocatorFrame(frame("generic specialization <Fixture.Node> of Fixture.make<A>() -> A")))
     }
 
     @Test func theTracerIsAlwaysFolded() {
