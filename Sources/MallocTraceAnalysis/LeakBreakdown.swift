@@ -35,10 +35,11 @@ public struct LeakBreakdown: Sendable, Equatable {
         }
     }
 
-    /// What counts as leaked: the blocks of `counted` kinds, and every unclassified block (without a scan,
-    /// a block never freed is all that is known).
+    /// What counts as leaked when the trace has a scan: the blocks of `counted` kinds. Blocks the scan did
+    /// not see (allocated after it, or in flight in another thread while it froze the table) are not known
+    /// to be leaks and do not count; reports show them as not scanned.
     public func leaked(counting counted: Set<LeakKind>) -> LeakAmount {
-        var total = unclassified
+        var total = LeakAmount()
         for (kind, amount) in byKind where counted.contains(kind) { total += amount }
         return total
     }

@@ -22,7 +22,7 @@ public enum VerdictBuilder {
         var uncountedBytes: [LeakKind: UInt64] = [:]
         var uncountedBlocks: [LeakKind: UInt64] = [:]
         for (stackID, figures) in pass.sites where !figures.leakKinds.isEmpty {
-            if figures.leakKinds.unclassified.blocks > 0 {
+            if !hasScan && figures.leakKinds.unclassified.blocks > 0 {
                 // No scan saw these blocks: never freed is all that is known, so they count (as before scans).
                 candidates.append((stackID, .definite, figures.leakKinds.unclassified, figures.function))
             }

@@ -124,6 +124,7 @@ extension Dictionary where Key == String, Value == Any {
     func object(_ key: String) -> [String: Any] { self[key] as? [String: Any] ?? [:] }
     func objects(_ key: String) -> [[String: Any]] { self[key] as? [[String: Any]] ?? [] }
     func integer(_ key: String) -> Int? { (self[key] as? NSNumber)?.intValue }
+    func string(_ key: String) -> String? { self[key] as? String }
 }
 
 /// The innermost frame's function name of a leak or peak site.

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+
+/// `malloctrace check` as a CI job uses it: real programs in C, C++, Swift and Python pass with the default
+/// settings, one leaking line fails them with LeakSanitizer's status and names that line first.
+@Suite(.serialized) struct CheckTests {
+    /// `check --format json -- COMMAND`: (exit status, parsed JSON on stderr, stdout of the program).
+    private func check(_ command: [String], options: [String] = [], environment: [String: String] = [:]) throws
+        -> (status: Int32, json: [String: Any], stdout: String, stderr: String)
+    {
+        let result = try runProgram(
+            Products.cli, ["check", "--format", "json"] + options + ["--"] + command, environment: environment,
+            timeout: 120)
+        // The findings go to stderr when a command ran; the tool's own lines start with "malloctrace:".
+        let document = result.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("malloctrace: ") }.joined(separator: "\n")
+        let object = try? JSONSerialization.jsonObject(with: Data(document.utf8))
+        return (result.status, object as? [String: Any] ?? [:], result.stdout, result.stderr)
+    }
+
+    private func findings(_ json: [String: Any]) -> [[String: Any]] {
+        json.objects("processes").flatMap { $0.objects("findings") }
+    }
+
+    @Test(arguments: ["gatec", "gatecpp", "gateswift"])
+    func aCleanProgramPasses(fixture: String) throws {
+        let result = try check([Products.fixture(fixture), "clean"])
+        #expect(result.status == 0, "\(fixture): \(result.stderr)")
+        #expect(findings(result.json).isEmpty)
+        #expect(result.json.string("verdict") == "passed")
+    }
+
+    @Test(arguments: [
+        ("gatec", "gatec.c", "gatec-leak", 4_321), ("gatecpp", "gatecpp.cpp", "gatecpp-leak", 100),
+        ("gateswift", "gateswift.swift", "gateswift-leak", -1),
+    ])
+    func oneLeakingLineFailsAndIsNamedFirst(fixture: String, source: String, mark: String, bytes: Int) throws {
+        let result = try check([Products.fixture(fixture), "leak"])
+        #expect(result.status == 23, "\(fixture): \(result.stderr)")
+        let definite = findings(result.json).filter { $0["kind"] as? String == "definite" }
+        #expect(definite.count == 1, "\(fixture): \(findings(result.json))")
+        let first = try #require(definite.first?.objects("frames").first)
+        #expect((first["file"] as? String)?.hasSuffix(source) == true, "\(first)")
+        #expect(first.integer("line") == (try markedLine(mark, in: source)))
+        if bytes > 0 { #expect(definite.first?.integer("bytes") == bytes) }
+    }
+
+    @Test func theProgramsOwnOutputAndFailureWin() throws {
+        let result = try runProgram(Products.cli, ["check", "--", Products.fixture("patterns"), "exit"])
+        #expect(result.status == 3, "the program's _exit(3), not 23 and not 0")
+    }
+
+    @Test func tracesAreJudgedToo() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("gatec", ["leak"], in: scratch, options: ["--leak-kinds"])
+        let result = try runProgram(Products.cli, ["check", "--format", "json", trace])
+        #expect(result.status == 23)
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        #expect(findings(object).count == 1)
+        let custom = try runProgram(Products.cli, ["check", "--error-exitcode", "7", trace])
+        #expect(custom.status == 7)
+        #expect(custom.stdout.contains("Direct leak of 4321 byte(s) in 1 object(s) allocated from:"))
+        #expect(custom.stdout.contains("SUMMARY: malloctrace: 4321 byte(s) leaked in 1 allocation(s)."))
+    }
+
+    @Test func unreadableTracesAndUsageErrorsHaveTheirOwnStatus() throws {
+        let scratch = try Scratch()
+        let junk = scratch.path("junk.mtrace")
+        FileManager.default.createFile(atPath: junk, contents: Data("not a trace".utf8))
+        #expect(try runProgram(Products.cli, ["check", junk]).status == 66)
+        #expect(try runProgram(Products.cli, ["check", "--leak-kinds", "bogus", junk]).status == 64)
+        #expect(try runProgram(Products.cli, ["check"]).status == 64)
+    }
+
+    @Test func aSuppressionInEitherSyntaxRemovesExactlyItsFinding() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("gatecpp", ["leak"], in: scratch, options: ["--leak-kinds"])
+        let lsan = scratch.path("lsan.supp")
+        try "# known\nleak:leakOne\n".write(toFile: lsan, atomically: true, encoding: .utf8)
+        let memcheck = scratch.path("memcheck.supp")
+        try "{\n   known-leak\n   Memcheck:Leak\n   match-leak-kinds: definite\n   fun:operator new[]*\n   fun:leakOne*\n}\n"
+            .write(toFile: memcheck, atomically: true, encoding: .utf8)
+        for file in [lsan, memcheck] {
+            let result = try runProgram(Products.cli, ["check", "--format", "json", "--suppressions", file, trace])
+            #expect(result.status == 0, "\(file): \(result.stdout)")
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+            let uses = object.objects("processes").flatMap { $0.objects("suppressions") }
+            #expect(uses.contains { $0.integer("findings") == 1 && $0.integer("bytes") == 100 }, "\(uses)")
+        }
+    }
+
+    @Test func generatedSuppressionsSuppressEverythingTheyNamed() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("gatec", ["leak"], in: scratch, options: ["--leak-kinds"])
+        let generated = try runProgram(
+            Products.cli, ["check", "--gen-suppressions", "--leak-kinds", "all", trace])
+        #expect(generated.status == 23)
+        let file = scratch.path("generated.supp")
+        try generated.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        let again = try runProgram(Products.cli, ["check", "--leak-kinds", "all", "--suppressions", file, trace])
+        #expect(again.status == 0, "\(again.stdout)")
+    }
+
+    @Test func pythonPassesAndALeakInCFails() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
+        let scratch = try Scratch()
+        let script = scratch.path("work.py")
+        try """
+        import json, re, collections, threading
+        d = collections.Counter(re.findall(r"\\w+", "the quick brown fox jumps over the lazy dog" * 50))
+        t = threading.Thread(target=lambda: sum(range(10000))); t.start(); t.join()
+        print(json.dumps(d.most_common(3)))
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let clean = try check(["/usr/bin/python3", script])
+        #expect(clean.status == 0, "\(findings(clean.json))")
+        #expect(clean.stdout.contains("[[\"the\", 50]"))
+        let leaky = scratch.path("leaky.py")
+        try "import ctypes\nlibc = ctypes.CDLL(None)\nlibc.malloc.restype = ctypes.c_void_p\nlibc.malloc(4321)\n"
+            .write(toFile: leaky, atomically: true, encoding: .utf8)
+        let leak = try check(["/usr/bin/python3", leaky])
+        #expect(leak.status == 23)
+        #expect(findings(leak.json).contains { $0.integer("bytes") == 4_321 && $0["kind"] as? String == "definite" })
+    }
+}
