@@ -21,10 +21,14 @@ public enum VerdictBuilder {
         var candidates: [(stackID: UInt32, kind: LeakKind, amount: LeakAmount, function: AllocationFunction?)] = []
         var uncountedBytes: [LeakKind: UInt64] = [:]
         var uncountedBlocks: [LeakKind: UInt64] = [:]
-        for (stackID, figures) in pass.sites where !figures.leakKinds.isEmpty {
-            if !hasScan && figures.leakKinds.unclassified.blocks > 0 {
-                // No scan saw these blocks: never freed is all that is known, so they count (as before scans).
-                candidates.append((stackID, .definite, figures.leakKinds.unclassified, figures.function))
+        for (stackID, figures) in pass.sites {
+            guard hasScan else {
+                // No scan: never freed is all that is known, so every live block counts (as before scans).
+                if figures.leakedBlocks > 0 {
+                    let amount = LeakAmount(bytes: figures.leakedBytes, blocks: figures.leakedBlocks)
+                    candidates.append((stackID, .definite, amount, figures.function))
+                }
+                continue
             }
             for (kind, amount) in figures.leakKinds.byKind where amount.blocks > 0 {
                 if countedKinds.contains(kind) {
