@@ -36,6 +36,11 @@ let package = Package(
             dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceSymbolication"],
             swiftSettings: swiftSettings
         ),
+        // The CI gate's policy: suppressions, limits, baselines and the renderers of a check verdict. Pure logic.
+        .target(
+            name: "MallocTraceCheck", dependencies: ["MallocTraceFormat", "MallocTraceReports"],
+            swiftSettings: swiftSettings
+        ),
         // The CLI. Its plugin compiles Sources/MallocTracePreload into libmalloctrace.so, which lands in
         // the CLI's resource bundle. The .so is never a SwiftPM library: that would link the Swift runtime
         // into every traced program.
@@ -68,6 +73,11 @@ let package = Package(
         .testTarget(
             name: "MallocTraceReportsTests",
             dependencies: ["MallocTraceReports", "MallocTraceAnalysis", "MallocTraceFormat"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MallocTraceCheckTests",
+            dependencies: ["MallocTraceCheck", "MallocTraceReports", "MallocTraceFormat"],
             swiftSettings: swiftSettings
         ),
         // Traces the C fixture programs (Tests/Fixtures, compiled by the same plugin) and runs the built CLI.
