@@ -23,18 +23,23 @@ public enum GitHubRenderer {
                     if let line = frame.line { properties.append(("line", String(line))) }
                 }
                 properties.append(("title", "malloctrace: " + CheckText.head(finding)))
-                let message = "\(CheckText.head(finding)) in \(label), allocated from:\n" + CheckText.stack(finding.frames)
+                let message =
+                    "\(CheckText.head(finding)) in \(label), allocated from:\n" + CheckText.stack(finding.frames)
                 commands.append(command("error", properties, message))
             }
             for violation in process.violations {
                 let title = "malloctrace: limit \(violation.limit.rawValue) exceeded"
-                let message = ([violation.message + " in " + label]
+                let message =
+                    ([violation.message + " in " + label]
                     + CheckText.grownSites(violation.grownSites, indent: "    ")).joined(separator: "\n")
                 commands.append(command("error", [("title", title)], message))
             }
             lines += commands.prefix(max(0, limit))
             if commands.count > limit {
-                lines.append(command("warning", [("title", "malloctrace")], "\(commands.count - limit) more findings not shown for \(label)"))
+                lines.append(
+                    command(
+                        "warning", [("title", "malloctrace")],
+                        "\(commands.count - limit) more findings not shown for \(label)"))
             }
         }
         return lines.map { $0 + "\n" }.joined()
@@ -63,7 +68,8 @@ public enum GitHubRenderer {
         text += "| process | status | leaked | peak | findings |\n|---|---|---|---|---|\n"
         for process in verdict.processes {
             let status = process.failed ? "❌ failed" : "✅ ok"
-            let leaked = "\(Formatting.bytes(process.leakedBytes)) in \(Formatting.counted(process.leakedBlocks, "block"))"
+            let leaked =
+                "\(Formatting.bytes(process.leakedBytes)) in \(Formatting.counted(process.leakedBlocks, "block"))"
             var findings = [Formatting.counted(UInt64(process.findings.count), "leak")]
             if !process.violations.isEmpty {
                 findings.append(Formatting.counted(UInt64(process.violations.count), "limit") + " exceeded")

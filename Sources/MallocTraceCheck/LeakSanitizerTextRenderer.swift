@@ -55,7 +55,8 @@ public enum LeakSanitizerTextRenderer {
             text += rule + "\n"
         }
         if let uncounted = uncountedText(process) { text += "\nNot counted: \(uncounted).\n" }
-        text += "\nSUMMARY: malloctrace: \(process.leakedBytes) byte(s) leaked in \(process.leakedBlocks) allocation(s).\n"
+        text +=
+            "\nSUMMARY: malloctrace: \(process.leakedBytes) byte(s) leaked in \(process.leakedBlocks) allocation(s).\n"
         return text
     }
 
