@@ -42,7 +42,8 @@ public struct LimitViolation: Sendable, Equatable {
     public var limit: Limit
     /// What the limit allows (bytes, calls, or percent for the baseline).
     public var allowed: Double
-    /// What the process reached.
+    /// What the process reached; for the baseline, the growth in percent (infinite when the baseline
+    /// figure was zero).
     public var actual: Double
     /// One line for humans: `peak 80.0 MiB is over --max-peak 64 MiB`.
     public var message: String
