@@ -78,6 +78,11 @@ let package = Package(
             dependencies: ["MallocTraceReports", "MallocTraceAnalysis", "MallocTraceFormat"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "MallocTraceCheckTests",
+            dependencies: ["MallocTraceCheck", "MallocTraceReports", "MallocTraceFormat"],
+            swiftSettings: swiftSettings
+        ),
         // Traces the C fixture programs (Tests/Fixtures, compiled by the same plugin) and runs the built CLI.
         .testTarget(
             name: "IntegrationTests",

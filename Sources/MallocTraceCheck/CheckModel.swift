@@ -42,7 +42,8 @@ public struct LimitViolation: Sendable, Equatable {
     public var limit: Limit
     /// What the limit allows (bytes, calls, or percent for the baseline).
     public var allowed: Double
-    /// What the process reached.
+    /// What the process reached; for the baseline, the growth in percent (infinite when the baseline
+    /// figure was zero).
     public var actual: Double
     /// One line for humans: `peak 80.0 MiB is over --max-peak 64 MiB`.
     public var message: String
@@ -93,6 +94,24 @@ public struct SuppressionUse: Sendable, Equatable {
     }
 }
 
+/// Figures of one call stack over a whole run, for baselines (the leaked figures come from the findings).
+public struct StackFigures: Sendable, Equatable {
+    /// ``Baseline/stackKey(_:)`` of ``frames``.
+    public var key: String
+    /// The frames as shown.
+    public var frames: [ReportFrame]
+    /// Bytes this stack had live at the process's peak.
+    public var peakBytes: UInt64
+    public var allocationCalls: UInt64
+
+    public init(key: String, frames: [ReportFrame], peakBytes: UInt64, allocationCalls: UInt64) {
+        self.key = key
+        self.frames = frames
+        self.peakBytes = peakBytes
+        self.allocationCalls = allocationCalls
+    }
+}
+
 /// The verdict on one traced process.
 public struct ProcessVerdict: Sendable {
     public var tracePath: String
@@ -112,6 +131,8 @@ public struct ProcessVerdict: Sendable {
     public var violations: [LimitViolation]
     public var peakBytes: UInt64
     public var allocationCalls: UInt64
+    /// Per-stack figures for baselines (peak contributors, allocation calls); may be empty.
+    public var stacks: [StackFigures]
     /// Problems reading the trace that did not stop the verdict (truncation, damaged chunks).
     public var notes: [String]
 
@@ -119,7 +140,9 @@ public struct ProcessVerdict: Sendable {
         tracePath: String, processID: UInt32?, executable: String?, arguments: [String], endDescription: String,
         hasLeakScan: Bool, findings: [LeakFinding], uncountedBytes: [LeakKind: UInt64] = [:],
         uncountedBlocks: [LeakKind: UInt64] = [:], suppressions: [SuppressionUse] = [],
-        violations: [LimitViolation] = [], peakBytes: UInt64 = 0, allocationCalls: UInt64 = 0, notes: [String] = []
+        violations: [LimitViolation] = [], peakBytes: UInt64 = 0, allocationCalls: UInt64 = 0,
+        stacks: [StackFigures] = [],
+        notes: [String] = []
     ) {
         self.tracePath = tracePath
         self.processID = processID
@@ -134,6 +157,7 @@ public struct ProcessVerdict: Sendable {
         self.violations = violations
         self.peakBytes = peakBytes
         self.allocationCalls = allocationCalls
+        self.stacks = stacks
         self.notes = notes
     }
 
