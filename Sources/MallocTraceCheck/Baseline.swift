@@ -29,9 +29,10 @@ public struct Baseline: Sendable, Equatable, Codable {
             case allocationCalls = "allocation_calls"
         }
 
-        /// What pairs a process with its baseline: the executable's file name and the arguments.
+        /// What pairs a process with its baseline: the executable's file name and the arguments after
+        /// argv[0] (which names the program by whatever path it was started with).
         public var identity: String {
-            ([executable.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "?"] + arguments)
+            ([executable.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? "?"] + arguments.dropFirst())
                 .joined(separator: "\u{0}")
         }
     }

@@ -33,8 +33,9 @@ public enum CheckText {
 
     /// `/usr/bin/app --fast (pid 100)`; the trace path when the executable is unknown.
     public static func processLabel(_ process: ProcessVerdict, arguments: Bool = true) -> String {
+        // The arguments start with argv[0]: the executable's path only when they are not shown.
         var words = [process.executable ?? process.tracePath]
-        if arguments { words += process.arguments }
+        if arguments && !process.arguments.isEmpty { words = process.arguments }
         return words.joined(separator: " ") + (process.processID.map { " (pid \($0))" } ?? "")
     }
 

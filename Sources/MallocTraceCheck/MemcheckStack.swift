@@ -45,9 +45,18 @@ public enum MemcheckStack {
     public static func frames(of finding: LeakFinding) -> [Frame] {
         var rest = finding.allFrames[...].drop(while: isTracerFrame)
         var first: Frame
-        if let leading = rest.first, let function = leading.function, function.hasPrefix("operator new") {
+        // libstdc++'s `operator new[]` calls `operator new`: valgrind replaces the outer one the program
+        // called, so the last of the leading run is frame 0.
+        let leadingNew = rest.prefix { $0.function?.hasPrefix("operator new") ?? false }
+        if let leading = leadingNew.last {
             first = Frame(leading)
-            rest = rest.dropFirst()
+            rest = rest.dropFirst(leadingNew.count)
+            // libstdc++'s `operator new[]` ends in a tail call to `operator new`, so a stack never shows it:
+            // frame 0 also answers to the array form's names, as valgrind (which sees the call) would print.
+            if let function = first.function, function.hasPrefix("operator new(") {
+                let array = "operator new[](" + function.dropFirst("operator new(".count)
+                first.mangledNames += [array] + mangledNames(of: array)
+            }
         } else {
             let name = finding.allocationFunction?.description ?? "malloc"
             first = Frame(function: name, object: nil, file: nil, line: nil)

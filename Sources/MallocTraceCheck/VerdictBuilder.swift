@@ -9,7 +9,8 @@ public enum VerdictBuilder {
     /// Reads `tracePath` in one pass and resolves the frames of every stack with a finding.
     /// Without a leak scan in the trace, every block never freed counts as a definite leak.
     public static func verdict(
-        tracePath: String, countedKinds: Set<LeakKind>, symbolizer backend: Symbolizer.Backend = .automatic
+        tracePath: String, countedKinds: Set<LeakKind>, symbolizer backend: Symbolizer.Backend = .automatic,
+        stacksForBaseline: Int = 0
     ) throws(TraceError) -> ProcessVerdict {
         let reader = try TraceReader(path: tracePath)
         let symbolizer = Symbolizer(backend: backend)
@@ -54,18 +55,44 @@ public enum VerdictBuilder {
             ($1.kind, $0.bytes, $1.stackID) < ($0.kind, $1.bytes, $0.stackID)
         }
         var notes = reader.diagnostics.map(\.description)
-        if !hasScan {
-            notes.append("the trace has no leak scan: every block never freed counts as a definite leak")
-        } else if let scan = reader.leakScan, scan.threadsMissed > 0 {
+        if let scan = reader.leakScan, scan.threadsMissed > 0 {
             notes.append(
                 "\(scan.threadsMissed) thread(s) did not stop for the leak scan: blocks only their stacks held may be"
                     + " reported as leaks")
         }
+        let stacks = baselineStacks(pass: pass, presenter: shown, limit: stacksForBaseline)
         return ProcessVerdict(
             tracePath: tracePath, processID: reader.process?.pid, executable: reader.process?.executable,
             arguments: reader.process?.arguments ?? [], endDescription: Report.endDescription(reader.end),
             hasLeakScan: hasScan,
             findings: findings, uncountedBytes: uncountedBytes, uncountedBlocks: uncountedBlocks,
-            peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, notes: notes)
+            peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, stacks: stacks,
+            notes: notes)
+    }
+
+    /// The stacks a baseline compares: the `limit` largest by bytes live at the peak, and by allocation calls
+    /// (resolving every stack of a large program would cost more than the check itself).
+    private static func baselineStacks(pass: TracePass, presenter: StackPresenter, limit: Int) -> [StackFigures] {
+        guard limit > 0 else { return [] }
+        let byPeak = pass.sites.filter { $0.value.peakBytes > 0 }.sorted { $0.value.peakBytes > $1.value.peakBytes }
+        let byCalls = pass.sites.sorted { $0.value.allocationCalls > $1.value.allocationCalls }
+        let chosen = Set(byPeak.prefix(limit).map(\.key)).union(byCalls.prefix(limit).map(\.key))
+        presenter.prepareFrames(chosen)
+        var merged: [String: StackFigures] = [:]
+        for id in chosen.sorted() {
+            guard let figures = pass.sites[id] else { continue }
+            let frames = presenter.frames(id)
+            let key = Baseline.stackKey(frames)
+            // Stacks that differ only in addresses (inlined copies, a rebuilt binary) are one stack here.
+            if var existing = merged[key] {
+                existing.peakBytes &+= figures.peakBytes
+                existing.allocationCalls &+= figures.allocationCalls
+                merged[key] = existing
+            } else {
+                merged[key] = StackFigures(
+                    key: key, frames: frames, peakBytes: figures.peakBytes, allocationCalls: figures.allocationCalls)
+            }
+        }
+        return merged.values.sorted { $0.key < $1.key }
     }
 }

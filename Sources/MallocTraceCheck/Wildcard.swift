@@ -1,10 +1,10 @@
 /// valgrind's suppression wildcards: `*` matches any run of characters (none included), `?` exactly one,
 /// and the pattern must match the whole text (valgrind's `VG_(string_match)`). Nothing can be escaped.
-struct Wildcard: Sendable, Equatable, Hashable {
-    let pattern: String
+public struct Wildcard: Sendable, Equatable, Hashable {
+    public let pattern: String
     private let bytes: [UInt8]
 
-    init(_ pattern: String) {
+    public init(_ pattern: String) {
         self.pattern = pattern
         bytes = Array(pattern.utf8)
     }
@@ -14,7 +14,7 @@ struct Wildcard: Sendable, Equatable, Hashable {
 
     /// Backtrack-to-last-star walk: O(text × pattern) at worst. `?` matches one byte, so a pattern matches
     /// a multi-byte character with as many `?` as it has UTF-8 bytes (valgrind matches bytes too).
-    func matches(_ text: String) -> Bool {
+    public func matches(_ text: String) -> Bool {
         let text = Array(text.utf8)
         let (asterisk, question) = (UInt8(ascii: "*"), UInt8(ascii: "?"))
         var (t, p) = (0, 0)

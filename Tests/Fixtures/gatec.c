@@ -25,7 +25,7 @@ static void *worker(void *argument) {
 }
 
 __attribute__((noinline)) static void leak_one(void) {
-    void *lost = malloc(4321); /* MARK:gatec-leak */
+    void *lost = malloc(4321);          /* MARK:gatec-leak */
     __asm__ volatile("" : : "r"(lost)); /* the call stays; the only pointer dies with this frame */
 }
 

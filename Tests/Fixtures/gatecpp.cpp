@@ -19,8 +19,8 @@ static const std::string &greeting() {
 }
 
 __attribute__((noinline)) static void leakOne() {
-    int *lost = new int[25];  // MARK:gatecpp-leak
-    __asm__ volatile("" : : "r"(lost));  // the call stays; the only pointer dies with this frame
+    int *lost = new int[25];            // MARK:gatecpp-leak
+    __asm__ volatile("" : : "r"(lost)); // the call stays; the only pointer dies with this frame
 }
 
 int main(int argc, char **argv) {

@@ -41,8 +41,12 @@ func runProgram(
     try withSignalsUnblocked { try process.run() }
     let timer = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+    // Both pipes are drained at once: a child that fills one while the other is read would wait forever.
+    let errorsRead = DispatchGroup()
+    nonisolated(unsafe) var errors = Data()
+    DispatchQueue.global().async(group: errorsRead) { errors = stderr.fileHandleForReading.readDataToEndOfFile() }
     let output = stdout.fileHandleForReading.readDataToEndOfFile()
-    let errors = stderr.fileHandleForReading.readDataToEndOfFile()
+    errorsRead.wait()
     process.waitUntilExit()
     timer.cancel()
     let signaled = process.terminationReason == .uncaughtSignal

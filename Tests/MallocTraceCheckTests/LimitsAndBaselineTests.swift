@@ -10,7 +10,8 @@ func process(
     peak: UInt64 = 0, calls: UInt64 = 0, stacks: [StackFigures] = []
 ) -> ProcessVerdict {
     ProcessVerdict(
-        tracePath: "/tmp/app.\(pid).mtrace", processID: pid, executable: executable, arguments: arguments,
+        tracePath: "/tmp/app.\(pid).mtrace", processID: pid, executable: executable,
+        arguments: [executable] + arguments,
         endDescription: "exited normally", hasLeakScan: true, findings: findings, peakBytes: peak,
         allocationCalls: calls, stacks: stacks)
 }

@@ -8,7 +8,7 @@ enum Samples {
 
     static let failing = ProcessVerdict(
         tracePath: "/tmp/malloctrace.app.100.mtrace", processID: 100, executable: "/usr/bin/app",
-        arguments: ["--fast"], endDescription: "exited normally", hasLeakScan: true,
+        arguments: ["/usr/bin/app", "--fast"], endDescription: "exited normally", hasLeakScan: true,
         findings: [
             simpleFinding("make_node"),
             finding(
