@@ -1,3 +1,4 @@
+public import MallocTraceFormat
 public import MallocTraceReports
 
 /// One suppression: a LeakSanitizer `leak:` line or a valgrind memcheck `Memcheck:Leak` block.
@@ -13,6 +14,10 @@ public struct Suppression: Sendable, Equatable {
         case leakSanitizer(StackPattern)
         /// valgrind memcheck's block; see ``MemcheckRule`` and ``MemcheckStack``.
         case memcheck(MemcheckRule)
+        /// Built-in defaults only: the blocks of `kinds` whose first shown frame (allocator and runtime
+        /// layers folded, ``LeakFinding/frames``) lies in a module matching the wildcard: memory a library
+        /// allocated itself, not memory the program allocated through it.
+        case allocatedBy(module: Wildcard, kinds: Set<LeakKind>)
     }
 
     /// The memcheck block's name, the `leak:` line itself, or the built-in default's name.
@@ -34,6 +39,11 @@ public struct Suppression: Sendable, Equatable {
             return finding.allFrames.contains { pattern.matches($0) }
         case .memcheck(let rule):
             return rule.matches(finding)
+        case .allocatedBy(let module, let kinds):
+            // A stack cut short inside the allocation layers folds to nothing: its outermost frame decides.
+            let first = finding.frames.first { !AllocatorFrames.isAllocatorFrame($0) } ?? finding.frames.last
+            guard kinds.contains(finding.kind), let path = first?.module else { return false }
+            return module.matches(path)
         }
     }
 }

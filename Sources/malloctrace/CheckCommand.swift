@@ -101,8 +101,8 @@ struct CheckCommand: ParsableCommand {
     @Option(
         name: .customLong("process"),
         help: ArgumentHelp(
-            "Judge only processes whose executable name matches (* wildcard; repeatable), e.g. the test runner of"
-                + " `swift test`. Default: every process.", valueName: "pattern"))
+            "Judge only processes whose executable name matches (* and ? wildcards; repeatable). Default: every"
+                + " process; for `swift test`, its test runner (*.xctest).", valueName: "pattern"))
     var processPatterns: [String] = []
 
     @Option(
@@ -204,6 +204,11 @@ struct CheckCommand: ParsableCommand {
             } catch {
                 unreadable.append("\(path): \(error)")
             }
+        }
+        if verdicts.count < paths.count - unreadable.count {
+            say(
+                "judged \(verdicts.count) of \(paths.count - unreadable.count) processes (--process "
+                    + policy.processPatterns.map(\.pattern).joined(separator: ", ") + ")")
         }
         let verdict = policy.apply(to: CheckVerdict(processes: verdicts, countedKinds: kinds))
         try publish(verdict, toStandardError: !command.isEmpty)

@@ -25,9 +25,23 @@ struct CheckPolicy {
         } catch {
             throw ValidationError(error.description)
         }
-        processPatterns = command.processPatterns.map(Wildcard.init)
+        processPatterns = Self.defaultProcessPatterns(command).map(Wildcard.init)
         failOnIncrease = command.failOnIncrease
         toleratesLeaks = command.maxLeaked != nil
+    }
+
+    /// `--process`, or for `swift test` its test runner (`*.xctest`): the compiler, the driver and SwiftPM,
+    /// which `swift test` starts too, keep memory until exit by design and are not the code under test.
+    static func defaultProcessPatterns(_ command: CheckCommand) -> [String] {
+        guard command.processPatterns.isEmpty else { return command.processPatterns }
+        // `env [VAR=value…] swift test` is `swift test` too.
+        var words = command.command[...]
+        if words.first.map({ URL(fileURLWithPath: $0).lastPathComponent }) == "env" {
+            words = words.dropFirst().drop { $0.contains("=") || $0.hasPrefix("-") }
+        }
+        let program = words.first.map { URL(fileURLWithPath: $0).lastPathComponent }
+        let isSwiftTest = (program == "swift" && words.dropFirst().first == "test") || program == "swift-test"
+        return isSwiftTest ? ["*.xctest"] : []
     }
 
     /// True when `verdict`'s process is one `--process` selects (all without the option).

@@ -123,3 +123,63 @@ import Testing
         #expect(findings(leak.json).contains { $0.integer("bytes") == 4_321 && $0["kind"] as? String == "definite" })
     }
 }
+
+/// `malloctrace check -- swift test` on a small package: the test runner is judged (not the compiler and
+/// SwiftPM that `swift test` also starts), a clean package passes and a leaking test names its line.
+@Suite(.serialized) struct CheckSwiftTestTests {
+    private func makePackage(in scratch: Scratch, leaking: Bool) throws -> URL {
+        let root = scratch.url.appendingPathComponent("Tiny")
+        let files = [
+            "Package.swift": """
+            // swift-tools-version: 6.0
+            import PackageDescription
+            let package = Package(
+                name: "Tiny", targets: [.target(name: "Tiny"), .testTarget(name: "TinyTests", dependencies: ["Tiny"])])
+            """,
+            "Sources/Tiny/Tiny.swift": """
+            public func words(_ text: String) -> [String: Int] {
+                var counts: [String: Int] = [:]
+                for word in text.split(separator: " ") { counts[String(word), default: 0] += 1 }
+                return counts
+            }
+            """,
+            "Tests/TinyTests/TinyTests.swift": """
+            import Testing
+            @testable import Tiny
+            final class Box { var values = [1, 2, 3] }
+            @Test func counts() {
+                #expect(words("a b a")["a"] == 2)
+                \(leaking ? "_ = Unmanaged.passRetained(Box())  // the leak" : "")
+            }
+            """,
+        ]
+        for (path, text) in files {
+            let url = root.appendingPathComponent(path)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
+        return root
+    }
+
+    @Test(arguments: [false, true])
+    func swiftTestIsJudgedByItsTestRunner(leaking: Bool) throws {
+        let scratch = try Scratch()
+        let package = try makePackage(in: scratch, leaking: leaking)
+        let build = try runProgram(
+            "/usr/bin/env", ["swift", "build", "--build-tests"], directory: package, timeout: 600)
+        try #require(build.status == 0, "\(build.stderr)")
+        let result = try runProgram(
+            Products.cli, ["check", "--", "swift", "test", "--skip-build"], directory: package, timeout: 300)
+        #expect(result.stderr.contains("judged 2 of"), "\(result.stderr.suffix(2000))")
+        let named = result
+        if leaking {
+            #expect(named.status == 23)
+            #expect(named.stderr.contains("Direct leak of 24 byte(s) in 1 object(s) allocated from:"))
+            #expect(
+                named.stderr.contains("#0 TinyTests.counts() -> () \(package.path)/Tests/TinyTests/TinyTests.swift:6"))
+        } else {
+            #expect(named.status == 0, "\(named.stderr.suffix(3000))")
+        }
+    }
+}
