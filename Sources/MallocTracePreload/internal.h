@@ -74,6 +74,27 @@ void mt_say(const char *first, ...) __attribute__((sentinel));
 
 size_t mt_page_size(void);
 
+/* ---- the tracer's own mappings (tracer_memory.c) ------------------------------------------------ */
+
+#define MT_MAX_TRACER_MAPPINGS 1024
+
+typedef struct mt_range {
+    uintptr_t start, end;
+} mt_range_t;
+
+/* Every data mapping of the tracer that can hold a heap pointer comes from here (private, anonymous,
+ * read-write, plus `extra_flags`), so that the leak scan can leave them out of its roots. NULL on
+ * failure; errno kept. */
+void *mt_map_memory(size_t bytes, int extra_flags);
+void mt_unmap_memory(void *memory, size_t bytes);
+/* The registry's lock (innermost of all; the scan holds it across the stop) and, in a forked child,
+ * a fresh one. */
+void mt_tracer_mappings_lock(void);
+void mt_tracer_mappings_unlock(void);
+void mt_tracer_mappings_reset_lock(void);
+/* The registered ranges (unsorted); SIZE_MAX when some mapping could not be registered. Lock held. */
+size_t mt_tracer_mappings_locked(const mt_range_t **mappings);
+
 /* ---- configuration (config.c) ----------------------------------------------------------------- */
 
 typedef struct mt_config {

@@ -133,13 +133,15 @@ static uint32_t mt_wait_for_acks(pid_t pid, uint64_t deadline) {
     }
 }
 
+bool mt_stop_world_prepare(void) {
+    if (g_slots == NULL) g_slots = mt_scratch_map(MT_MAX_STOPPED * sizeof(mt_stopped_thread_t));
+    if (g_signalled == NULL) g_signalled = mt_scratch_map(MT_MAX_STOPPED * sizeof(pid_t));
+    return g_slots != NULL && g_signalled != NULL;
+}
+
 bool mt_stop_world(mt_world_t *world) {
     *world = (mt_world_t){0};
-    if (g_slots == NULL) {
-        g_slots = mt_scratch_map(MT_MAX_STOPPED * sizeof(mt_stopped_thread_t));
-        g_signalled = mt_scratch_map(MT_MAX_STOPPED * sizeof(pid_t));
-        if (g_slots == NULL || g_signalled == NULL) return false;
-    }
+    if (g_slots == NULL || g_signalled == NULL) return false;
     for (uint32_t i = 0; i < MT_MAX_STOPPED && atomic_load(&g_slots[i].ready); i++) atomic_store(&g_slots[i].ready, 0);
     atomic_store(&g_acks, 0);
     g_signalled_count = 0;
