@@ -7,6 +7,7 @@
 #define MALLOCTRACE_INTERNAL_H
 
 #define _GNU_SOURCE
+#include <signal.h> /* sigset_t, in hooks.def */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -264,6 +265,9 @@ size_t mt_live_copy_locked(mt_live_entry_t *out, size_t capacity);
 void mt_leak_scan_initialize(void);
 /* Runs one scan and appends its LEAK_SCAN records (enum mt_leak_scan_trigger). Guard held. */
 void mt_leak_scan(uint32_t trigger);
+/* Unblocks the scan's stop signal in this thread if the program's environment had blocked it (the
+ * mask survives exec), remembering that the program believes it blocked. At start, leak scan on. */
+void mt_unblock_stop_signal(void);
 /* Stack pointer of an explicit exit() call on the main thread (0: main returned, or not main). */
 extern uintptr_t g_exit_stack_pointer;
 

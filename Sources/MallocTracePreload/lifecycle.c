@@ -122,6 +122,7 @@ static bool mt_start_tracing(void) {
         mt_leak_scan_initialize();
     }
     g_leak_scan = g_config.leak_scan;
+    if (g_leak_scan) mt_unblock_stop_signal();
     mt_modules_refresh();
     return true;
 }
