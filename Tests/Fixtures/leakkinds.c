@@ -19,7 +19,7 @@
  *   underscore-exit 1014 B dropped, then _exit(0)                      → definite
  *   mmap-root       1016 B only in an anonymous mmap page               → reachable (memcheck; LSan: direct)
  *   exited-thread   1017 B only in a local of a thread that has exited
- *                   and was joined (its stack stays cached by glibc)   → definite (LSan; memcheck: reachable)
+ *                   and was joined (its stack stays cached by glibc)   → definite (LSan and memcheck too)
  *   blocked-signal  1018 B only in a local of a thread that blocks
  *                   every signal and waits in read                     → reachable, no thread missed
  *   clean           everything freed                                   → nothing but runtime blocks
