@@ -7,6 +7,7 @@
 #define MALLOCTRACE_INTERNAL_H
 
 #define _GNU_SOURCE
+#include <signal.h> /* sigset_t, in hooks.def */
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,6 +74,27 @@ void mt_fail(const char *first, ...) __attribute__((sentinel));
 void mt_say(const char *first, ...) __attribute__((sentinel));
 
 size_t mt_page_size(void);
+
+/* ---- the tracer's own mappings (tracer_memory.c) ------------------------------------------------ */
+
+#define MT_MAX_TRACER_MAPPINGS 1024
+
+typedef struct mt_range {
+    uintptr_t start, end;
+} mt_range_t;
+
+/* Every data mapping of the tracer that can hold a heap pointer comes from here (private, anonymous,
+ * read-write, plus `extra_flags`), so that the leak scan can leave them out of its roots. NULL on
+ * failure; errno kept. */
+void *mt_map_memory(size_t bytes, int extra_flags);
+void mt_unmap_memory(void *memory, size_t bytes);
+/* The registry's lock (innermost of all; the scan holds it across the stop) and, in a forked child,
+ * a fresh one. */
+void mt_tracer_mappings_lock(void);
+void mt_tracer_mappings_unlock(void);
+void mt_tracer_mappings_reset_lock(void);
+/* The registered ranges (unsorted); SIZE_MAX when some mapping could not be registered. Lock held. */
+size_t mt_tracer_mappings_locked(const mt_range_t **mappings);
 
 /* ---- configuration (config.c) ----------------------------------------------------------------- */
 
@@ -243,6 +265,9 @@ size_t mt_live_copy_locked(mt_live_entry_t *out, size_t capacity);
 void mt_leak_scan_initialize(void);
 /* Runs one scan and appends its LEAK_SCAN records (enum mt_leak_scan_trigger). Guard held. */
 void mt_leak_scan(uint32_t trigger);
+/* Unblocks the scan's stop signal in this thread if the program's environment had blocked it (the
+ * mask survives exec), remembering that the program believes it blocked. At start, leak scan on. */
+void mt_unblock_stop_signal(void);
 /* Stack pointer of an explicit exit() call on the main thread (0: main returned, or not main). */
 extern uintptr_t g_exit_stack_pointer;
 

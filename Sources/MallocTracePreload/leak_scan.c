@@ -22,14 +22,16 @@
 #define MT_MAX_MODULE_RANGES 8192
 #define MT_MAPS_BUFFER_BYTES (16u << 20)
 #define MT_MAX_MAPPINGS (MT_MAPS_BUFFER_BYTES / 32)
+#define MT_MAX_EXCLUDED (MT_MAX_TRACER_MAPPINGS + 3)
 #define MT_MAX_ROOT_RANGE (1ull << 32) /* a "stack" longer than this is a bogus pointer pair */
 
 uintptr_t g_exit_stack_pointer;
 
 static size_t (*g_usable_size)(void *);
 static void **g_libc_stack_end;
-static size_t g_static_tls_size;
+static size_t g_static_tls_size, g_static_tls_align = 64;
 static size_t g_sizeof_pthread = 2368; /* glibc 2.36 x86-64, in case libc does not tell (LEAKSCAN §2) */
+static size_t g_pthread_tid_offset;    /* of struct pthread's tid; 0 = unknown */
 static _Atomic bool g_scan_running;
 #define MT_SAVED_REGISTERS 6
 /* Per thread: a second, concurrent caller writes its own before it finds a scan running. */
@@ -40,13 +42,14 @@ void mt_leak_scan_initialize(void) {
     g_libc_stack_end = (void **)dlsym(RTLD_DEFAULT, "__libc_stack_end");
     /* Both GLIBC_PRIVATE; LeakSanitizer reads the same two. Without them the TLS ranges are skipped. */
     void (*tls_info)(size_t *, size_t *) = (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
-    if (tls_info != NULL) {
-        size_t align;
-        tls_info(&g_static_tls_size, &align);
-    }
+    if (tls_info != NULL) tls_info(&g_static_tls_size, &g_static_tls_align);
     const unsigned int *sizeof_pthread = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
     if (sizeof_pthread != NULL) g_sizeof_pthread = *sizeof_pthread;
     if (g_static_tls_size > g_sizeof_pthread + (64u << 20)) g_static_tls_size = 0;
+    if (g_static_tls_align == 0 || (g_static_tls_align & (g_static_tls_align - 1)) != 0) g_static_tls_align = 64;
+    /* libthread_db's descriptor of the field: {bits, count, offset} (GLIBC_PRIVATE, like the two above). */
+    const unsigned int *tid = dlsym(RTLD_DEFAULT, "_thread_db_pthread_tid");
+    if (tid != NULL && tid[0] == 32 && tid[2] != 0 && tid[2] + 4 <= g_sizeof_pthread) g_pthread_tid_offset = tid[2];
 }
 
 /* ---- roots that are known before the stop -------------------------------------------------------- */
@@ -99,10 +102,27 @@ static uintptr_t mt_parse_hex(const char **cursor, const char *end) {
     return value;
 }
 
-/* Readable mappings, in address order, and the end of the main thread's [stack]. Raw open and read:
- * nothing here allocates or locks in user space, so it is safe while the others are parked. */
-static size_t mt_read_mappings(char *buffer, mt_range_t *out, uintptr_t *stack_top) {
+/* Whether the rest of a maps line after the permissions ("offset dev inode name") names no file: inode 0
+ * and no name, or a name given with prctl(PR_SET_VMA_ANON_NAME). [heap], [stack] and the like are not. */
+static bool mt_is_anonymous_line(const char *c, const char *line_end) {
+    const char *inode = NULL;
+    for (int field = 0; field < 3; field++) {
+        while (c < line_end && *c == ' ') c++;
+        inode = c;
+        while (c < line_end && *c != ' ') c++;
+    }
+    if (c - inode != 1 || *inode != '0') return false;
+    while (c < line_end && *c == ' ') c++;
+    return c == line_end || (line_end - c >= 6 && memcmp(c, "[anon:", 6) == 0);
+}
+
+/* Readable mappings, in address order, merged where contiguous; the private anonymous read-write ones
+ * (root candidates, one per line); and the end of the main thread's [stack]. Raw open and read: nothing
+ * here allocates or locks in user space, so it is safe while the others are parked. */
+static size_t mt_read_mappings(char *buffer, mt_range_t *out, mt_range_t *anonymous, size_t *anonymous_count,
+                               uintptr_t *stack_top) {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    *anonymous_count = 0;
     if (fd < 0) return 0;
     size_t length = 0;
     for (;;) {
@@ -127,6 +147,9 @@ static size_t mt_read_mappings(char *buffer, mt_range_t *out, uintptr_t *stack_t
                 out[count - 1].end = stop; /* contiguous: one range */
             else
                 out[count++] = (mt_range_t){start, stop};
+            if (line_end - c >= 4 && c[1] == 'w' && c[3] == 'p' && mt_is_anonymous_line(c + 4, line_end) &&
+                *anonymous_count < MT_MAX_MAPPINGS)
+                anonymous[(*anonymous_count)++] = (mt_range_t){start, stop};
         }
         c = line_end + 1;
     }
@@ -166,13 +189,177 @@ static void mt_mark_thread(mt_heap_t *heap, const mt_module_ranges_t *modules, u
                              thread_pointer + g_sizeof_pthread, thread_pointer);
 }
 
+typedef struct mt_scratch {
+    mt_module_ranges_t modules;
+    mt_live_entry_t *blocks, *spare;
+    size_t block_capacity;
+    uint8_t *state, *queued;
+    uint32_t *stack, *interior;
+    char *maps_text;
+    mt_range_t *mappings, *anonymous, *excluded;
+    size_t anonymous_count;
+} mt_scratch_t;
+
+/* ---- anonymous mappings ---------------------------------------------------------------------------
+ *
+ * Private anonymous read-write mappings are roots, as in valgrind's memcheck, which scans every readable
+ * and writable client mapping but its own heap (scan_memory_root_set, mc_leakcheck.c). LeakSanitizer
+ * scans none of them and asks custom allocators to call __lsan_register_root_region. An interposer cannot
+ * know the arenas of custom allocators — CPython's pymalloc keeps small objects, and the pointers they hold
+ * to malloc blocks, in mmap'd arenas — so we follow memcheck. Left out, because they would hide leaks or
+ * are scanned otherwise:
+ *   - malloc's own memory: [heap] (by name), glibc's non-main heaps (by their heap_info header, even when
+ *     empty: freed chunks keep stale pointers), and the pages of every live block (glibc's mmap'd chunks;
+ *     page-wise, not the whole line, since the kernel merges adjacent anonymous mappings into one line)
+ *   - a line holding a stopped thread's or this thread's stack pointer: stacks are scanned from the stack
+ *     pointer up; below it lie dead frames
+ *   - the stack of an exited thread, cached by glibc (struct pthread at the top, tid <= 0): dead frames. A live
+ *     thread that missed the stop gets its whole stack scanned instead (LeakSanitizer's fallback when it
+ *     has no registers), minus this library's TLS block.
+ *   - the tracer's own mappings (tracer_memory.c), its loaded segments and its TLS block inside the main
+ *     thread's TCB mapping (ld.so's), where the recorder keeps the last pointer it encoded
+ * Limits: a stack line merged with a neighbouring mapping takes the neighbour with it (either way); an
+ * allocator that keeps freed memory mapped contributes its stale pointers, as under memcheck. */
+
+#define MT_GLIBC_HEAP_BYTES (64ull << 20) /* HEAP_MAX_SIZE on 64-bit: 2 * DEFAULT_MMAP_THRESHOLD_MAX */
+#define MT_GLIBC_HEAP_INFO_BYTES 48       /* sizeof(heap_info) in glibc >= 2.35; the arena follows it */
+
+/* The rw size of a glibc non-main heap starting at `at` (a 64 MiB boundary inside [at, end)), or 0.
+ * heap_info: ar_ptr (the arena, just after the first heap's heap_info), prev (another heap or NULL),
+ * size, mprotect_size (the read-write part), pagesize. */
+static size_t mt_glibc_heap_at(uintptr_t at, uintptr_t end) {
+    if (end - at < MT_GLIBC_HEAP_INFO_BYTES) return 0;
+    const uintptr_t *info = (const uintptr_t *)at;
+    size_t page = mt_page_size();
+    bool plausible = (info[0] & (MT_GLIBC_HEAP_BYTES - 1)) == MT_GLIBC_HEAP_INFO_BYTES &&
+                     (info[1] & (MT_GLIBC_HEAP_BYTES - 1)) == 0 && info[2] <= info[3] &&
+                     info[3] <= MT_GLIBC_HEAP_BYTES && info[3] != 0 && info[3] % page == 0 && info[4] >= page &&
+                     (info[4] & (info[4] - 1)) == 0;
+    return plausible ? info[3] : 0;
+}
+
+/* First block that starts at or after `address`. */
+static size_t mt_first_block_from(const mt_heap_t *heap, uintptr_t address) {
+    size_t lo = 0, hi = heap->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (heap->blocks[mid].address < address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* [start, end) as roots, minus the pages of live blocks. */
+static void mt_mark_between_blocks(mt_heap_t *heap, uintptr_t start, uintptr_t end) {
+    uintptr_t page_mask = mt_page_size() - 1, cursor = start;
+    size_t i = mt_first_block_from(heap, start);
+    if (i > 0) i--; /* the one before may reach into the range */
+    for (; i < heap->count && heap->blocks[i].address < end; i++) {
+        uintptr_t size = heap->blocks[i].info & MT_LIVE_SIZE_MASK;
+        uintptr_t first = heap->blocks[i].address & ~page_mask;
+        uintptr_t last = (heap->blocks[i].address + (size ? size : 1) + page_mask) & ~page_mask;
+        if (last <= cursor) continue;
+        if (first > cursor) mt_mark_root(heap, cursor, first < end ? first : end);
+        cursor = last;
+    }
+    if (cursor < end) mt_mark_root(heap, cursor, end);
+}
+
+/* [start, end) as roots, minus the excluded ranges (sorted by start) and glibc's heaps. */
+static void mt_mark_outside(mt_heap_t *heap, const mt_range_t *excluded, size_t excluded_count, uintptr_t start,
+                            uintptr_t end) {
+    uintptr_t cursor = start;
+    for (uintptr_t at = (start + MT_GLIBC_HEAP_BYTES - 1) & ~(MT_GLIBC_HEAP_BYTES - 1); at >= start && at < end;
+         at += MT_GLIBC_HEAP_BYTES) {
+        size_t heap_bytes = mt_glibc_heap_at(at, end);
+        if (heap_bytes == 0) continue;
+        mt_mark_outside(heap, excluded, excluded_count, cursor, at);
+        cursor = at + heap_bytes;
+    }
+    for (size_t i = 0; i < excluded_count && cursor < end; i++) {
+        if (excluded[i].end <= cursor) continue;
+        if (excluded[i].start >= end) break;
+        if (excluded[i].start > cursor) mt_mark_between_blocks(heap, cursor, excluded[i].start);
+        cursor = excluded[i].end;
+    }
+    if (cursor < end) mt_mark_between_blocks(heap, cursor, end);
+}
+
+static bool mt_holds_stack_pointer(const mt_world_t *world, uintptr_t own_stack_pointer, uintptr_t start,
+                                   uintptr_t end) {
+    if (own_stack_pointer >= start && own_stack_pointer < end) return true;
+    for (uint32_t i = 0; i < world->stopped; i++)
+        if (world->threads[i].stack_pointer >= start && world->threads[i].stack_pointer < end) return true;
+    return false;
+}
+
+static void mt_mark_anonymous(mt_heap_t *heap, const mt_module_ranges_t *modules, const mt_world_t *world,
+                              const mt_range_t *anonymous, size_t anonymous_count, const mt_range_t *excluded,
+                              size_t excluded_count, uintptr_t own_stack_pointer) {
+    for (size_t m = 0; m < anonymous_count; m++) {
+        uintptr_t start = anonymous[m].start, end = anonymous[m].end;
+        if (mt_holds_stack_pointer(world, own_stack_pointer, start, end)) continue;
+        /* A thread's stack block ends with its struct pthread (glibc's allocate_stack), whose first and
+         * third words (tcbhead_t's tcb and self) point at itself. */
+        uintptr_t thread = (end - g_sizeof_pthread) & ~(uintptr_t)(g_static_tls_align - 1);
+        if (end - start > g_sizeof_pthread && thread >= start) {
+            const uintptr_t *tcb = (const uintptr_t *)thread;
+            if (tcb[0] == thread && tcb[2] == thread) {
+                /* The kernel clears tid when the thread ends, glibc sets -1 when it caches the stack. */
+                if (g_pthread_tid_offset == 0 || *(const volatile pid_t *)(thread + g_pthread_tid_offset) <= 0)
+                    continue;                                            /* exited: dead frames only */
+                mt_mark_thread_range(heap, modules, start, end, thread); /* alive but missed the stop */
+                continue;
+            }
+        }
+        mt_mark_outside(heap, excluded, excluded_count, start, end);
+    }
+}
+
+/* The ranges mt_mark_anonymous leaves out besides malloc's: the tracer's mappings and segments and its TLS
+ * block in the threads whose TLS may sit in an anonymous mapping (this one and the main thread); sorted.
+ * Registry locked. False when some tracer mapping is not registered (then no anonymous mapping is a root). */
+static bool mt_collect_exclusions(mt_range_t *out, size_t *count, const mt_module_ranges_t *modules,
+                                  const mt_world_t *world) {
+    const mt_range_t *registered;
+    size_t n = mt_tracer_mappings_locked(&registered);
+    if (n == SIZE_MAX) return false;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) out[k++] = registered[i];
+    out[k++] = (mt_range_t){g_self_start, g_self_end};
+    uintptr_t thread_pointers[2] = {(uintptr_t)pthread_self(), 0};
+    pid_t pid = getpid();
+    for (uint32_t i = 0; i < world->stopped; i++)
+        if (world->threads[i].tid == pid) thread_pointers[1] = world->threads[i].thread_pointer;
+    for (int t = 0; t < 2; t++) {
+        if (thread_pointers[t] == 0 || modules->own_tls_size == 0) continue;
+        uintptr_t hole = thread_pointers[t] + (uintptr_t)modules->own_tls_offset;
+        out[k++] = (mt_range_t){hole, hole + modules->own_tls_size};
+    }
+    for (size_t i = 1; i < k; i++) { /* insertion sort: a few hundred ranges, and qsort may allocate */
+        mt_range_t range = out[i];
+        size_t j = i;
+        for (; j > 0 && out[j - 1].start > range.start; j--) out[j] = out[j - 1];
+        out[j] = range;
+    }
+    *count = k;
+    return true;
+}
+
 /* All roots, then phases 2 and 3. `own_stack_pointer`: where the program's frames end on this thread. */
 static void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *modules, const mt_world_t *world,
-                               uint32_t trigger, uintptr_t stack_top, uintptr_t own_stack_pointer) {
+                               uint32_t trigger, uintptr_t stack_top, uintptr_t own_stack_pointer,
+                               const mt_scratch_t *s) {
     pid_t pid = getpid();
     bool self_is_main = (pid_t)syscall(SYS_gettid) == pid;
 
     for (size_t i = 0; i < modules->count; i++) mt_mark_root(heap, modules->ranges[i].start, modules->ranges[i].end);
+    size_t excluded_count = 0;
+    if (mt_collect_exclusions(s->excluded, &excluded_count, modules, world))
+        mt_mark_anonymous(heap, modules, world, s->anonymous, s->anonymous_count, s->excluded, excluded_count,
+                          own_stack_pointer);
     mt_mark_root(heap, (uintptr_t)t_own_registers, (uintptr_t)(t_own_registers + MT_SAVED_REGISTERS));
 
     uintptr_t self_tp = (uintptr_t)pthread_self();
@@ -248,16 +435,6 @@ static void mt_write_scan(const mt_heap_t *heap, const mt_scan_result_t *result,
     mt_scratch_unmap(entries, capacity);
 }
 
-typedef struct mt_scratch {
-    mt_module_ranges_t modules;
-    mt_live_entry_t *blocks, *spare;
-    size_t block_capacity;
-    uint8_t *state, *queued;
-    uint32_t *stack, *interior;
-    char *maps_text;
-    mt_range_t *mappings;
-} mt_scratch_t;
-
 static bool mt_map_blocks(mt_scratch_t *s, size_t capacity) {
     s->block_capacity = capacity;
     s->blocks = mt_scratch_map(capacity * sizeof(mt_live_entry_t));
@@ -280,6 +457,8 @@ static void mt_unmap_scratch(mt_scratch_t *s) {
     mt_scratch_unmap(s->interior, n * sizeof(uint32_t));
     mt_scratch_unmap(s->maps_text, MT_MAPS_BUFFER_BYTES);
     mt_scratch_unmap(s->mappings, MT_MAX_MAPPINGS * sizeof(mt_range_t));
+    mt_scratch_unmap(s->anonymous, MT_MAX_MAPPINGS * sizeof(mt_range_t));
+    mt_scratch_unmap(s->excluded, MT_MAX_EXCLUDED * sizeof(mt_range_t));
 }
 
 /* Everything between locking the table and unlocking it. */
@@ -294,9 +473,16 @@ static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, m
     mt_sort_blocks(s->blocks, s->spare, count); /* before the stop: the others wait only for the lock */
 
     mt_world_t world;
-    if (!mt_stop_world(&world)) return false;
+    if (!mt_stop_world_prepare()) return false;
+    /* Held until the resume: a parked thread must not hold it, and the registry must not change while the
+     * scan reads it and /proc/self/maps. */
+    mt_tracer_mappings_lock();
+    if (!mt_stop_world(&world)) {
+        mt_tracer_mappings_unlock();
+        return false;
+    }
     uintptr_t stack_top = 0;
-    size_t mapping_count = mt_read_mappings(s->maps_text, s->mappings, &stack_top);
+    size_t mapping_count = mt_read_mappings(s->maps_text, s->mappings, s->anonymous, &s->anonymous_count, &stack_top);
     *heap = (mt_heap_t){.blocks = s->blocks,
                         .count = count,
                         .state = s->state,
@@ -307,8 +493,9 @@ static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, m
                         .readable_count = mapping_count,
                         .usable_size = g_usable_size};
     mt_heap_prepare(heap);
-    mt_mark_everything(heap, &s->modules, &world, trigger, stack_top, own_stack_pointer);
+    mt_mark_everything(heap, &s->modules, &world, trigger, stack_top, own_stack_pointer, s);
     mt_resume_world(&world);
+    mt_tracer_mappings_unlock();
     result->duration_ns = mt_monotonic_ns() - started;
     result->threads_scanned = world.stopped + 1;
     result->threads_missed = world.missed;
@@ -324,7 +511,10 @@ static __attribute__((noinline)) void mt_leak_scan_from(uint32_t trigger, uintpt
     scratch.modules.ranges = mt_scratch_map(MT_MAX_MODULE_RANGES * sizeof(mt_range_t));
     scratch.maps_text = mt_scratch_map(MT_MAPS_BUFFER_BYTES);
     scratch.mappings = mt_scratch_map(MT_MAX_MAPPINGS * sizeof(mt_range_t));
-    bool ok = scratch.modules.ranges && scratch.maps_text && scratch.mappings && g_usable_size != NULL;
+    scratch.anonymous = mt_scratch_map(MT_MAX_MAPPINGS * sizeof(mt_range_t));
+    scratch.excluded = mt_scratch_map(MT_MAX_EXCLUDED * sizeof(mt_range_t));
+    bool ok = scratch.modules.ranges && scratch.maps_text && scratch.mappings && scratch.anonymous &&
+              scratch.excluded && g_usable_size != NULL;
     if (ok) dl_iterate_phdr(mt_collect_module, &scratch.modules);
     mt_heap_t heap = {0};
     mt_scan_result_t result = {0};

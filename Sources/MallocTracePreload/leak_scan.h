@@ -12,19 +12,9 @@
 #include <sys/mman.h>
 #include <sys/types.h>
 
-typedef struct mt_range {
-    uintptr_t start, end;
-} mt_range_t;
-
-static inline void *mt_scratch_map(size_t bytes) {
-    if (bytes == 0) bytes = 1;
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return memory == MAP_FAILED ? NULL : memory;
-}
-
-static inline void mt_scratch_unmap(void *memory, size_t bytes) {
-    if (memory != NULL) munmap(memory, bytes == 0 ? 1 : bytes);
-}
+/* Scratch memory: registered as the tracer's (never a root), reserved lazily. */
+static inline void *mt_scratch_map(size_t bytes) { return mt_map_memory(bytes, MAP_NORESERVE); }
+static inline void mt_scratch_unmap(void *memory, size_t bytes) { mt_unmap_memory(memory, bytes); }
 
 /* ---- thread_stop.c ---------------------------------------------------------------------------- */
 
@@ -41,6 +31,8 @@ typedef struct mt_world {
     uint32_t missed; /* signalled, alive, but never answered within the timeout */
 } mt_world_t;
 
+/* Maps what mt_stop_world needs, once (before the tracer's mapping registry is locked). */
+bool mt_stop_world_prepare(void);
 /* Parks every other thread of the process in a signal handler; false if the handler could not be
  * installed (nothing stopped then). */
 bool mt_stop_world(mt_world_t *world);

@@ -122,6 +122,7 @@ static bool mt_start_tracing(void) {
         mt_leak_scan_initialize();
     }
     g_leak_scan = g_config.leak_scan;
+    if (g_leak_scan) mt_unblock_stop_signal();
     mt_modules_refresh();
     return true;
 }
@@ -139,10 +140,12 @@ static void mt_before_fork(void) {
     mt_file_lock();
     mt_sampler_lock();
     if (g_leak_scan) mt_live_lock();
+    mt_tracer_mappings_lock();
 }
 
 static void mt_after_fork_in_parent(void) {
     if (!t_fork_locked) return;
+    mt_tracer_mappings_unlock();
     if (g_leak_scan) mt_live_unlock();
     mt_sampler_unlock();
     mt_file_unlock();
@@ -159,6 +162,7 @@ static void mt_after_fork_in_child(void) {
     mt_recorder_reset_thread();
     mt_sampler_reset();
     if (g_leak_scan && t_fork_locked) mt_live_reset_locks();
+    if (t_fork_locked) mt_tracer_mappings_reset_lock();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
      * leaves no near-empty trace behind (the exec'd program writes one of its own). */

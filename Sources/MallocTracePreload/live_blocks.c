@@ -70,14 +70,12 @@ static void mt_place(mt_live_entry_t *slots, size_t mask, mt_live_entry_t entry)
 /* Doubles a shard. Shard locked. */
 static bool mt_grow(mt_live_shard_t *shard) {
     size_t capacity = shard->slots ? (shard->mask + 1) * 2 : MT_LIVE_FIRST_SLOTS;
-    void *memory =
-        mmap(NULL, capacity * sizeof(mt_live_entry_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) return false;
-    mt_live_entry_t *slots = memory;
+    mt_live_entry_t *slots = mt_map_memory(capacity * sizeof(mt_live_entry_t), 0);
+    if (slots == NULL) return false;
     if (shard->slots != NULL) {
         for (size_t i = 0; i <= shard->mask; i++)
             if (shard->slots[i].address != 0) mt_place(slots, capacity - 1, shard->slots[i]);
-        munmap(shard->slots, (shard->mask + 1) * sizeof(mt_live_entry_t));
+        mt_unmap_memory(shard->slots, (shard->mask + 1) * sizeof(mt_live_entry_t));
     }
     shard->slots = slots;
     shard->mask = capacity - 1;

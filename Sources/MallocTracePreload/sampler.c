@@ -115,12 +115,11 @@ static void mt_place(uintptr_t *slots, size_t capacity, uintptr_t key) {
 /* Doubles the table (memory from mmap: the tracer must not allocate through the traced allocator). */
 static bool mt_grow_table(void) {
     size_t capacity = g_capacity ? g_capacity * 2 : MT_FIRST_TABLE_SLOTS;
-    void *memory = mmap(NULL, capacity * sizeof(uintptr_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (memory == MAP_FAILED) return false;
-    uintptr_t *slots = memory;
+    uintptr_t *slots = mt_map_memory(capacity * sizeof(uintptr_t), 0);
+    if (slots == NULL) return false;
     for (size_t i = 0; i < g_capacity; i++)
         if (g_slots[i] != 0) mt_place(slots, capacity, g_slots[i]);
-    if (g_slots != NULL) munmap(g_slots, g_capacity * sizeof(uintptr_t));
+    mt_unmap_memory(g_slots, g_capacity * sizeof(uintptr_t));
     g_slots = slots;
     g_capacity = capacity;
     return true;

@@ -41,13 +41,8 @@ static uintptr_t *g_frame_arena;
 static size_t g_frame_arena_left;
 uintptr_t g_self_start, g_self_end;
 
-static void *mt_map_anonymous(size_t bytes) {
-    void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return memory == MAP_FAILED ? NULL : memory;
-}
-
 static mt_stack_table_t *mt_new_table(uint64_t slots) {
-    mt_stack_table_t *table = mt_map_anonymous(sizeof(mt_stack_table_t) + slots * sizeof(mt_stack_slot_t));
+    mt_stack_table_t *table = mt_map_memory(sizeof(mt_stack_table_t) + slots * sizeof(mt_stack_slot_t), 0);
     if (table != NULL) table->mask = slots - 1;
     return table;
 }
@@ -118,7 +113,7 @@ static inline uint32_t mt_find_stack(mt_stack_table_t *table, uint64_t hash, con
 static const uintptr_t *mt_store_frames(const uintptr_t *frames, uint32_t count) {
     size_t words = count ? count : 1;
     if (g_frame_arena_left < words) {
-        g_frame_arena = mt_map_anonymous(MT_FRAME_ARENA_BYTES);
+        g_frame_arena = mt_map_memory(MT_FRAME_ARENA_BYTES, 0);
         if (g_frame_arena == NULL) return NULL;
         g_frame_arena_left = MT_FRAME_ARENA_BYTES / sizeof(uintptr_t);
     }

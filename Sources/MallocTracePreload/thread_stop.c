@@ -133,13 +133,15 @@ static uint32_t mt_wait_for_acks(pid_t pid, uint64_t deadline) {
     }
 }
 
+bool mt_stop_world_prepare(void) {
+    if (g_slots == NULL) g_slots = mt_scratch_map(MT_MAX_STOPPED * sizeof(mt_stopped_thread_t));
+    if (g_signalled == NULL) g_signalled = mt_scratch_map(MT_MAX_STOPPED * sizeof(pid_t));
+    return g_slots != NULL && g_signalled != NULL;
+}
+
 bool mt_stop_world(mt_world_t *world) {
     *world = (mt_world_t){0};
-    if (g_slots == NULL) {
-        g_slots = mt_scratch_map(MT_MAX_STOPPED * sizeof(mt_stopped_thread_t));
-        g_signalled = mt_scratch_map(MT_MAX_STOPPED * sizeof(pid_t));
-        if (g_slots == NULL || g_signalled == NULL) return false;
-    }
+    if (g_slots == NULL || g_signalled == NULL) return false;
     for (uint32_t i = 0; i < MT_MAX_STOPPED && atomic_load(&g_slots[i].ready); i++) atomic_store(&g_slots[i].ready, 0);
     atomic_store(&g_acks, 0);
     g_signalled_count = 0;
@@ -181,4 +183,56 @@ void mt_resume_world(mt_world_t *world) {
         sigaction(MT_STOP_SIGNAL, &g_old_action, NULL);
         g_handler_kept = false;
     }
+}
+
+/* ---- keeping the stop signal deliverable ------------------------------------------------------------
+ *
+ * A thread that blocks the stop signal never answers: it costs the scan its full timeout, and its stack is
+ * then scanned whole as a fallback (leak_scan.c). So while the leak scan is on, the signal is taken out of
+ * every mask the program sets, as bdwgc's GC_pthread_sigmask does for its suspend signal. The program keeps
+ * its own view: each thread remembers whether it asked for the signal blocked, and an old mask handed back
+ * says so. Not covered: a new thread believes it inherited its creator's view but starts with the signal
+ * unblocked; masks installed by sigsuspend, pselect, ppoll, epoll_pwait and signal handlers' sa_mask. */
+
+static MT_TLS bool t_program_blocks_stop;
+
+static bool mt_filtering_masks(void) { return g_leak_scan && atomic_load(&g_status) == MT_STATUS_TRACING; }
+
+/* Returns what the real call returned (pthread_sigmask: an error number; sigprocmask: -1 and errno). */
+static int mt_set_mask(bool per_thread, int how, const sigset_t *set, sigset_t *old) {
+    if (real.pthread_sigmask == NULL || real.sigprocmask == NULL) mt_resolve_real_functions();
+    bool known_how = how == SIG_BLOCK || how == SIG_UNBLOCK || how == SIG_SETMASK;
+    if (!mt_filtering_masks() || !known_how)
+        return per_thread ? real.pthread_sigmask(how, set, old) : real.sigprocmask(how, set, old);
+    bool blocks = t_program_blocks_stop;
+    sigset_t filtered;
+    if (set != NULL) {
+        bool named = sigismember(set, MT_STOP_SIGNAL) == 1;
+        blocks = how == SIG_SETMASK ? named : how == SIG_BLOCK ? blocks || named : blocks && !named;
+        if (named && how != SIG_UNBLOCK) {
+            filtered = *set;
+            sigdelset(&filtered, MT_STOP_SIGNAL);
+            set = &filtered;
+        }
+    }
+    bool previously = t_program_blocks_stop;
+    int result = per_thread ? real.pthread_sigmask(how, set, old) : real.sigprocmask(how, set, old);
+    if (result == 0) {
+        if (old != NULL && previously) sigaddset(old, MT_STOP_SIGNAL);
+        t_program_blocks_stop = blocks;
+    }
+    return result;
+}
+
+MT_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) { return mt_set_mask(true, how, set, old); }
+
+MT_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) { return mt_set_mask(false, how, set, old); }
+
+void mt_unblock_stop_signal(void) {
+    sigset_t current;
+    if (real.pthread_sigmask(SIG_BLOCK, NULL, &current) != 0 || sigismember(&current, MT_STOP_SIGNAL) != 1) return;
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, MT_STOP_SIGNAL);
+    if (real.pthread_sigmask(SIG_UNBLOCK, &stop, NULL) == 0) t_program_blocks_stop = true;
 }

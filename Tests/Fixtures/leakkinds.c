@@ -17,13 +17,20 @@
  *   cycle           1012 ⇄ 1013 B, no outside pointer                   → one definite, the other indirect
  *   large           1 MiB (1048576 B, mmap'd by glibc), dropped        → definite
  *   underscore-exit 1014 B dropped, then _exit(0)                      → definite
+ *   mmap-root       1016 B only in an anonymous mmap page               → reachable (memcheck; LSan: direct)
+ *   exited-thread   1017 B only in a local of a thread that has exited
+ *                   and was joined (its stack stays cached by glibc)   → definite (LSan and memcheck too)
+ *   blocked-signal  1018 B only in a local of a thread that blocks
+ *                   every signal and waits in read                     → reachable, no thread missed
  *   clean           everything freed                                   → nothing but runtime blocks
  */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static void fail(const char *message) {
@@ -123,6 +130,27 @@ static void *blocked_holding_tls(void *unused) {
     return NULL;
 }
 
+static void *exiting_with_local(void *unused) {
+    (void)unused;
+    volatile uintptr_t local = (uintptr_t)malloc(1017);
+    (void)local;
+    return NULL; /* the pointer stays behind in the dead frame, inside the cached stack */
+}
+
+static void *blocking_all_signals(void *unused) {
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    if (pthread_sigmask(SIG_BLOCK, &all, NULL) != 0) fail("leakkinds: pthread_sigmask failed\n");
+    volatile uintptr_t local = (uintptr_t)malloc(1018);
+    clobber_stack();
+    if (write(g_ready[1], "r", 1) != 1) fail("leakkinds: write failed\n");
+    char byte;
+    ssize_t ignored = read(g_pipe[0], &byte, 1);
+    (void)ignored;
+    return (void *)local;
+}
+
 static void start_thread(void *(*body)(void *)) {
     make_pipes(g_ready);
     pthread_t thread;
@@ -157,6 +185,18 @@ __attribute__((noinline)) static void leak_large(void) {
 __attribute__((noinline)) static void leak_dropped(void) {
     volatile char *block = malloc(1014);
     block[0] = 1;
+}
+
+__attribute__((noinline)) static void leak_into_mmap_page(void) {
+    void **page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) fail("leakkinds: mmap failed\n");
+    page[7] = malloc(1016);
+}
+
+__attribute__((noinline)) static void run_exiting_thread(void) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, exiting_with_local, NULL) != 0) fail("leakkinds: pthread_create failed\n");
+    if (pthread_join(thread, NULL) != 0) fail("leakkinds: pthread_join failed\n");
 }
 
 __attribute__((noinline)) static void allocate_and_free(void) {
@@ -195,6 +235,12 @@ int main(int argc, char **argv) {
         leak_dropped();
         clobber_stack();
         _exit(0);
+    } else if (strcmp(scenario, "mmap-root") == 0) {
+        leak_into_mmap_page();
+    } else if (strcmp(scenario, "exited-thread") == 0) {
+        run_exiting_thread();
+    } else if (strcmp(scenario, "blocked-signal") == 0) {
+        start_thread(blocking_all_signals);
     } else if (strcmp(scenario, "clean") == 0) {
         allocate_and_free();
     } else {
