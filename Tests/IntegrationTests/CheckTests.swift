@@ -66,7 +66,7 @@ import Testing
     @Test func unreadableTracesAndUsageErrorsHaveTheirOwnStatus() throws {
         let scratch = try Scratch()
         let junk = scratch.path("junk.mtrace")
-        FileManager.default.createFile(atPath: junk, contents: Data("not a trace".utf8))
+        #expect(FileManager.default.createFile(atPath: junk, contents: Data("not a trace".utf8)))
         #expect(try runProgram(Products.cli, ["check", junk]).status == 66)
         #expect(try runProgram(Products.cli, ["check", "--leak-kinds", "bogus", junk]).status == 64)
         #expect(try runProgram(Products.cli, ["check"]).status == 64)
@@ -100,6 +100,36 @@ import Testing
         try generated.stdout.write(toFile: file, atomically: true, encoding: .utf8)
         let again = try runProgram(Products.cli, ["check", "--leak-kinds", "all", "--suppressions", file, trace])
         #expect(again.status == 0, "\(again.stdout)")
+    }
+
+    @Test func limitsAndBaselinesGateAnyProgram() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("gatec", ["leak"], in: scratch, options: ["--leak-kinds"])
+        let peak = try runProgram(Products.cli, ["check", "--max-peak", "1KiB", "--max-leaked", "1MiB", trace])
+        #expect(peak.status == 23)
+        #expect(peak.stdout.contains("is over --max-peak 1.0 KiB"), "\(peak.stdout)")
+        // --max-leaked tolerates leaks up to the size: 4,321 B pass 5,000 B and fail 4,000 B.
+        #expect(try runProgram(Products.cli, ["check", "--max-leaked", "5000", trace]).status == 0)
+        #expect(try runProgram(Products.cli, ["check", "--max-leaked", "4000", trace]).status == 23)
+        let baseline = scratch.path("baseline.json")
+        let saved = try runProgram(Products.cli, ["check", "--max-leaked", "1MiB", "--save-baseline", baseline, trace])
+        #expect(saved.status == 0, "\(saved.stderr)")
+        let same = try runProgram(
+            Products.cli, ["check", "--max-leaked", "1MiB", "--baseline", baseline, "--fail-on-increase", "5", trace])
+        #expect(same.status == 0, "\(same.stdout)")
+    }
+
+    @Test func junitAndSARIFFilesAreWritten() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("gatecpp", ["leak"], in: scratch, options: ["--leak-kinds"])
+        let junit = scratch.path("leaks.xml"), sarif = scratch.path("leaks.sarif")
+        let result = try runProgram(Products.cli, ["check", "--junit", junit, "--sarif", sarif, trace])
+        #expect(result.status == 23)
+        let xml = try String(contentsOfFile: junit, encoding: .utf8)
+        #expect(xml.contains("<failure"))
+        let document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sarif)))
+        let runs = (document as? [String: Any])?["runs"] as? [[String: Any]] ?? []
+        #expect((runs.first?["results"] as? [Any])?.count == 1)
     }
 
     @Test func pythonPassesAndALeakInCFails() throws {
