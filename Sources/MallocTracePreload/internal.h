@@ -7,6 +7,7 @@
 #define MALLOCTRACE_INTERNAL_H
 
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -47,16 +48,28 @@ size_t mt_bootstrap_size(const void *ptr);
 enum mt_status { MT_STATUS_UNINITIALIZED, MT_STATUS_INITIALIZING, MT_STATUS_TRACING, MT_STATUS_OFF };
 
 extern _Atomic int g_status;
-/* Set while this thread is inside the tracer: every allocation it makes goes untraced to libc. */
-extern MT_TLS int t_guard;
+/* Nonzero while this thread is inside the tracer: every allocation it makes goes untraced to libc. The
+ * value is the frame address of the outermost tracer frame that took it (MT_GUARD_PINNED when the guarded
+ * region spans functions, as from a fork's prepare handler to its parent handler), so that a guard left
+ * behind by a longjmp out of a signal handler can be told from a held one (mt_guard_is_stale). Taking it
+ * stores a register instead of a constant: the hot path pays nothing. */
+extern MT_TLS uintptr_t t_guard;
+#define MT_GUARD_PINNED UINTPTR_MAX
+/* The token for a guard taken in the calling function: its frame address (this library keeps frame
+ * pointers). A macro, so that it names the frame of the function it is written in. */
+#define mt_guard_token() ((uintptr_t)__builtin_frame_address(0))
+/* With the guard found set at `here` (the frame address of a hook): true when the frame that took it is gone,
+ * and the guard was released. Cold; see lifecycle.c. */
+bool mt_guard_is_stale(uintptr_t here);
 
 void mt_initialize(void);
 /* True in the process that opened the trace (not in a vfork child sharing its memory). */
 bool mt_is_trace_owner(void);
 
-/* True when this call should be recorded; initializes on first use. */
-static inline bool mt_should_record(void) {
-    if (MT_UNLIKELY(t_guard)) return false;
+/* True when this call should be recorded; initializes on first use. Always inlined: the guard's staleness
+ * test compares the hook's own frame with the one that took the guard. */
+static inline __attribute__((always_inline)) bool mt_should_record(void) {
+    if (MT_UNLIKELY(t_guard) && !mt_guard_is_stale(mt_guard_token())) return false;
     int status = atomic_load_explicit(&g_status, memory_order_relaxed);
     if (MT_LIKELY(status == MT_STATUS_TRACING)) return true;
     if (status == MT_STATUS_UNINITIALIZED) {
@@ -73,6 +86,18 @@ void mt_fail(const char *first, ...) __attribute__((sentinel));
 void mt_say(const char *first, ...) __attribute__((sentinel));
 
 size_t mt_page_size(void);
+
+/* The tracer's slow paths reach cancellation points (fallocate, open, close, write, msync and write inside
+ * libunwind): a deferred pthread_cancel would end the thread there, holding a tracer lock or the guard,
+ * and every other thread would hang on the lock. They run with cancellation disabled (cheap, and never
+ * on the per-event path); restoring the state does not act on a pending request, the program's next
+ * cancellation point does. */
+static inline int mt_cancel_off(void) {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    return state;
+}
+static inline void mt_cancel_restore(int state) { pthread_setcancelstate(state, NULL); }
 
 /* ---- configuration (config.c) ----------------------------------------------------------------- */
 

@@ -22,7 +22,7 @@
     MT_EXPORT void *name params {                                                                                      \
         if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                             \
         if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) return real.name args;                     \
-        t_guard = 1;                                                                                                   \
+        t_guard = mt_guard_token();                                                                                                   \
         void *result = real.name args;                                                                                 \
         int saved_errno = errno;                                                                                       \
         if (MT_UNLIKELY(g_sample_rate != 0) && result != NULL) mt_sampled_insert(result);                              \
@@ -44,7 +44,7 @@ MT_EXPORT void free(void *ptr) {
         real.free(ptr);
         return;
     }
-    t_guard = 1;
+    t_guard = mt_guard_token();
     int saved_errno = errno;
     if (MT_LIKELY(g_sample_rate == 0) || mt_sampled_remove(ptr)) mt_record_free(mt_next_sequence(), ptr);
     real.free(ptr);
@@ -76,7 +76,7 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
     bool new_sampled = mt_sample_allocation(requested);
     if (!new_sampled && (ptr == NULL || !mt_sampled_may_contain(ptr)))
         return mt_real_realloc(is_array, ptr, count, size);
-    t_guard = 1;
+    t_guard = mt_guard_token();
     /* Out of the table before the call: afterwards another thread may be handed the same address. */
     bool old_sampled = ptr != NULL && mt_sampled_remove(ptr);
     uint64_t seq_before = mt_next_sequence();
@@ -96,7 +96,8 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
     return result;
 }
 
-static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t size) {
+/* Always inlined into realloc and reallocarray: the guard's token must be the exported hook's frame. */
+static inline __attribute__((always_inline)) void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t size) {
     bool is_array = opcode == MT_EVENT_REALLOCARRAY;
     size_t requested = is_array ? mt_saturating_product(count, size) : size;
     if (MT_UNLIKELY(mt_bootstrap_owns(ptr))) {
@@ -112,7 +113,7 @@ static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t s
         return ptr == NULL && requested != SIZE_MAX ? mt_bootstrap_alloc(requested, 16) : NULL;
     }
     if (MT_UNLIKELY(g_sample_rate != 0)) return mt_sampled_realloc(opcode, ptr, count, size, requested);
-    t_guard = 1;
+    t_guard = mt_guard_token();
     uint64_t seq_before = mt_next_sequence();
     void *result = mt_real_realloc(is_array, ptr, count, size);
     int saved_errno = errno;
@@ -139,7 +140,7 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     }
     if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size))
         return real.posix_memalign(out, alignment, size);
-    t_guard = 1;
+    t_guard = mt_guard_token();
     int result = real.posix_memalign(out, alignment, size);
     int saved_errno = errno;
     if (MT_UNLIKELY(g_sample_rate != 0) && result == 0) mt_sampled_insert(*out);
@@ -155,8 +156,8 @@ static bool mt_end_trace(uint32_t how, int status) {
     /* With the guard set, this thread is inside the tracer (a signal handler interrupted it), possibly
      * holding the file's lock: leave the trace without an END record rather than deadlock. */
     if (t_guard || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
-    int was_guarded = t_guard;
-    t_guard = 1;
+    uintptr_t was_guarded = t_guard;
+    t_guard = mt_guard_token();
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
@@ -176,7 +177,7 @@ static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDE
         int result = real.name args;                                                                                   \
         int saved_errno = errno;                                                                                       \
         if (ended) {                                                                                                   \
-            t_guard = 1;                                                                                               \
+            t_guard = mt_guard_token();                                                                                               \
             mt_file_resume();                                                                                          \
             t_guard = 0;                                                                                               \
         }                                                                                                              \

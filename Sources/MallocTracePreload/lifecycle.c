@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,7 +14,24 @@
 #include <unistd.h>
 
 _Atomic int g_status = MT_STATUS_UNINITIALIZED;
-MT_TLS int t_guard;
+MT_TLS uintptr_t t_guard;
+
+/*
+ * A hook runs below the frame that took the guard while that frame is live: nested calls and signal
+ * handlers on the same stack are deeper, at lower addresses. A hook at or above it (a frame at the same
+ * address is a later call from the same caller) means that frame is gone: a signal handler that
+ * interrupted the tracer left by longjmp, and the guard would otherwise stay set for the rest of the
+ * thread's life. A handler on an alternate signal stack can be anywhere: while on one, the guard holds.
+ * Limit: a stale guard is noticed only once the thread allocates from a frame at least as shallow as
+ * the interrupted hook's; deeper calls until then go untraced.
+ */
+bool mt_guard_is_stale(uintptr_t here) {
+    if (here < t_guard) return false;
+    stack_t alternate;
+    if (sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK)) return false;
+    t_guard = 0;
+    return true;
+}
 
 static int g_stderr_fd = -1;
 static dev_t g_stderr_device;
@@ -50,8 +68,10 @@ static void mt_say_parts(const char *first, va_list parts) {
     for (const char *part = first; part != NULL; part = va_arg(parts, const char *))
         mt_append_part(line, &length, capacity, part);
     line[length++] = '\n';
+    int cancel_state = mt_cancel_off(); /* write is a cancellation point; callers may hold the file's mutex */
     ssize_t ignored = write(mt_stderr_descriptor(), line, length);
     (void)ignored;
+    mt_cancel_restore(cancel_state);
 }
 
 void mt_say(const char *first, ...) {
@@ -129,7 +149,7 @@ static MT_TLS bool t_fork_locked;
 static void mt_before_fork(void) {
     t_fork_locked = t_guard == 0;
     if (!t_fork_locked) return;
-    t_guard++;
+    t_guard = MT_GUARD_PINNED; /* held until the parent or child handler */
     mt_stacks_lock();
     mt_file_lock();
     mt_sampler_lock();
@@ -140,7 +160,7 @@ static void mt_after_fork_in_parent(void) {
     mt_sampler_unlock();
     mt_file_unlock();
     mt_stacks_unlock();
-    t_guard--;
+    t_guard = 0;
 }
 
 static void mt_after_fork_in_child(void) {
@@ -179,7 +199,9 @@ void mt_initialize(void) {
     int expected = MT_STATUS_UNINITIALIZED;
     if (!atomic_compare_exchange_strong(&g_status, &expected, MT_STATUS_INITIALIZING)) return;
     int saved_errno = errno;
-    t_guard++;
+    int cancel_state = mt_cancel_off(); /* opens, reads and closes files; warms libunwind up */
+    uintptr_t was_guarded = t_guard;
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
     bool first = !g_process_ready;
     if (first) mt_prepare_process();
     g_process_ready = true;
@@ -195,7 +217,8 @@ void mt_initialize(void) {
     /* mt_fail already set OFF on failure; don't overwrite it. */
     expected = MT_STATUS_INITIALIZING;
     atomic_compare_exchange_strong(&g_status, &expected, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
-    t_guard--;
+    t_guard = was_guarded;
+    mt_cancel_restore(cancel_state);
     errno = saved_errno;
 }
 
@@ -207,12 +230,13 @@ __attribute__((constructor)) static void mt_on_load(void) {
  * are still open keep recording what later destructors free. */
 __attribute__((destructor)) static void mt_on_unload(void) {
     if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
-    t_guard++;
+    uintptr_t was_guarded = t_guard;
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
     mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
                            .last_sequence = atomic_load(&g_sequence),
                            .exit_status = -1,
                            .how = MT_END_DESTRUCTOR};
     mt_file_finish(&end);
     mt_stacks_report_verification();
-    t_guard--;
+    t_guard = was_guarded;
 }

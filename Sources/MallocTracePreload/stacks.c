@@ -187,6 +187,15 @@ static inline const uintptr_t *mt_without_own_frames(const uintptr_t *raw, int c
     return raw + first;
 }
 
+/* libunwind may validate addresses with msync and a write into its pipe (cancellation points), holding
+ * locks of its own. */
+static int mt_libunwind_backtrace(uintptr_t *frames, int max) {
+    int cancel_state = mt_cancel_off();
+    int captured = unw_backtrace((void **)frames, max);
+    mt_cancel_restore(cancel_state);
+    return captured;
+}
+
 static _Atomic uint64_t g_verified_stacks, g_fallback_stacks, g_mismatched_stacks;
 
 /* MALLOCTRACE_UNWIND=verify: libunwind's answer is the reference for the fast unwinder's. */
@@ -197,7 +206,7 @@ static void mt_verify_fast_unwinder(bool fast, const uintptr_t *frames, uint32_t
         return;
     }
     uintptr_t reference[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
-    int captured = unw_backtrace((void **)reference, (int)(depth + MT_OWN_FRAMES_SLACK));
+    int captured = mt_libunwind_backtrace(reference, (int)(depth + MT_OWN_FRAMES_SLACK));
     uint32_t reference_count;
     const uintptr_t *expected = mt_without_own_frames(reference, captured, depth, &reference_count);
     if (reference_count != count || memcmp(expected, frames, count * sizeof(uintptr_t)) != 0)
@@ -233,7 +242,7 @@ uint32_t mt_current_stack_id(void) {
     /* The fast unwinder leaves the tracer's frames out itself, so `depth` frames are all it needs. */
     int captured = mode == MT_UNWIND_LIBUNWIND ? -1 : mt_fast_unwind(raw, (int)depth);
     bool fast = captured >= 0;
-    if (!fast) captured = unw_backtrace((void **)raw, limit);
+    if (!fast) captured = mt_libunwind_backtrace(raw, limit);
     uint32_t count;
     const uintptr_t *frames = mt_without_own_frames(raw, captured, depth, &count);
     if (MT_UNLIKELY(mode == MT_UNWIND_VERIFY)) mt_verify_fast_unwinder(fast, frames, count, depth);

@@ -194,6 +194,7 @@ bool mt_file_open(const char *path, const mt_process_record_t *process, const ch
 }
 
 mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void **window) {
+    int cancel_state = mt_cancel_off(); /* fallocate: a cancellation point, with the mutex held */
     pthread_mutex_lock(&g_file_mutex);
     uint8_t *at = mt_reserve_locked(sizeof(mt_record_header_t) + capacity);
     mt_chunk_header_t *chunk = NULL;
@@ -207,6 +208,7 @@ mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void *
         *window = g_current;
     }
     pthread_mutex_unlock(&g_file_mutex);
+    mt_cancel_restore(cancel_state);
     return chunk;
 }
 
@@ -219,6 +221,7 @@ void mt_file_release_chunk(void *token) {
 }
 
 void mt_file_finish(const mt_end_record_t *end) {
+    int cancel_state = mt_cancel_off();
     pthread_mutex_lock(&g_file_mutex);
     if (!g_finished && g_current != NULL) {
         mt_write_record_locked(MT_RECORD_END, end, sizeof(*end), NULL, 0, NULL, 0);
@@ -230,9 +233,11 @@ void mt_file_finish(const mt_end_record_t *end) {
         }
     }
     pthread_mutex_unlock(&g_file_mutex);
+    mt_cancel_restore(cancel_state);
 }
 
 void mt_file_resume(void) {
+    int cancel_state = mt_cancel_off();
     pthread_mutex_lock(&g_file_mutex);
     if (g_finished && g_current != NULL && mt_descriptor_is_trace()) {
         /* The exec failed: give the current window its disk space back and go on after the END. */
@@ -246,10 +251,12 @@ void mt_file_resume(void) {
             pthread_mutex_unlock(&g_file_mutex);
             mt_fail("cannot take the trace up again after a failed exec: ", strerror(errno),
                     "; tracing stopped, the trace ends here", NULL);
+            mt_cancel_restore(cancel_state);
             return;
         }
     }
     pthread_mutex_unlock(&g_file_mutex);
+    mt_cancel_restore(cancel_state);
 }
 
 void mt_file_lock(void) { pthread_mutex_lock(&g_file_mutex); }

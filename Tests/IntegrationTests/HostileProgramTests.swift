@@ -1,0 +1,92 @@
+import Foundation
+import MallocTraceAnalysis
+import MallocTraceFormat
+import Testing
+
+/// Programs that do what real programs do and tracers get wrong (Tests/Fixtures/hostile.c): the traced run
+/// must behave exactly as the untraced one (same exit status and output, no hang) and record exactly the
+/// calls the program made. Each fixture scenario counts with sizes of its own (4000-4999 B).
+@Suite(.serialized) struct HostileProgramTests {
+    /// The fixture's own calls in a trace: allocations per marker size, and the frees of those blocks.
+    struct MarkedCalls {
+        var allocations: [UInt64: Int] = [:]
+        var frees = 0
+        var unmatchedFrees = 0
+        var end: EndDetails?
+
+        var total: Int { allocations.values.reduce(0, +) }
+    }
+
+    static func markedCalls(_ trace: String) throws -> MarkedCalls {
+        let reader = try TraceReader(path: trace)
+        var calls = MarkedCalls(end: reader.end)
+        var live = Set<UInt64>()
+        var analyzer = HeapAnalyzer()
+        reader.forEachEvent { event in
+            analyzer.consume(event)
+            switch event.kind {
+            case .allocation where (4000..<5000).contains(event.size):
+                calls.allocations[event.size, default: 0] += 1
+                live.insert(event.address)
+            case .release:
+                if live.remove(event.address) != nil { calls.frees += 1 }
+            default:
+                break
+            }
+        }
+        calls.unmatchedFrees = Int(analyzer.result().summary.unmatchedFrees)
+        return calls
+    }
+
+    /// Runs `fixture-hostile arguments` untraced, then traced with the preload library into `output` (a
+    /// pattern); expects the same status and stdout and returns the traced run.
+    static func runBoth(
+        _ arguments: [String], output: String, environment: [String: String] = [:], directory: URL? = nil,
+        timeout: Double = 60
+    ) throws -> (untraced: ProcessResult, traced: ProcessResult) {
+        let program = Products.fixture("hostile")
+        let untraced = try runProgram(
+            program, arguments, environment: environment, removing: ["LD_PRELOAD"], directory: directory,
+            timeout: timeout)
+        var tracing = environment
+        tracing["LD_PRELOAD"] = Products.preloadLibrary
+        tracing["MALLOCTRACE_OUTPUT"] = output
+        let traced = try runProgram(program, arguments, environment: tracing, directory: directory, timeout: timeout)
+        #expect(untraced.signal == nil && traced.signal == nil, "killed (a hang?): \(traced.stderr)")
+        #expect(traced.status == untraced.status, "\(traced.stderr)")
+        return (untraced, traced)
+    }
+
+    /// A SIGSEGV handler leaves a malloc whose tracing faulted by siglongjmp: the guard that malloc took must
+    /// not keep every later allocation of the thread out of the trace.
+    @Test func longjmpOutOfAnInterruptedAllocation() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("t.mtrace")
+        let (untraced, traced) = try Self.runBoth(["longjmp"], output: trace)
+        #expect(untraced.status == 0)
+        #expect(traced.stdout == untraced.stdout)
+        let calls = try Self.markedCalls(trace)
+        #expect(calls.allocations[4011] == 1000)
+        #expect(calls.frees == 1000)
+        #expect(calls.end?.reason == .normalExit)
+    }
+
+    /// Threads cancelled (deferred) while they malloc/free in a loop, with cleanup handlers that allocate:
+    /// the tracer's cancellation points (fallocate, write...) must not end a thread holding a tracer lock.
+    @Test func cancelledThreadsDoNotHangTheProgram() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("t.mtrace")
+        let (untraced, traced) = try Self.runBoth(["cancel"], output: trace, timeout: 30)
+        #expect(untraced.status == 0)
+        // The number of calls depends on timing: the traced run says how many it made.
+        let line = traced.stdout.trimmingCharacters(in: .newlines)
+        #expect(untraced.stdout.hasPrefix("calls "))
+        let made = try #require(Int(line.dropFirst("calls ".count)), "stdout: \(traced.stdout)")
+        let calls = try Self.markedCalls(trace)
+        #expect(calls.allocations[4002] == 80)  // one cleanup handler per thread and round
+        #expect(calls.total == made)
+        #expect(calls.frees == made)
+        #expect(calls.unmatchedFrees == 0)
+        #expect(calls.end?.reason == .normalExit)
+    }
+}
