@@ -173,9 +173,34 @@ static void mt_after_fork_in_child(void) {
     mt_sampler_reset();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
-     * leaves no near-empty trace behind (the exec'd program writes one of its own). */
-    bool follow = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
-    atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
+     * leaves no near-empty trace behind (the exec'd program writes one of its own). A fork before the
+     * tracer started (from a library's constructor) leaves a child that starts as any process does. */
+    int status = atomic_load(&g_status);
+    bool follow = status == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
+    if (status != MT_STATUS_UNINITIALIZED) atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
+}
+
+/*
+ * Prepare handlers run in the reverse order of registration and parent and child handlers in order, so the
+ * tracer's must be the first registered: its prepare handler then takes the locks after every other one has
+ * run (and recorded its allocations), and its child handler resets the tracer before any other runs. A
+ * library's constructor runs before this library's, so __register_atfork (which pthread_atfork calls) is
+ * interposed: the first registration in the process, whoever makes it, registers the tracer's handlers
+ * first.
+ */
+extern void *__dso_handle;
+static _Atomic bool g_fork_handlers_registered;
+
+void mt_register_fork_handlers(void) {
+    if (atomic_exchange(&g_fork_handlers_registered, true)) return;
+    if (real.__register_atfork == NULL && !mt_resolve_real_functions()) return;
+    real.__register_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child, &__dso_handle);
+}
+
+MT_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle) {
+    mt_register_fork_handlers();
+    if (real.__register_atfork == NULL) return ENOMEM;
+    return real.__register_atfork(prepare, parent, child, dso_handle);
 }
 
 /* What every process image does once, before its first trace: find libc, keep a copy of stderr. */
@@ -208,7 +233,7 @@ void mt_initialize(void) {
     bool tracing = mt_start_tracing();
     if (tracing && first) {
         mt_stacks_initialize();
-        pthread_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child);
+        mt_register_fork_handlers();
     }
     /* Also when tracing could not start: programs this one execs would repeat the failure line and see
      * the tracer's variables. */

@@ -89,4 +89,33 @@ import Testing
         #expect(calls.unmatchedFrees == 0)
         #expect(calls.end?.reason == .normalExit)
     }
+
+    /// Fork handlers that allocate, registered by a linked library's constructor before the tracer's own
+    /// constructor ran: every one of their calls is recorded, in the parent and in each followed child,
+    /// as the handlers registered later are.
+    @Test(arguments: [false, true])
+    func forkHandlersRegisteredBeforeTheTracer(follow: Bool) throws {
+        let scratch = try Scratch()
+        let environment = follow ? ["MALLOCTRACE_FOLLOW_CHILDREN": "1"] : [:]
+        let (untraced, _) = try Self.runBoth(
+            ["atfork"], output: scratch.path("t.%p.mtrace"), environment: environment)
+        #expect(untraced.status == 0)
+        let traces = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).map(scratch.path)
+        #expect(traces.count == (follow ? 3 : 1))
+        var parents = 0, children = 0
+        for trace in traces {
+            let calls = try Self.markedCalls(trace)
+            if calls.allocations[4101] != nil || calls.allocations[4104] != nil {
+                parents += 1
+                #expect(calls.allocations == [4101: 20, 4102: 20, 4104: 20, 4105: 20])
+                #expect(calls.end?.reason == .normalExit)
+            } else {
+                children += 1
+                #expect(calls.allocations == [4103: 10, 4106: 10])
+                #expect(calls.end?.reason == .underscoreExit(status: 0))
+            }
+        }
+        #expect(parents == 1)
+        #expect(children == (follow ? 2 : 0))
+    }
 }
