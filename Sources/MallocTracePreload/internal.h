@@ -65,6 +65,8 @@ bool mt_guard_is_stale(uintptr_t here);
 void mt_initialize(void);
 /* Registers the tracer's fork handlers, once, before any other handler that reaches __register_atfork. */
 void mt_register_fork_handlers(void);
+/* Registers the handler that ends the trace at quick_exit (interpose.c). */
+void mt_register_quick_exit_handler(void);
 /* True in the process that opened the trace (not in a vfork child sharing its memory). */
 bool mt_is_trace_owner(void);
 

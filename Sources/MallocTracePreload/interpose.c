@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Before libc's functions are known (inside dlsym), allocations come from the bootstrap arena. */
@@ -232,6 +233,22 @@ MT_EXPORT void _exit(int status) {
     mt_end_before_underscore_exit(status);
     if (real._exit == NULL) mt_resolve_real_functions();
     real._exit(status);
+    __builtin_unreachable();
+}
+
+/* quick_exit runs the at_quick_exit handlers, then libc's own _exit, past the hook above. The tracer's
+ * handler, registered at start before the program's, runs after all of them (in reverse order) and ends
+ * the trace with the status the hook kept. */
+static int g_quick_exit_status;
+
+static void mt_end_at_quick_exit(void) { mt_end_trace(MT_END_QUICK_EXIT, g_quick_exit_status); }
+
+void mt_register_quick_exit_handler(void) { at_quick_exit(mt_end_at_quick_exit); }
+
+MT_EXPORT void quick_exit(int status) {
+    g_quick_exit_status = status;
+    if (real.quick_exit == NULL) mt_resolve_real_functions();
+    real.quick_exit(status);
     __builtin_unreachable();
 }
 

@@ -234,6 +234,7 @@ void mt_initialize(void) {
     if (tracing && first) {
         mt_stacks_initialize();
         mt_register_fork_handlers();
+        mt_register_quick_exit_handler();
     }
     /* Also when tracing could not start: programs this one execs would repeat the failure line and see
      * the tracer's variables. */

@@ -118,4 +118,17 @@ import Testing
         #expect(parents == 1)
         #expect(children == (follow ? 2 : 0))
     }
+
+    /// quick_exit skips destructors: the trace still ends cleanly, after the at_quick_exit handlers.
+    @Test func quickExitEndsTheTrace() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("t.mtrace")
+        let (untraced, traced) = try Self.runBoth(["quick-exit"], output: trace)
+        #expect(untraced.status == 3)
+        #expect(traced.stderr.isEmpty)
+        let calls = try Self.markedCalls(trace)
+        #expect(calls.allocations == [4041: 1, 4042: 1])
+        #expect(calls.end?.reason == .quickExit(status: 3))
+        #expect(try jsonReport(trace).object("trace")["end_reason"] as? String == "quick_exit")
+    }
 }
