@@ -136,7 +136,10 @@ mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void *
 void mt_file_release_chunk(void *window);
 /* Appends an END record and truncates the file to what was written. */
 void mt_file_finish(const mt_end_record_t *end);
-/* Before an exec: finish the file, but so that mt_file_resume can take it up again if the exec fails. */
+/* Before an exec (then mt_file_finish): until mt_file_resume, other threads that need a new chunk wait, so
+ * that a failed exec loses none of their events. */
+void mt_file_begin_exec(void);
+/* After a failed exec: takes the finished file up again (its END becomes padding) and wakes the waiters. */
 void mt_file_resume(void);
 /* Locks for fork(): the child must not inherit a mutex held by another thread. */
 void mt_file_lock(void);

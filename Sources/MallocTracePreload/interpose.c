@@ -159,6 +159,7 @@ static bool mt_end_trace(uint32_t how, int status) {
     if (t_guard || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
     uintptr_t was_guarded = t_guard;
     t_guard = mt_guard_token();
+    if (how == MT_END_EXEC) mt_file_begin_exec();
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
@@ -170,15 +171,17 @@ static bool mt_end_trace(uint32_t how, int status) {
 static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDERSCORE_EXIT, status); }
 
 /* exec replaces the image without destructors: end the trace first, and take it up again if exec fails.
+ * Meanwhile other threads wait for a new chunk rather than lose events, so this thread must not wait for
+ * anything they may hold (the stacks mutex): the exec itself runs guarded, its rare allocations untraced.
  * (posix_spawn and system() exec in a new child process, which starts a trace of its own when followed.) */
 #define MT_EXEC_HOOK(name, params, args)                                                                               \
     MT_EXPORT int name params {                                                                                        \
         if (real.name == NULL) mt_resolve_real_functions();                                                            \
         bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
+        if (ended) t_guard = mt_guard_token();                                                                         \
         int result = real.name args;                                                                                   \
         int saved_errno = errno;                                                                                       \
         if (ended) {                                                                                                   \
-            t_guard = mt_guard_token();                                                                                               \
             mt_file_resume();                                                                                          \
             t_guard = 0;                                                                                               \
         }                                                                                                              \

@@ -33,6 +33,12 @@ static ino_t g_file_inode;
 static mt_window_t *g_current;
 static uint64_t g_next_offset;
 static bool g_finished;
+/* An exec is under way (set by mt_file_begin_exec): other threads that need a new chunk wait for its outcome
+ * instead of losing their events; on success they vanish with the image. */
+static bool g_exec_pending;
+static pthread_t g_exec_thread;
+static pthread_cond_t g_exec_outcome = PTHREAD_COND_INITIALIZER;
+static uint64_t g_end_offset; /* where the last END record starts */
 
 static void mt_drop_window(mt_window_t *window) {
     munmap(window->base, MT_WINDOW_BYTES);
@@ -196,6 +202,8 @@ bool mt_file_open(const char *path, const mt_process_record_t *process, const ch
 mt_chunk_header_t *mt_file_reserve_chunk(uint32_t tid, uint32_t capacity, void **window) {
     int cancel_state = mt_cancel_off(); /* fallocate: a cancellation point, with the mutex held */
     pthread_mutex_lock(&g_file_mutex);
+    while (g_exec_pending && !pthread_equal(g_exec_thread, pthread_self()))
+        pthread_cond_wait(&g_exec_outcome, &g_file_mutex);
     uint8_t *at = mt_reserve_locked(sizeof(mt_record_header_t) + capacity);
     mt_chunk_header_t *chunk = NULL;
     if (at != NULL) {
@@ -224,7 +232,8 @@ void mt_file_finish(const mt_end_record_t *end) {
     int cancel_state = mt_cancel_off();
     pthread_mutex_lock(&g_file_mutex);
     if (!g_finished && g_current != NULL) {
-        mt_write_record_locked(MT_RECORD_END, end, sizeof(*end), NULL, 0, NULL, 0);
+        if (mt_write_record_locked(MT_RECORD_END, end, sizeof(*end), NULL, 0, NULL, 0))
+            g_end_offset = g_next_offset - mt_record_size(sizeof(*end)); /* the last record reserved */
         /* Nothing is reserved past this point any more, so the zeroed tail of the last window can
          * go; chunks that are still open lie below it and keep recording late frees. */
         g_finished = true;
@@ -236,26 +245,39 @@ void mt_file_finish(const mt_end_record_t *end) {
     mt_cancel_restore(cancel_state);
 }
 
+void mt_file_begin_exec(void) {
+    pthread_mutex_lock(&g_file_mutex);
+    g_exec_pending = true;
+    g_exec_thread = pthread_self();
+    pthread_mutex_unlock(&g_file_mutex);
+}
+
 void mt_file_resume(void) {
     int cancel_state = mt_cancel_off();
     pthread_mutex_lock(&g_file_mutex);
+    const char *failure = NULL;
     if (g_finished && g_current != NULL && mt_descriptor_is_trace()) {
-        /* The exec failed: give the current window its disk space back and go on after the END. */
+        /* The exec failed: give the current window its disk space back, make the END a padding record (the
+         * trace has not ended) and go on after it. */
         uint64_t window_end = g_current->file_offset + MT_WINDOW_BYTES;
         bool restored = window_end == g_next_offset ||
                         fallocate(g_fd, 0, (off_t)g_next_offset, (off_t)(window_end - g_next_offset)) == 0 ||
                         (errno == EOPNOTSUPP && ftruncate(g_fd, (off_t)window_end) == 0);
         if (restored) {
+            if (g_end_offset >= g_current->file_offset)
+                ((mt_record_header_t *)(g_current->base + (g_end_offset - g_current->file_offset)))->kind =
+                    MT_RECORD_PADDING;
             g_finished = false;
         } else {
-            pthread_mutex_unlock(&g_file_mutex);
-            mt_fail("cannot take the trace up again after a failed exec: ", strerror(errno),
-                    "; tracing stopped, the trace ends here", NULL);
-            mt_cancel_restore(cancel_state);
-            return;
+            failure = strerror(errno);
         }
     }
+    g_exec_pending = false;
+    pthread_cond_broadcast(&g_exec_outcome);
     pthread_mutex_unlock(&g_file_mutex);
+    if (failure != NULL)
+        mt_fail("cannot take the trace up again after a failed exec: ", failure, "; tracing stopped, the trace ends here",
+                NULL);
     mt_cancel_restore(cancel_state);
 }
 
@@ -270,4 +292,7 @@ void mt_file_forget(void) {
     g_current = NULL; /* the parent's windows stay mapped in this copy, untouched */
     g_next_offset = 0;
     g_finished = true;
+    g_exec_pending = false;
+    pthread_cond_t fresh_condition = PTHREAD_COND_INITIALIZER;
+    g_exec_outcome = fresh_condition;
 }

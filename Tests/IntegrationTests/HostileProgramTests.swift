@@ -131,4 +131,20 @@ import Testing
         #expect(calls.end?.reason == .quickExit(status: 3))
         #expect(try jsonReport(trace).object("trace")["end_reason"] as? String == "quick_exit")
     }
+
+    /// 200 failed execs while 4 other threads allocate: none of their calls is lost, and only the real exit
+    /// ends the trace.
+    @Test func failedExecsLoseNothingOfOtherThreads() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("t.mtrace")
+        let (untraced, traced) = try Self.runBoth(["exec-fails"], output: trace)
+        #expect(untraced.status == 0)
+        #expect(traced.stderr.isEmpty)
+        let calls = try Self.markedCalls(trace)
+        #expect(calls.allocations == [4021: 80000])
+        #expect(calls.frees == 80000)
+        #expect(calls.unmatchedFrees == 0)
+        #expect(calls.end?.reason == .normalExit)
+        #expect(try TraceReader(path: trace).diagnostics.isEmpty)
+    }
 }
