@@ -121,6 +121,8 @@ extern mt_config_t g_config;
 bool mt_read_config(void);
 /* Hides the tracer from processes this one execs, unless following children was asked for. */
 void mt_scrub_environment(const char *self_path);
+/* Does the scrub that a start before libc's initializer had to leave for later (constructor). */
+void mt_scrub_deferred_environment(void);
 
 /* ---- trace file (trace_file.c) ---------------------------------------------------------------- */
 

@@ -250,6 +250,10 @@ void mt_initialize(void) {
 
 __attribute__((constructor)) static void mt_on_load(void) {
     if (atomic_load(&g_status) == MT_STATUS_UNINITIALIZED) mt_initialize();
+    uintptr_t was_guarded = t_guard; /* setenv allocates */
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
+    mt_scrub_deferred_environment();
+    t_guard = was_guarded;
 }
 
 /* Runs after main returned or exit() was called, after the target's own atexit handlers. Chunks that

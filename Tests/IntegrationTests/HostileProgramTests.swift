@@ -147,4 +147,45 @@ import Testing
         #expect(calls.end?.reason == .normalExit)
         #expect(try TraceReader(path: trace).diagnostics.isEmpty)
     }
+
+    /// An allocation in a .preinit_array function starts the tracer before libc has set environ: it must
+    /// still honour MALLOCTRACE_OUTPUT and hide itself from the program's environment.
+    @Test func allocationBeforeLibcIsInitialized() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("t.mtrace")
+        let (untraced, traced) = try Self.runBoth(["preinit"], output: trace, directory: scratch.url)
+        #expect(untraced.stdout == "LD_PRELOAD=- MALLOCTRACE_OUTPUT=-\n")
+        #expect(traced.stdout == untraced.stdout)
+        #expect(traced.stderr.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path) == ["t.mtrace"])
+        #expect(try Self.markedCalls(trace).allocations == [4031: 1])
+        let (run, runTrace) = try traceFixture("hostile", ["preinit"], in: scratch)
+        #expect(run.status == 0)
+        #expect(run.stdout == untraced.stdout)
+        #expect(run.stderr.hasPrefix("malloctrace: wrote \(runTrace)\n"), "\(run.stderr)")
+    }
+
+    /// A relative MALLOCTRACE_OUTPUT names files in the directory the process started in, also for a
+    /// child forked after chdir("/").
+    @Test func relativeOutputSurvivesChdir() throws {
+        let scratch = try Scratch()
+        let name = "hostile-\(UUID().uuidString.prefix(8))"
+        defer {
+            for stray in (try? FileManager.default.contentsOfDirectory(atPath: "/")) ?? [] where stray.hasPrefix(name) {
+                try? FileManager.default.removeItem(atPath: "/" + stray)
+            }
+        }
+        let (untraced, traced) = try Self.runBoth(
+            ["chdir-fork"], output: name + ".%p.mtrace", environment: ["MALLOCTRACE_FOLLOW_CHILDREN": "1"],
+            directory: scratch.url)
+        #expect(untraced.status == 0)
+        #expect(traced.stderr.isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: "/").filter { $0.hasPrefix(name) }.isEmpty)
+        let traces = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).filter {
+            $0.hasPrefix(name)
+        }
+        #expect(traces.count == 2)
+        let children = try traces.map { try Self.markedCalls(scratch.path($0)).allocations[4051] }
+        #expect(children.compactMap { $0 } == [1])
+    }
 }
