@@ -58,7 +58,7 @@ static int mt_stderr_descriptor(void) {
     if (g_stderr_fd >= 0 && fstat(g_stderr_fd, &now) == 0 && now.st_dev == g_stderr_device &&
         now.st_ino == g_stderr_inode)
         return g_stderr_fd;
-    return 2;
+    return g_stderr_fd == -EBADF ? -1 : 2; /* started without fd 2: a later fd 2 is the program's own file */
 }
 
 static void mt_say_parts(const char *first, va_list parts) {
@@ -69,7 +69,8 @@ static void mt_say_parts(const char *first, va_list parts) {
         mt_append_part(line, &length, capacity, part);
     line[length++] = '\n';
     int cancel_state = mt_cancel_off(); /* write is a cancellation point; callers may hold the file's mutex */
-    ssize_t ignored = write(mt_stderr_descriptor(), line, length);
+    int fd = mt_stderr_descriptor();
+    ssize_t ignored = fd >= 0 ? write(fd, line, length) : 0;
     (void)ignored;
     mt_cancel_restore(cancel_state);
 }
@@ -211,6 +212,7 @@ static void mt_prepare_process(void) {
         syscall(SYS_exit_group, 127); /* cannot even forward malloc: nothing sensible can run */
     }
     g_stderr_fd = mt_duplicate_high(2);
+    if (g_stderr_fd < 0 && errno == EBADF) g_stderr_fd = -EBADF;
     struct stat copy;
     if (g_stderr_fd >= 0 && fstat(g_stderr_fd, &copy) == 0) {
         g_stderr_device = copy.st_dev;

@@ -11,10 +11,12 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* Hook, recorder and interner frames at the top of every captured stack, dropped by address. */
 #define MT_OWN_FRAMES_SLACK 8
@@ -73,9 +75,25 @@ void mt_stacks_initialize(void) {
     dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt_stacks_initialize);
     atomic_store(&g_table, mt_new_table(MT_FIRST_TABLE_SLOTS));
     /* libunwind's first call costs ~0.5 ms and opens a pipe: pay for it here, predictably (the fast
-     * unwinder falls back to it). */
+     * unwinder falls back to it). The pipe's two descriptors stay open for good, and libunwind keeps their
+     * numbers to itself, so they cannot be moved afterwards. In a program started with any of 0-2 closed
+     * they would take those numbers: its first open() would not return 0, and what it writes to "stdout"
+     * would go into the pipe. So free numbers among 0-2 are held by /dev/null for the call and released
+     * after it: the program finds exactly the descriptors it started with. */
+    if (g_config.unwind_mode == MT_UNWIND_NONE) return;
+    int placeholders[3], held = 0;
+    while (held < 3) {
+        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (fd < 0) break;
+        if (fd > 2) {
+            close(fd);
+            break;
+        }
+        placeholders[held++] = fd;
+    }
     void *warm_up[4];
-    if (g_config.unwind_mode != MT_UNWIND_NONE) unw_backtrace(warm_up, 4);
+    unw_backtrace(warm_up, 4);
+    while (held > 0) close(placeholders[--held]);
 }
 
 void mt_stacks_reset(void) {

@@ -188,4 +188,24 @@ import Testing
         let children = try traces.map { try Self.markedCalls(scratch.path($0)).allocations[4051] }
         #expect(children.compactMap { $0 } == [1])
     }
+
+    /// A program started with descriptors 0-2 closed gets 0, 1 and 2 from its first open() calls, also when
+    /// traced: the tracer (libunwind's pipe) never takes them.
+    @Test func programStartedWithoutStandardDescriptors() throws {
+        let scratch = try Scratch()
+        var contents: [[String]] = []
+        for traced in [false, true] {
+            let file = scratch.path(traced ? "traced" : "untraced")
+            let preload =
+                traced ? ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"] : []
+            let command = "exec /usr/bin/env \(preload.joined(separator: " ")) \"$0\" closed-fds \"$1\" <&- >&- 2>&-"
+            let result = try runProgram(
+                "/bin/sh", ["-c", command, Products.fixture("hostile"), file], removing: ["LD_PRELOAD"], timeout: 30)
+            #expect(result.status == 0)
+            contents.append(try [file, file + ".1", file + ".2"].map { try String(contentsOfFile: $0, encoding: .utf8) })
+        }
+        #expect(contents.first == ["fd 0\n", "fd 1\nstdout\n", "fd 2\n"])
+        #expect(contents.last == contents.first)
+        #expect(try Self.markedCalls(scratch.path("t.mtrace")).allocations == [4071: 1])
+    }
 }
