@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 mt_config_t g_config;
@@ -106,26 +107,43 @@ static const char *mt_getenv(const char *name) {
     return NULL;
 }
 
-/* Expands %p (pid), %e (executable name) and %% in the output pattern. */
-static void mt_expand_output(const char *pattern, char *out, size_t size) {
+/* Expands %p (pid), %e (executable name), %t (start time, seconds since the epoch), %h (host name) and %%
+ * in the output pattern; false (after one message) on any other escape, which is more likely a typo than a
+ * wish for a literal percent sign. */
+static bool mt_expand_output(const char *pattern, char *out, size_t size) {
     char *cursor = out, *end = out + size - 1;
     for (const char *p = pattern; *p && cursor < end; p++) {
-        if (p[0] == '%' && p[1] == 'p') {
+        if (p[0] != '%') {
+            *cursor++ = *p;
+            continue;
+        }
+        p++;
+        if (*p == 'p') {
             cursor = mt_append_number(cursor, end, (uint64_t)getpid());
-            p++;
-        } else if (p[0] == '%' && p[1] == 'e') {
+        } else if (*p == 'e') {
             size_t length;
             const char *name = mt_executable_name(&length);
             cursor = mt_append(cursor, end, name, length);
-            p++;
-        } else if (p[0] == '%' && p[1] == '%') {
+        } else if (*p == 't') {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            cursor = mt_append_number(cursor, end, (uint64_t)now.tv_sec);
+        } else if (*p == 'h') {
+            char host[256];
+            if (gethostname(host, sizeof(host)) != 0) strcpy(host, "unknown");
+            host[sizeof(host) - 1] = '\0';
+            cursor = mt_append(cursor, end, host, strlen(host));
+        } else if (*p == '%') {
             *cursor++ = '%';
-            p++;
         } else {
-            *cursor++ = *p;
+            char escape[3] = {'%', *p, '\0'};
+            mt_fail("MALLOCTRACE_OUTPUT has an unknown escape '", escape, "' in '", pattern,
+                    "' (use %p, %e, %t, %h or %%); tracing is off", NULL);
+            return false;
         }
     }
     *cursor = '\0';
+    return true;
 }
 
 bool mt_read_config(void) {
@@ -136,15 +154,19 @@ bool mt_read_config(void) {
         const char *output = mt_getenv("MALLOCTRACE_OUTPUT");
         output = output && *output ? output : MT_DEFAULT_OUTPUT;
         size_t length = strlen(output);
-        if (output[0] != '/' && getcwd(pattern, sizeof(pattern)) != NULL && strcmp(pattern, "/") != 0 &&
-            strlen(pattern) + 1 + length < sizeof(pattern)) {
-            strcat(pattern, "/");
-        } else {
-            pattern[0] = '\0';
+        char directory[2048];
+        char *out = pattern, *end = pattern + sizeof(pattern) - 1;
+        if (output[0] != '/' && getcwd(directory, sizeof(directory)) != NULL && strcmp(directory, "/") != 0) {
+            for (const char *c = directory; *c; c++) { /* a '%' in the directory is no escape */
+                out = mt_append(out, end, c, 1);
+                if (*c == '%') out = mt_append(out, end, "%", 1);
+            }
+            out = mt_append(out, end, "/", 1);
         }
-        if (strlen(pattern) + length < sizeof(pattern)) strcat(pattern, output);
+        out = mt_append(out, end, output, length);
+        *out = '\0';
     }
-    mt_expand_output(pattern, g_config.output_path, sizeof(g_config.output_path));
+    if (!mt_expand_output(pattern, g_config.output_path, sizeof(g_config.output_path))) return false;
 
     uint64_t depth = MT_DEFAULT_DEPTH;
     const char *depth_text = mt_getenv("MALLOCTRACE_DEPTH");

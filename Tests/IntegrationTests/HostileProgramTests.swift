@@ -208,4 +208,75 @@ import Testing
         #expect(contents.last == contents.first)
         #expect(try Self.markedCalls(scratch.path("t.mtrace")).allocations == [4071: 1])
     }
+
+    /// %t and %h expand; a name that exists (a restarted PID 1 finds its old file) gets -2, -3 ... beyond 9.
+    @Test func outputPatternEscapesAndFreshNames() throws {
+        let scratch = try Scratch()
+        let before = Int(Date().timeIntervalSince1970)
+        _ = try Self.runBoth(["quick-exit"], output: scratch.path("h.%h.%t.mtrace"))
+        let after = Int(Date().timeIntervalSince1970)
+        let host = RunCommandHostName.current
+        let named = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path)
+        let seconds = named.compactMap { name -> Int? in
+            guard name.hasPrefix("h.\(host).") else { return nil }
+            return Int(name.dropFirst("h.\(host).".count).dropLast(".mtrace".count))
+        }
+        #expect(seconds.count == 1 && (before...after).contains(seconds[0]), "\(named)")
+
+        let existing = scratch.path("pid1.mtrace")
+        try Data("old".utf8).write(to: URL(fileURLWithPath: existing))
+        for number in 2...11 where number != 5 {
+            try Data("old".utf8).write(to: URL(fileURLWithPath: scratch.path("pid1-\(number).mtrace")))
+        }
+        for expected in [5, 12] {
+            let (_, traced) = try Self.runBoth(["quick-exit"], output: existing)
+            let chosen = scratch.path("pid1-\(expected).mtrace")
+            #expect(traced.stderr == "malloctrace: \(existing) exists; the trace goes to \(chosen) instead\n")
+            #expect(try Self.markedCalls(chosen).allocations == [4041: 1, 4042: 1])
+        }
+        #expect(try String(contentsOfFile: existing, encoding: .utf8) == "old")
+    }
+
+    /// `ulimit -f` below one 4 MiB window: the trace keeps what fits (readable, cut short) and `run` says so
+    /// in words that agree with the library's line; below one page there is no file at all.
+    @Test func fileSizeLimitBelowOneWindow() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("t.mtrace")
+        let command = [
+            "--fsize=100000", "--", Products.cli, "run", "--no-compress", "-o", trace, "--", Products.fixture("hostile"),
+            "grow",
+        ]
+        let run = try runProgram("/usr/bin/prlimit", command, timeout: 60)
+        #expect(run.status == 0)
+        let lines = run.stderr.split(separator: "\n").map(String.init)
+        #expect(
+            lines.first
+                == "malloctrace: the trace file reached the file size limit (ulimit -f): File too large;"
+                + " tracing stopped, the trace ends here")
+        #expect(lines.contains("malloctrace: wrote \(trace)"))
+        #expect(lines.contains { $0.hasSuffix("so these figures cover only its first part") }, "\(run.stderr)")
+        #expect(!run.stderr.contains("cannot read it back"))
+        let size = try FileManager.default.attributesOfItem(atPath: trace)[.size] as? NSNumber
+        #expect((size?.intValue ?? 0) > 0 && (size?.intValue ?? 0) <= 100_000)
+        let reader = try TraceReader(path: trace)
+        #expect(reader.isTruncated && reader.diagnostics.isEmpty)
+        #expect(try Self.markedCalls(trace).allocations[4061, default: 0] > 1000)
+
+        let tiny = try runProgram(
+            "/usr/bin/prlimit", ["--fsize=1000", "--", Products.cli, "run", "--no-compress", "-o", trace + "2", "--"]
+                + [Products.fixture("hostile"), "grow"], timeout: 60)
+        #expect(
+            tiny.stderr.hasPrefix(
+                "malloctrace: no trace file: the file size limit (ulimit -f) leaves no room for one; tracing is off\n"
+                    + "malloctrace: no trace was written to \(trace)2: the library could not create it"))
+        #expect(!FileManager.default.fileExists(atPath: trace + "2"))
+    }
+}
+
+enum RunCommandHostName {
+    static var current: String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
