@@ -2,6 +2,50 @@
  * Shared declarations of the preload library. Everything here runs inside the traced process, so
  * the rules are strict: no stdio, no allocation through the traced allocator except with the guard
  * set, no lock that another thread holds on its hot path, errno preserved on every hook.
+ *
+ * Concurrency contract (the one place it is written down)
+ *
+ * Locks, in the only order they are ever nested: loader (glibc's dl_load_write_lock, held by
+ * dl_iterate_phdr while its callbacks run) -> modules (g_modules_mutex, only ever tried) -> stacks
+ * (g_stacks_mutex, per new stack) -> file (g_file_mutex, per chunk). modules and stacks are never held
+ * together: the interner refreshes modules before it takes the stacks mutex. The sampler's table mutex
+ * is a leaf taken alone (only mmap inside); the fork prepare handler takes stacks, file, sampler in that
+ * order. While an exec is under way, a thread that needs a chunk waits on the file mutex's condition
+ * variable, possibly holding loader, modules or stacks: the exec'ing thread takes none of them until
+ * mt_file_resume, and runs the exec itself guarded.
+ *
+ * The guard (t_guard): functions marked "Guard held." below run only with it set, so that whatever they
+ * allocate (pthread_getattr_np, setenv, dlsym's error buffers) goes untraced to libc and never re-enters
+ * them. It is a per-thread token, not a lock: a hook that finds it set passes straight through. A guard
+ * abandoned by a longjmp out of a signal handler is recognised by the frame address it holds (see
+ * mt_guard_is_stale).
+ *
+ * Async-signal safety: a hook entered from a signal handler that interrupted the tracer finds the guard set
+ * and calls libc directly (as unsafe as libc's malloc itself is in a handler, no more). fork, _exit and
+ * exec from such a handler take no tracer lock (the interrupted code may hold one): fork leaves the child
+ * untraced, _exit and exec leave the trace without an END record. mt_say and mt_fail only write(2).
+ * Nothing else here is async-signal-safe.
+ *
+ * Cancellation: the hooks contain no cancellation point on the per-event path. The slow paths that reach
+ * one (fallocate, open, close, write, msync and write inside libunwind, pthread_getattr_np's fopen,
+ * pthread_cond_wait) run with cancellation disabled (mt_cancel_off), so a deferred pthread_cancel never ends
+ * a thread holding a tracer lock; the pending request acts at the program's next cancellation point.
+ * Asynchronous cancellation inside malloc is undefined for libc already.
+ *
+ * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
+ * tables never freed), the sampled-bucket counts, and _dl_find_object in the fast unwinder. glibc's
+ * _dl_find_object (new in glibc 2.35: this library needs 2.35 or later) reads a snapshot that dlopen and
+ * dlclose update under the loader lock with a version counter; it never locks, allocates or blocks, so it
+ * is safe where dl_iterate_phdr would take the loader lock.
+ *
+ * The module window (re-checked): modules.c skips a refresh when another thread holds the modules mutex,
+ * assuming the holder emits what changed. That holds for a dlopen that completes before the holder's
+ * dl_iterate_phdr walk (the walk runs under the loader lock, so a new module is either in it or not). A
+ * dlopen that completes after the walk began is missed by the holder, and the skipping thread may already
+ * intern a stack with addresses in the new module: its MODULE record then comes only with the next refresh
+ * (the holder stored the older load counter, so the next new stack rescans). If no new stack follows, the
+ * module is never recorded and those frames stay unresolved. Not fixed here; a "refresh wanted" flag that
+ * the holder re-checks after unlocking would close it.
  */
 #ifndef MALLOCTRACE_INTERNAL_H
 #define MALLOCTRACE_INTERNAL_H
@@ -128,7 +172,7 @@ void mt_scrub_deferred_environment(void);
 
 /* A close-on-exec copy of `fd` with a high number (low numbers stay free for the target), or -1. */
 int mt_duplicate_high(int fd);
-/* Creates the file and writes its header and process record. */
+/* Creates the file and writes its header and process record. Guard held (as every mt_file_* function). */
 bool mt_file_open(const char *path, const mt_process_record_t *process, const char *exe, size_t exe_length,
                   const char *argv, size_t argv_length);
 /* Reserves a chunk of `capacity` bytes of events for thread `tid`; returns the chunk header
@@ -158,6 +202,7 @@ static inline uint64_t mt_next_sequence(void) {
     return atomic_fetch_add_explicit(&g_sequence, 1, memory_order_relaxed) + 1;
 }
 
+/* Guard held (all mt_record_*). */
 void mt_record_alloc(uint8_t opcode, uint64_t seq, size_t size, const void *ptr, size_t alignment);
 void mt_record_realloc(uint8_t opcode, uint64_t seq_before, uint64_t seq_after, size_t size, const void *old_ptr,
                        const void *new_ptr);
@@ -177,7 +222,7 @@ void mt_stacks_initialize(void);
 /* The address range of this library's loaded segments (set by mt_stacks_initialize). */
 extern uintptr_t g_self_start, g_self_end;
 static inline bool mt_is_own_frame(uintptr_t address) { return address >= g_self_start && address < g_self_end; }
-/* Captures the caller's stack and returns its interned id (0 = no stack). */
+/* Captures the caller's stack and returns its interned id (0 = no stack). Guard held. */
 uint32_t mt_current_stack_id(void);
 void mt_stacks_lock(void);
 void mt_stacks_unlock(void);
@@ -195,7 +240,7 @@ void mt_stacks_report_verification(void);
 
 /* ---- modules (modules.c) ---------------------------------------------------------------------- */
 
-/* Emits MODULE / MODULE_UNLOAD events for changes since the last call. */
+/* Emits MODULE / MODULE_UNLOAD events for changes since the last call. Guard held. */
 void mt_modules_refresh(void);
 void mt_modules_reset(void);
 
@@ -229,7 +274,7 @@ static inline bool mt_sampled_may_contain(const void *ptr) {
     return atomic_load_explicit(&g_sampled_counts[mt_sampled_bucket(ptr)], memory_order_relaxed) != 0;
 }
 
-/* Remembers a recorded block (before its pointer reaches the caller). */
+/* Remembers a recorded block (before its pointer reaches the caller). Guard held. */
 void mt_sampled_insert(const void *ptr);
 /* Forgets a block; true when it was a recorded one (so its release must be recorded too). */
 bool mt_sampled_remove(const void *ptr);
