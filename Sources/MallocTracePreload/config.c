@@ -66,7 +66,8 @@ static size_t g_early_length;
 static bool g_early_loaded;
 
 static bool mt_is_tracer_variable(const char *entry, size_t length) {
-    return (length > 12 && memcmp(entry, "MALLOCTRACE_", 12) == 0) || (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0);
+    return (length > 12 && memcmp(entry, "MALLOCTRACE_", 12) == 0) ||
+           (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0);
 }
 
 static void mt_load_early_environment(void) {
@@ -80,8 +81,10 @@ static void mt_load_early_environment(void) {
     while ((n = read(fd, block, sizeof(block))) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             if (block[i] != '\0') {
-                if (entry_length < sizeof(entry)) entry[entry_length++] = block[i];
-                else too_long = true;
+                if (entry_length < sizeof(entry))
+                    entry[entry_length++] = block[i];
+                else
+                    too_long = true;
                 continue;
             }
             if (!too_long && mt_is_tracer_variable(entry, entry_length) &&

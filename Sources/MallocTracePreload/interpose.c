@@ -23,7 +23,7 @@
     MT_EXPORT void *name params {                                                                                      \
         if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                             \
         if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) return real.name args;                     \
-        t_guard = mt_guard_token();                                                                                                   \
+        t_guard = mt_guard_token();                                                                                    \
         void *result = real.name args;                                                                                 \
         int saved_errno = errno;                                                                                       \
         if (MT_UNLIKELY(g_sample_rate != 0) && result != NULL) mt_sampled_insert(result);                              \
@@ -98,7 +98,8 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
 }
 
 /* Always inlined into realloc and reallocarray: the guard's token must be the exported hook's frame. */
-static inline __attribute__((always_inline)) void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t size) {
+static inline __attribute__((always_inline)) void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count,
+                                                                     size_t size) {
     bool is_array = opcode == MT_EVENT_REALLOCARRAY;
     size_t requested = is_array ? mt_saturating_product(count, size) : size;
     if (MT_UNLIKELY(mt_bootstrap_owns(ptr))) {

@@ -304,8 +304,8 @@ void mt_file_resume(void) {
     pthread_cond_broadcast(&g_exec_outcome);
     pthread_mutex_unlock(&g_file_mutex);
     if (failure != NULL)
-        mt_fail("cannot take the trace up again after a failed exec: ", failure, "; tracing stopped, the trace ends here",
-                NULL);
+        mt_fail("cannot take the trace up again after a failed exec: ", failure,
+                "; tracing stopped, the trace ends here", NULL);
     mt_cancel_restore(cancel_state);
 }
 

@@ -197,12 +197,14 @@ import Testing
         for traced in [false, true] {
             let file = scratch.path(traced ? "traced" : "untraced")
             let preload =
-                traced ? ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"] : []
+                traced
+                ? ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"] : []
             let command = "exec /usr/bin/env \(preload.joined(separator: " ")) \"$0\" closed-fds \"$1\" <&- >&- 2>&-"
             let result = try runProgram(
                 "/bin/sh", ["-c", command, Products.fixture("hostile"), file], removing: ["LD_PRELOAD"], timeout: 30)
             #expect(result.status == 0)
-            contents.append(try [file, file + ".1", file + ".2"].map { try String(contentsOfFile: $0, encoding: .utf8) })
+            contents.append(
+                try [file, file + ".1", file + ".2"].map { try String(contentsOfFile: $0, encoding: .utf8) })
         }
         #expect(contents.first == ["fd 0\n", "fd 1\nstdout\n", "fd 2\n"])
         #expect(contents.last == contents.first)
@@ -243,7 +245,8 @@ import Testing
         let scratch = try Scratch()
         let trace = scratch.path("t.mtrace")
         let command = [
-            "--fsize=100000", "--", Products.cli, "run", "--no-compress", "-o", trace, "--", Products.fixture("hostile"),
+            "--fsize=100000", "--", Products.cli, "run", "--no-compress", "-o", trace, "--",
+            Products.fixture("hostile"),
             "grow",
         ]
         let run = try runProgram("/usr/bin/prlimit", command, timeout: 60)
@@ -263,7 +266,8 @@ import Testing
         #expect(try Self.markedCalls(trace).allocations[4061, default: 0] > 1000)
 
         let tiny = try runProgram(
-            "/usr/bin/prlimit", ["--fsize=1000", "--", Products.cli, "run", "--no-compress", "-o", trace + "2", "--"]
+            "/usr/bin/prlimit",
+            ["--fsize=1000", "--", Products.cli, "run", "--no-compress", "-o", trace + "2", "--"]
                 + [Products.fixture("hostile"), "grow"], timeout: 60)
         #expect(
             tiny.stderr.hasPrefix(

@@ -65,7 +65,9 @@ import Testing
             environment: ["LD_PRELOAD": Products.preloadLibrary, "MALLOCTRACE_OUTPUT": existing])
         #expect(direct.status == 0)
         #expect(direct.stdout.hasPrefix("checksum "))
-        #expect(direct.stderr == "malloctrace: \(existing) exists; the trace goes to \(scratch.path("keep-2.mtrace")) instead\n")
+        #expect(
+            direct.stderr
+                == "malloctrace: \(existing) exists; the trace goes to \(scratch.path("keep-2.mtrace")) instead\n")
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
     }
 
