@@ -41,11 +41,11 @@
  * The module window (re-checked): modules.c skips a refresh when another thread holds the modules mutex,
  * assuming the holder emits what changed. That holds for a dlopen that completes before the holder's
  * dl_iterate_phdr walk (the walk runs under the loader lock, so a new module is either in it or not). A
- * dlopen that completes after the walk began is missed by the holder, and the skipping thread may already
- * intern a stack with addresses in the new module: its MODULE record then comes only with the next refresh
- * (the holder stored the older load counter, so the next new stack rescans). If no new stack follows, the
- * module is never recorded and those frames stay unresolved. Not fixed here; a "refresh wanted" flag that
- * the holder re-checks after unlocking would close it.
+ * dlopen that completes after the walk began was missed by the holder while the skipping thread went on to
+ * intern a stack with addresses in the new module; with no later new stack, the module was never recorded.
+ * Now the skipping thread leaves a request (g_refresh_wanted) that the holder answers with another scan
+ * after it unlocks, so the MODULE record always comes, though possibly just after that stack's definition
+ * (a crash in that instant loses it; waiting instead could deadlock, see g_modules_mutex).
  */
 #ifndef MALLOCTRACE_INTERNAL_H
 #define MALLOCTRACE_INTERNAL_H
