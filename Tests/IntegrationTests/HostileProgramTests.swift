@@ -275,6 +275,21 @@ import Testing
                     + "malloctrace: no trace was written to \(trace)2: the library could not create it"))
         #expect(!FileManager.default.fileExists(atPath: trace + "2"))
     }
+
+    /// `run -o` knows the same escapes: it expands %h and %t itself (so it can name the file it summarizes)
+    /// and refuses an unknown one before starting anything.
+    @Test func runExpandsTheSameEscapes() throws {
+        let scratch = try Scratch()
+        let run = try runProgram(
+            Products.cli, ["run", "--no-compress", "-o", scratch.path("r.%h.%t.mtrace"), "--", "/bin/true"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let names = try FileManager.default.contentsOfDirectory(atPath: scratch.url.path)
+        #expect(names.count == 1 && names[0].hasPrefix("r.\(RunCommandHostName.current)."), "\(names)")
+        #expect(run.stderr.hasPrefix("malloctrace: wrote \(scratch.path(names.first ?? ""))\n"), "\(run.stderr)")
+        let refused = try runProgram(Products.cli, ["run", "-o", scratch.path("r.%x.mtrace"), "--", "/bin/true"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("-o has an unknown escape '%x' (use %p, %e, %t, %h or %%)"))
+    }
 }
 
 enum RunCommandHostName {
