@@ -34,13 +34,14 @@ public enum LeakKind: UInt8, Sendable, CaseIterable, Codable, Comparable, Custom
 /// moment. Present only in traces recorded with leak scanning on (`check`, `run --leak-kinds`).
 public struct LeakScan: Sendable {
     public enum Trigger: Sendable, Equatable, CustomStringConvertible {
-        case exit, underscoreExit, onDemand, unknown(UInt32)
+        case exit, underscoreExit, quickExit, onDemand, unknown(UInt32)
 
         init(_ raw: UInt32) {
             switch raw {
             case MT_LEAK_SCAN_AT_EXIT.rawValue: self = .exit
             case MT_LEAK_SCAN_AT_UNDERSCORE_EXIT.rawValue: self = .underscoreExit
             case MT_LEAK_SCAN_ON_DEMAND.rawValue: self = .onDemand
+            case MT_LEAK_SCAN_AT_QUICK_EXIT.rawValue: self = .quickExit
             default: self = .unknown(raw)
             }
         }
@@ -49,6 +50,7 @@ public struct LeakScan: Sendable {
             switch self {
             case .exit: "exit"
             case .underscoreExit: "_exit"
+            case .quickExit: "quick_exit"
             case .onDemand: "on demand"
             case .unknown(let raw): "trigger \(raw)"
             }

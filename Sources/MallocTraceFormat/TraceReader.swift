@@ -194,6 +194,7 @@ public final class TraceReader {
                         case MT_END_DESTRUCTOR.rawValue: .normalExit
                         case MT_END_UNDERSCORE_EXIT.rawValue: .underscoreExit(status: status)
                         case MT_END_EXEC.rawValue: .exec
+                        case MT_END_QUICK_EXIT.rawValue: .quickExit(status: status)
                         default: .unknown(how)
                         }
                     end = EndDetails(

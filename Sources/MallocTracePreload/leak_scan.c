@@ -553,7 +553,7 @@ __attribute__((noinline)) void mt_leak_scan(uint32_t trigger) {
 
 MT_EXPORT void malloctrace_scan_leaks(void) {
     if (t_guard || !g_leak_scan || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
-    t_guard = 1;
+    t_guard = mt_guard_token();
     mt_leak_scan(MT_LEAK_SCAN_ON_DEMAND);
     t_guard = 0;
 }
