@@ -90,6 +90,7 @@ let package = Package(
                 "malloctrace", "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports",
                 "MallocTraceSymbolication",
             ],
+            exclude: ["Golden"],
             swiftSettings: swiftSettings,
             plugins: ["BuildPreloadLibrary"]
         ),
