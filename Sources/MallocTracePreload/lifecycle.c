@@ -154,6 +154,9 @@ static void mt_after_fork_in_parent(void) {
 }
 
 static void mt_after_fork_in_child(void) {
+    /* First, and even when this thread took no lock (it may have been interrupted holding this one): the
+     * resets below map memory, which takes it. Such a child does not trace, so the list need not be exact. */
+    mt_tracer_mappings_reset_lock();
     /* Locks the parent held are released by forgetting them; nothing of the parent's file is
      * touched, since this process shares its pages. */
     mt_file_forget();
@@ -162,7 +165,6 @@ static void mt_after_fork_in_child(void) {
     mt_recorder_reset_thread();
     mt_sampler_reset();
     if (g_leak_scan && t_fork_locked) mt_live_reset_locks();
-    if (t_fork_locked) mt_tracer_mappings_reset_lock();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
      * leaves no near-empty trace behind (the exec'd program writes one of its own). */
