@@ -175,6 +175,9 @@ static void mt_after_fork_in_parent(void) {
 }
 
 static void mt_after_fork_in_child(void) {
+    /* First, and even when this thread took no lock (it may have been interrupted holding this one): the
+     * resets below map memory, which takes it. Such a child does not trace, so the list need not be exact. */
+    mt_tracer_mappings_reset_lock();
     /* Locks the parent held are released by forgetting them; nothing of the parent's file is
      * touched, since this process shares its pages. The mapping registry's lock first: the resets below
      * map memory, and the prepare handler left that lock held by this very thread. */
