@@ -179,9 +179,7 @@ static void mt_after_fork_in_child(void) {
      * resets below map memory, which takes it. Such a child does not trace, so the list need not be exact. */
     mt_tracer_mappings_reset_lock();
     /* Locks the parent held are released by forgetting them; nothing of the parent's file is
-     * touched, since this process shares its pages. The mapping registry's lock first: the resets below
-     * map memory, and the prepare handler left that lock held by this very thread. */
-    if (t_fork_locked) mt_tracer_mappings_reset_lock();
+     * touched, since this process shares its pages. */
     mt_file_forget();
     mt_stacks_reset();
     mt_modules_reset();
