@@ -7,20 +7,20 @@ public enum CheckJSONRenderer {
     public static let schemaVersion: UInt64 = 1
 
     public static func render(_ verdict: CheckVerdict) -> String {
-        JSONValue.object([
+        JSON.object([
             "schema_version": .unsigned(schemaVersion),
             "verdict": .string(verdict.failed ? "failed" : "passed"),
             "counted_kinds": .array(verdict.countedKinds.sorted(by: >).map { .string($0.description) }),
             "processes": .array(verdict.processes.map(process)),
-        ]).rendered()
+        ]).renderedOrEmpty()
     }
 
-    static func process(_ process: ProcessVerdict) -> JSONValue {
+    static func process(_ process: ProcessVerdict) -> JSON {
         .object([
             "trace": .string(process.tracePath),
             "pid": .optional(process.processID) { .unsigned(UInt64($0)) },
-            "executable": .optional(process.executable, JSONValue.string),
-            "arguments": .array(process.arguments.map(JSONValue.string)),
+            "executable": .optional(process.executable, JSON.string),
+            "arguments": .array(process.arguments.map(JSON.string)),
             "end": .string(process.endDescription),
             "has_leak_scan": .bool(process.hasLeakScan),
             "verdict": .string(process.failed ? "failed" : "passed"),
@@ -46,11 +46,11 @@ public enum CheckJSONRenderer {
                     ])
                 }),
             "violations": .array(process.violations.map(violation)),
-            "notes": .array(process.notes.map(JSONValue.string)),
+            "notes": .array(process.notes.map(JSON.string)),
         ])
     }
 
-    static func finding(_ finding: LeakFinding) -> JSONValue {
+    static func finding(_ finding: LeakFinding) -> JSON {
         .object([
             "kind": .string(finding.kind.description),
             "rule": .string(CheckText.ruleID(finding.kind)),
@@ -62,19 +62,19 @@ public enum CheckJSONRenderer {
         ])
     }
 
-    static func frame(_ frame: ReportFrame) -> JSONValue {
+    static func frame(_ frame: ReportFrame) -> JSON {
         .object([
             "address": .string("0x" + String(frame.address, radix: 16)),
-            "function": .optional(frame.function, JSONValue.string),
-            "file": .optional(frame.file, JSONValue.string),
+            "function": .optional(frame.function, JSON.string),
+            "file": .optional(frame.file, JSON.string),
             "line": .optional(frame.line) { .unsigned(UInt64(max(0, $0))) },
-            "module": .optional(frame.module, JSONValue.string),
+            "module": .optional(frame.module, JSON.string),
             "offset": .optional(frame.offset) { .string("0x" + String($0, radix: 16)) },
             "inlined": .bool(frame.isInlined),
         ])
     }
 
-    static func violation(_ violation: LimitViolation) -> JSONValue {
+    static func violation(_ violation: LimitViolation) -> JSON {
         .object([
             "limit": .string(violation.limit.rawValue),
             "rule": .string(CheckText.ruleID(violation.limit)),

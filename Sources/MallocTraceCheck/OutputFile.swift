@@ -1,4 +1,5 @@
 public import Foundation
+import MallocTraceReports
 
 /// Writes the files `check` produces (`--junit`, `--sarif`, `--save-baseline`). A regular file (or a new one)
 /// is replaced atomically, so a reader never sees half of it; anything else that already exists — a device
@@ -23,20 +24,8 @@ public enum OutputFile {
         let descriptor = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else { throw .unwritableFile(path: path, reason: String(cString: strerror(errno))) }
         defer { close(descriptor) }
-        var failure: CheckError?
-        data.withUnsafeBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            var offset = 0
-            while offset < buffer.count {
-                let written = Foundation.write(descriptor, base + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    failure = .unwritableFile(path: path, reason: String(cString: strerror(errno)))
-                    return
-                }
-                offset += written
-            }
+        if let error = DescriptorOutput.writeAll(Array(data), to: descriptor) {
+            throw .unwritableFile(path: path, reason: String(cString: strerror(error)))
         }
-        if let failure { throw failure }
     }
 }

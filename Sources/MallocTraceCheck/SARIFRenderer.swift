@@ -22,11 +22,11 @@ public enum SARIFRenderer {
     ]
 
     public static func render(_ verdict: CheckVerdict, sourceRoot: String? = nil) -> String {
-        var results: [JSONValue] = []
+        var results: [JSON] = []
         for process in verdict.processes {
             let label = CheckText.processLabel(process)
             for finding in process.findings {
-                var result: [String: JSONValue] = [
+                var result: [String: JSON] = [
                     "ruleId": .string(CheckText.ruleID(finding.kind)),
                     "ruleIndex": .unsigned(ruleIndex(CheckText.ruleID(finding.kind))),
                     "level": .string("error"),
@@ -56,7 +56,7 @@ public enum SARIFRenderer {
                     ]))
             }
         }
-        var run: [String: JSONValue] = [
+        var run: [String: JSON] = [
             "tool": .object([
                 "driver": .object([
                     "name": .string("malloctrace"),
@@ -72,20 +72,20 @@ public enum SARIFRenderer {
         if let root = sourceRoot, !root.isEmpty {
             run["originalUriBaseIds"] = .object(["SRCROOT": .object(["uri": .string(fileURI(directory(root)))])])
         }
-        return JSONValue.object([
+        return JSON.object([
             "$schema": .string(schemaURI), "version": .string("2.1.0"), "runs": .array([.object(run)]),
-        ]).rendered()
+        ]).renderedOrEmpty()
     }
 
-    static func text(_ value: String) -> JSONValue { .object(["text": .string(value)]) }
+    static func text(_ value: String) -> JSON { .object(["text": .string(value)]) }
 
     static func ruleIndex(_ id: String) -> UInt64 { UInt64(rules.firstIndex { $0.id == id } ?? 0) }
 
     /// A physical location, when the frame has a file; `region` only with a line (SARIF lines start at 1).
-    static func location(_ frame: ReportFrame, sourceRoot: String?) -> JSONValue? {
+    static func location(_ frame: ReportFrame, sourceRoot: String?) -> JSON? {
         guard let file = frame.file else { return nil }
         let relative = CheckText.relativePath(file, to: sourceRoot)
-        var artifact: [String: JSONValue]
+        var artifact: [String: JSON]
         if relative != file {
             artifact = ["uri": .string(percentEncoded(relative)), "uriBaseId": .string("SRCROOT")]
         } else if file.hasPrefix("/") {
@@ -93,20 +93,20 @@ public enum SARIFRenderer {
         } else {
             artifact = ["uri": .string(percentEncoded(file))]
         }
-        var physical: [String: JSONValue] = ["artifactLocation": .object(artifact)]
+        var physical: [String: JSON] = ["artifactLocation": .object(artifact)]
         if let line = frame.line, line >= 1 { physical["region"] = .object(["startLine": .unsigned(UInt64(line))]) }
         return .object(["physicalLocation": .object(physical)])
     }
 
-    static func stackFrame(_ frame: ReportFrame, sourceRoot: String?) -> JSONValue {
-        var location: [String: JSONValue] = ["message": text(frame.displayName)]
+    static func stackFrame(_ frame: ReportFrame, sourceRoot: String?) -> JSON {
+        var location: [String: JSON] = ["message": text(frame.displayName)]
         if case .object(let physical)? = self.location(frame, sourceRoot: sourceRoot) {
             location.merge(physical) { $1 }
         }
         if let function = frame.function {
             location["logicalLocations"] = .array([.object(["fullyQualifiedName": .string(function)])])
         }
-        var result: [String: JSONValue] = ["location": .object(location)]
+        var result: [String: JSON] = ["location": .object(location)]
         if let module = frame.module { result["module"] = .string(module) }
         return .object(result)
     }

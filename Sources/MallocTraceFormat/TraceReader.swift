@@ -127,12 +127,7 @@ public final class TraceReader {
     private static func scanRecords(_ bytes: UnsafeRawBufferPointer, compressedChunks: Bool, pages: PageReleaser)
         -> RecordScan
     {
-        var process: ProcessDetails?
-        var end: EndDetails?
-        var cutShort = false
-        var chunks: [ChunkLocation] = []
-        var diagnostics: [TraceDiagnostic] = []
-        var leakScanParts: [LeakScan.Part] = []
+        var found = RecordScan()
         let headerSize = MemoryLayout<mt_record_header_t>.size
         let cursor = ByteCursor(bytes, from: 0, to: bytes.count)
         var offset = MemoryLayout<mt_file_header_t>.size
@@ -141,7 +136,7 @@ public final class TraceReader {
         let releaseStep = 4 << 20
         while offset < bytes.count {
             guard offset + headerSize <= bytes.count else {
-                cutShort = true
+                found.cutShort = true
                 break
             }
             let kind = bytes[offset]
@@ -150,8 +145,8 @@ public final class TraceReader {
             let payload = offset + headerSize
             let available = min(length, bytes.count - payload)
             if available < length {
-                cutShort = true
-                diagnostics.append(
+                found.cutShort = true
+                found.diagnostics.append(
                     .init(
                         offset: offset,
                         message: "record claims \(length) bytes but the file ends after \(available);"
@@ -159,31 +154,35 @@ public final class TraceReader {
             }
             switch UInt32(kind) {
             case MT_RECORD_PROCESS.rawValue:
-                process = decodeProcess(bytes, at: payload, length: available)
-                if process == nil { diagnostics.append(.init(offset: offset, message: "unreadable process record")) }
+                found.process = decodeProcess(bytes, at: payload, length: available)
+                if found.process == nil {
+                    found.diagnostics.append(.init(offset: offset, message: "unreadable process record"))
+                }
             case MT_RECORD_CHUNK.rawValue:
                 let chunkHeader = MemoryLayout<mt_chunk_header_t>.size
                 let isCompressed = compressedChunks && bytes[offset + 1] & UInt8(MT_RECORD_FLAG_ZSTD.rawValue) != 0
                 if isCompressed {
-                    if let chunk = compressedChunk(bytes, at: offset, length: length, cutShort: cutShort, &diagnostics)
+                    if let chunk = compressedChunk(
+                        bytes, at: offset, length: length, cutShort: found.cutShort, &found.diagnostics)
                     {
-                        chunks.append(chunk)
+                        found.chunks.append(chunk)
                     }
                 } else if available >= chunkHeader {
                     let used = Int(cursor.field(\mt_chunk_header_t.used, of: payload))
                     let start = payload + chunkHeader
                     if used > length - chunkHeader {
-                        diagnostics.append(
+                        found.diagnostics.append(
                             .init(offset: offset, message: "chunk claims \(used) used bytes in a \(length)-byte record")
                         )
                     }
-                    chunks.append(
+                    found.chunks.append(
                         ChunkLocation(
                             threadID: cursor.field(\mt_chunk_header_t.tid, of: payload),
                             start: start, end: start + min(used, available - chunkHeader), recordStart: offset,
                             nextChunkRecord: bytes.count))
-                } else if !cutShort {
-                    diagnostics.append(.init(offset: offset, message: "chunk record of \(length) bytes is too small"))
+                } else if !found.cutShort {
+                    found.diagnostics.append(
+                        .init(offset: offset, message: "chunk record of \(length) bytes is too small"))
                 }
             case MT_RECORD_END.rawValue:
                 if available >= MemoryLayout<mt_end_record_t>.size {
@@ -197,7 +196,7 @@ public final class TraceReader {
                         case MT_END_QUICK_EXIT.rawValue: .quickExit(status: status)
                         default: .unknown(how)
                         }
-                    end = EndDetails(
+                    found.end = EndDetails(
                         time: cursor.field(\mt_end_record_t.end_monotonic_ns, of: payload),
                         lastSequence: cursor.field(\mt_end_record_t.last_sequence, of: payload), reason: reason)
                 }
@@ -205,16 +204,17 @@ public final class TraceReader {
                 break
             case MT_RECORD_LEAK_SCAN.rawValue:
                 switch LeakScan.part(bytes, at: payload, length: available) {
-                case .success(let part): leakScanParts.append(part)
+                case .success(let part): found.leakScanParts.append(part)
                 case .failure(let failure):
-                    diagnostics.append(.init(offset: failure.offset, message: failure.reason + "; record skipped"))
+                    found.diagnostics.append(
+                        .init(offset: failure.offset, message: failure.reason + "; record skipped"))
                 }
             default:
                 if unknownKinds.insert(kind).inserted {
-                    diagnostics.append(.init(offset: offset, message: "skipped records of unknown kind \(kind)"))
+                    found.diagnostics.append(.init(offset: offset, message: "skipped records of unknown kind \(kind)"))
                 }
             }
-            if cutShort { break }
+            if found.cutShort { break }
             let next = payload + length
             offset = (next + Int(MT_RECORD_ALIGNMENT) - 1) & ~(Int(MT_RECORD_ALIGNMENT) - 1)
             if offset - released >= releaseStep {
@@ -223,10 +223,10 @@ public final class TraceReader {
             }
         }
         pages.release(released - PageReleaser.remappedBehind..<bytes.count)
-        for index in chunks.indices.dropLast() { chunks[index].nextChunkRecord = chunks[index + 1].recordStart }
-        return RecordScan(
-            process: process, end: end, cutShort: cutShort, chunks: chunks, diagnostics: diagnostics,
-            leakScanParts: leakScanParts)
+        for index in found.chunks.indices.dropLast() {
+            found.chunks[index].nextChunkRecord = found.chunks[index + 1].recordStart
+        }
+        return found
     }
 
     /// What the scan of the record headers found.

@@ -2,42 +2,6 @@ import Foundation
 import MallocTraceAnalysis
 import MallocTraceFormat
 
-/// A JSON value: lets the renderers write `null` for every unknown value instead of omitting keys.
-enum JSON: Encodable, Equatable {
-    case null
-    case bool(Bool)
-    case unsigned(UInt64)
-    case signed(Int64)
-    case double(Double)
-    case string(String)
-    case array([JSON])
-    case object([String: JSON])
-
-    static func optional<T>(_ value: T?, _ make: (T) -> JSON) -> JSON { value.map(make) ?? .null }
-    static func hex(_ value: UInt64) -> JSON { .string("0x" + String(value, radix: 16)) }
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .null: try container.encodeNil()
-        case .bool(let value): try container.encode(value)
-        case .unsigned(let value): try container.encode(value)
-        case .signed(let value): try container.encode(value)
-        case .double(let value): try container.encode(value.isFinite ? value : 0)
-        case .string(let value): try container.encode(value)
-        case .array(let values): try container.encode(values)
-        case .object(let members): try container.encode(members)
-        }
-    }
-
-    /// Pretty-printed, keys sorted, `/` unescaped, one trailing newline.
-    func rendered() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
-    }
-}
-
 /// Renders a ``Report`` as JSON. The schema is documented in docs/json-schema.md; field names are stable
 /// and `schema_version` changes whenever one is removed or changes meaning.
 public enum JSONRenderer {

@@ -227,21 +227,7 @@ struct RunCommand: ParsableCommand {
 
     /// Expands %p and %% exactly as the preload library does.
     static func expand(_ pattern: String, pid: pid_t) -> String {
-        var result = ""
-        var iterator = pattern.makeIterator()
-        while let character = iterator.next() {
-            guard character == "%" else {
-                result.append(character)
-                continue
-            }
-            switch iterator.next() {
-            case "p": result += String(pid)
-            case "%": result += "%"
-            case let other?: result += "%" + String(other)
-            case nil: result += "%"
-            }
-        }
-        return result
+        replacing(in: pattern, ["p": String(pid), "%": "%"])
     }
 
     /// Prints the summary; calls `onceOpened` as soon as nothing more needs the trace's name (the reader

@@ -1,4 +1,5 @@
 import Foundation
+import MallocTraceReports
 
 /// Writes command output to standard output and fails loudly when it cannot: a report that went nowhere
 /// (a full disk, `> /dev/full`, a closed pipe) must not end with exit status 0.
@@ -9,22 +10,9 @@ enum StandardOutput {
 
     /// Writes all of `text` to `descriptor`, retrying short writes and EINTR.
     static func write(_ text: String, to descriptor: Int32, what: String) throws(CommandFailure) {
-        var failure: CommandFailure?
-        var bytes = Array(text.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
-            guard let base = buffer.baseAddress else { return }
-            var offset = 0
-            while offset < buffer.count {
-                let written = Foundation.write(descriptor, base + offset, buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    failure = CommandFailure("cannot write to \(what): \(String(cString: strerror(errno)))")
-                    return
-                }
-                offset += written
-            }
+        if let error = DescriptorOutput.writeAll(Array(text.utf8), to: descriptor) {
+            throw CommandFailure("cannot write to \(what): \(String(cString: strerror(error)))")
         }
-        if let failure { throw failure }
     }
 }
 
