@@ -8,5 +8,5 @@ swift build
 mkdir -p .build/demo
 clang -g -O0 -fno-builtin -o .build/demo/leaky tools/examples/leaky.c
 trace=.build/demo/leaky.$$.mtrace
-.build/debug/malloctrace run -o "$trace" -- .build/demo/leaky
+.build/debug/malloctrace run --leak-kinds -o "$trace" -- .build/demo/leaky
 .build/debug/malloctrace report "$trace" --top 3
