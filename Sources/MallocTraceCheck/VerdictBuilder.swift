@@ -40,15 +40,14 @@ public enum VerdictBuilder {
                 }
             }
         }
-        let resolver = FrameResolver(modules: reader.modules, symbolizer: symbolizer)
-        let shown = StackPresenter(resolver: resolver, stacks: reader.stacks, keepsAllocatorFrames: false)
+        let shown = StackPresenter(reader: reader, symbolizer: symbolizer, keepsAllocatorFrames: false)
         shown.prepareFrames(Set(candidates.map(\.stackID)))
         var findings = candidates.map { candidate in
             LeakFinding(
                 kind: candidate.kind, bytes: candidate.amount.bytes, blocks: candidate.amount.blocks,
                 stackID: candidate.stackID, allocationFunction: candidate.function,
                 frames: shown.frames(candidate.stackID),
-                allFrames: resolver.frames(forStack: reader.stacks[candidate.stackID] ?? []))
+                allFrames: shown.allFrames(candidate.stackID))
         }
         // LeakSanitizer's order: direct leaks before indirect ones, then by size.
         findings.sort {

@@ -93,6 +93,21 @@ public struct Module: Sendable, Equatable {
     public var segments: [Segment]
     public var buildID: [UInt8]
     public var isUnloaded: Bool
+    /// The reader's module generation (see ``TraceReader/stackGenerations``) when this module was reported:
+    /// it was loaded from then until ``unloadedAt`` (excluded), or to the end.
+    public var loadedAt: Int = 0
+    public var unloadedAt: Int?
+
+    /// True when the module is loaded at module generation `generation`.
+    public func isLoaded(at generation: Int) -> Bool {
+        loadedAt <= generation && generation < unloadedAt ?? Int.max
+    }
+
+    /// The same object at the same place (what the MODULE record says), whenever it was reported.
+    public func hasSameMapping(as other: Module) -> Bool {
+        id == other.id && path == other.path && loadBias == other.loadBias && segments == other.segments
+            && buildID == other.buildID
+    }
 
     public init(id: UInt32, path: String, loadBias: UInt64, segments: [Segment], buildID: [UInt8]) {
         self.id = id

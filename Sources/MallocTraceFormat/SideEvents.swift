@@ -28,8 +28,7 @@ enum SideEvents {
             previous = index == 0 ? try cursor.varint() : previous &+ UInt64(bitPattern: try cursor.zigzag())
             frames.append(previous)
         }
-        catalog.stacks[id] = frames
-        catalog.onStack?(id, frames, catalog.modules)
+        catalog.define(id, frames: frames)
         return cursor
     }
 

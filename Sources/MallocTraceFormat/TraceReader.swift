@@ -20,8 +20,11 @@ public final class TraceReader {
     public private(set) var isCutShort = false
     /// Stacks by id: innermost return address first.
     public private(set) var stacks: [UInt32: [UInt64]] = [:]
-    /// Every module seen, in the order they were reported.
+    /// Every module seen, in the order they were reported (each load of a library is a module of its own).
     public private(set) var modules: [Module] = []
+    /// For each stack id, the module generation of its definition (see ``Module/loadedAt``): its addresses
+    /// are resolved against the modules loaded then, not a library loaded later at the same address.
+    public private(set) var stackGenerations: [UInt32: Int] = [:]
     public private(set) var diagnostics: [TraceDiagnostic] = []
     /// For a sampled trace (``ProcessDetails/sampleRate`` > 0), after a pass over the events: how many
     /// allocations were recorded and what they stand for. Event sizes are estimates in such a trace.
@@ -311,10 +314,10 @@ public final class TraceReader {
     }
 
     /// Like ``forEachEvent(_:)``, and calls `onStack` with each stack definition (id, frames, the modules
-    /// known at that point) as it is read: before the first event that uses the stack is delivered, and on
+    /// known at that point, the module generation of the definition, see ``stackGenerations``) as it is read: before the first event that uses the stack is delivered, and on
     /// the calling thread (a trace read with `onStack` is decoded on the calling thread).
     public func forEachEvent<Failure: Error>(
-        onStack: ((UInt32, [UInt64], [Module]) -> Void)?, _ body: (AllocatorEvent) throws(Failure) -> Void
+        onStack: ((UInt32, [UInt64], [Module], Int) -> Void)?, _ body: (AllocatorEvent) throws(Failure) -> Void
     ) throws(Failure) {
         try forEachEventBatch(onStack: onStack) { (batch: Span<AllocatorEvent>) throws(Failure) in
             for index in batch.indices { try body(batch[index]) }
@@ -368,7 +371,7 @@ public final class TraceReader {
 
     /// ``forEachEventBatch(_:)`` with the `onStack` callback of ``forEachEvent(onStack:_:)``.
     public func forEachEventBatch<Failure: Error>(
-        onStack: ((UInt32, [UInt64], [Module]) -> Void)?, _ body: (Span<AllocatorEvent>) throws(Failure) -> Void
+        onStack: ((UInt32, [UInt64], [Module], Int) -> Void)?, _ body: (Span<AllocatorEvent>) throws(Failure) -> Void
     ) throws(Failure) {
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
         catalog.onStack = onStack
@@ -376,6 +379,7 @@ public final class TraceReader {
         defer {
             sampling = catalog.sampling
             stacks = catalog.stacks
+            stackGenerations = catalog.stackGenerations
             modules = catalog.modules
             diagnostics = catalog.diagnostics
         }

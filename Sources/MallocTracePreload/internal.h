@@ -7,12 +7,14 @@
  *
  * Locks, in the only order they are ever nested: loader (glibc's dl_load_write_lock, held by
  * dl_iterate_phdr while its callbacks run) -> modules (g_modules_mutex, only ever tried) -> stacks
- * (g_stacks_mutex, per new stack) -> file (g_file_mutex, per chunk). modules and stacks are never held
- * together: the interner refreshes modules before it takes the stacks mutex. The sampler's table mutex
- * is a leaf taken alone (only mmap inside); the fork prepare handler takes stacks, file, sampler in that
- * order. While an exec is under way, a thread that needs a chunk waits on the file mutex's condition
- * variable, possibly holding loader, modules or stacks: the exec'ing thread takes none of them until
- * mt_file_resume, and runs the exec itself guarded.
+ * (g_stacks_mutex, per new stack) -> file (g_file_mutex, per chunk). The interner refreshes modules before
+ * it takes the stacks mutex; a refresh that finds a module unloaded takes the stacks mutex inside the
+ * modules mutex (after its dl_iterate_phdr walk, never inside it) to retire that module's stacks. No
+ * thread holding stacks waits for modules (it is only ever tried), so the nesting cannot deadlock. The sampler's table
+ * mutex is a leaf taken alone (only mmap inside); the fork prepare handler takes stacks, file, sampler in that order.
+ * While an exec is under way, a thread that needs a chunk waits on the file mutex's condition variable, possibly
+ * holding loader, modules or stacks: the exec'ing thread takes none of them until mt_file_resume, and runs the exec
+ * itself guarded.
  *
  * The guard (t_guard): functions marked "Guard held." below run only with it set, so that whatever they
  * allocate (pthread_getattr_np, setenv, dlsym's error buffers) goes untraced to libc and never re-enters
@@ -37,6 +39,11 @@
  * _dl_find_object (new in glibc 2.35: this library needs 2.35 or later) reads a snapshot that dlopen and
  * dlclose update under the loader lock with a version counter; it never locks, allocates or blocks, so it
  * is safe where dl_iterate_phdr would take the loader lock.
+ *
+ * dlclose (hooked, unlike dlopen: it does not depend on its caller) refreshes the module map right after a
+ * library is unloaded, so that its stacks are retired before another library loaded at the same address
+ * can capture the same return addresses. An unload the hook does not see (a dlclose inside libc) is found
+ * by the next refresh, as before.
  *
  * The module window (re-checked): modules.c skips a refresh when another thread holds the modules mutex,
  * assuming the holder emits what changed. That holds for a dlopen that completes before the holder's
@@ -252,6 +259,9 @@ uint32_t mt_current_stack_id(void);
 void mt_stacks_lock(void);
 void mt_stacks_unlock(void);
 void mt_stacks_reset(void);
+/* Makes the interned stacks with a frame in [start, end] (an unloaded module) unreachable: the same
+ * addresses get a new id when next captured. Takes the stacks mutex. */
+void mt_stacks_retire(uintptr_t start, uintptr_t end);
 
 /* ---- fast unwinder (unwind.c) ---------------------------------------------------------------- */
 
@@ -265,7 +275,8 @@ void mt_stacks_report_verification(void);
 
 /* ---- modules (modules.c) ---------------------------------------------------------------------- */
 
-/* Emits MODULE / MODULE_UNLOAD events for changes since the last call. Guard held. */
+/* Emits MODULE / MODULE_UNLOAD events for changes since the last call, and retires the interned stacks
+ * with addresses in an unloaded module (mt_stacks_retire). Guard held. */
 void mt_modules_refresh(void);
 void mt_modules_reset(void);
 

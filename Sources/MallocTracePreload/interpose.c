@@ -305,3 +305,19 @@ MT_EXPORT void _Exit(int status) {
     real._Exit(status);
     __builtin_unreachable();
 }
+
+/* Refreshes the module map right after a library is unloaded (see modules.c), so that the interned
+ * stacks with addresses in it are retired before another library loaded at the same address runs. Unlike
+ * dlopen, dlclose does not depend on its caller: the wrapper changes nothing for the program. The library's
+ * destructors run inside the real dlclose, traced as usual. */
+MT_EXPORT int dlclose(void *handle) {
+    if (real.dlclose == NULL) mt_resolve_real_functions();
+    int result = real.dlclose(handle);
+    if (t_guard || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return result;
+    int saved_errno = errno;
+    t_guard = mt_guard_token();
+    mt_modules_refresh();
+    t_guard = 0;
+    errno = saved_errno;
+    return result;
+}

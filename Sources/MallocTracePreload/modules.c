@@ -7,7 +7,9 @@
  * which library the target loads. Instead the map is refreshed whenever a new stack is interned
  * (cheap: dl_iterate_phdr's load/unload counters tell whether anything changed), which is before any
  * address from a new module can reach the trace (with one exception: see g_refresh_wanted). Called before
- * the stacks mutex is taken (see mt_modules_refresh).
+ * the stacks mutex is taken (see mt_modules_refresh). dlclose is hooked (interpose.c) to refresh right
+ * after an unload: the unloaded module's stacks are retired (mt_stacks_retire) before a library loaded in
+ * its place can reuse their ids.
  */
 #include "internal.h"
 
@@ -24,6 +26,7 @@
 
 typedef struct mt_known_module {
     uintptr_t load_bias;
+    uintptr_t start, end; /* from the lowest PT_LOAD segment to the end of the highest */
     uint64_t name_hash;
     uint32_t id;
     bool present;
@@ -152,9 +155,22 @@ static int mt_visit_module(struct dl_phdr_info *info, size_t size, void *data) {
         }
     }
     uint32_t id = g_next_module_id++;
+    uintptr_t start = UINTPTR_MAX, end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type != PT_LOAD) continue;
+        uintptr_t segment = info->dlpi_addr + phdr->p_vaddr;
+        if (segment < start) start = segment;
+        if (segment + phdr->p_memsz > end) end = segment + phdr->p_memsz;
+    }
     if (g_module_count < MT_MAX_TRACKED_MODULES) {
-        g_modules[g_module_count++] = (mt_known_module_t){
-            .load_bias = info->dlpi_addr, .name_hash = name_hash, .id = id, .present = true, .seen = true};
+        g_modules[g_module_count++] = (mt_known_module_t){.load_bias = info->dlpi_addr,
+                                                          .start = start,
+                                                          .end = end,
+                                                          .name_hash = name_hash,
+                                                          .id = id,
+                                                          .present = true,
+                                                          .seen = true};
     }
     mt_emit_module(info, id);
     return 0;
@@ -187,5 +203,7 @@ static void mt_modules_scan(void) {
         uint8_t payload[MT_MAX_VARINT_BYTES];
         uint8_t *end = mt_put_varint(payload, known->id);
         mt_record_sized(MT_EVENT_MODULE_UNLOAD, payload, (size_t)(end - payload));
+        /* After the walk (the loader's lock is released): modules -> stacks, see internal.h. */
+        if (known->start < known->end) mt_stacks_retire(known->start, known->end);
     }
 }

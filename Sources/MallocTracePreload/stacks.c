@@ -24,7 +24,7 @@
 #define MT_FRAME_ARENA_BYTES (4u << 20)
 
 typedef struct mt_stack_slot {
-    _Atomic uint64_t hash; /* 0 = empty; published last */
+    _Atomic uint64_t hash; /* 0 = empty; published last; MT_RETIRED_HASH = retired (see mt_stacks_retire) */
     uint32_t id;
     uint32_t count;
     const uintptr_t *frames;
@@ -35,6 +35,9 @@ typedef struct mt_stack_table {
     uint64_t used;
     mt_stack_slot_t slots[];
 } mt_stack_table_t;
+
+/* A retired slot: nonzero, so that probes go on past it, and even, so that no hash (always odd) equals it. */
+#define MT_RETIRED_HASH 2u
 
 static _Atomic(mt_stack_table_t *) g_table;
 static pthread_mutex_t g_stacks_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -160,7 +163,7 @@ static mt_stack_table_t *mt_grow_table(mt_stack_table_t *table) {
     for (uint64_t i = 0; i <= table->mask; i++) {
         mt_stack_slot_t *slot = &table->slots[i];
         uint64_t hash = atomic_load_explicit(&slot->hash, memory_order_relaxed);
-        if (hash != 0) mt_insert_slot(bigger, hash, slot->id, slot->frames, slot->count);
+        if (hash != 0 && hash != MT_RETIRED_HASH) mt_insert_slot(bigger, hash, slot->id, slot->frames, slot->count);
     }
     atomic_store_explicit(&g_table, bigger, memory_order_release);
     return bigger;
@@ -188,6 +191,31 @@ static uint32_t mt_intern_new_stack(uint64_t hash, const uintptr_t *frames, uint
     }
     pthread_mutex_unlock(&g_stacks_mutex);
     return id;
+}
+
+/* A module was unloaded: its address range may now hold another module, whose return addresses must not
+ * find the ids interned (and defined, in the reader's eyes, against the old module) while it was loaded.
+ * Every stack with a frame in [start, end] is retired in place: its slot keeps probing intact but never
+ * matches again, so the next capture of the same addresses interns a new id, defined after the MODULE
+ * record of whatever is loaded there by then. Lookups are untouched (they compare the hash, as before).
+ * A lookup that read the slot just before it was retired still returns the old id: a library loaded at the
+ * same address by another thread in that instant, and called, can still get it. Cost: one pass over the
+ * table per unload, under the stacks mutex. Called with the modules mutex held (modules -> stacks). */
+void mt_stacks_retire(uintptr_t start, uintptr_t end) {
+    pthread_mutex_lock(&g_stacks_mutex);
+    mt_stack_table_t *table = atomic_load_explicit(&g_table, memory_order_acquire);
+    for (uint64_t i = 0; table != NULL && i <= table->mask; i++) {
+        mt_stack_slot_t *slot = &table->slots[i];
+        uint64_t hash = atomic_load_explicit(&slot->hash, memory_order_relaxed);
+        if (hash == 0 || hash == MT_RETIRED_HASH) continue;
+        for (uint32_t frame = 0; frame < slot->count; frame++) {
+            if (slot->frames[frame] >= start && slot->frames[frame] <= end) {
+                atomic_store_explicit(&slot->hash, MT_RETIRED_HASH, memory_order_relaxed);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&g_stacks_mutex);
 }
 
 /* Drops the tracer's own frames from the top of a captured stack; returns the first kept frame. */

@@ -97,7 +97,7 @@ public struct TraceDiff {
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
             symbolizer: symbolizer, countsSizes: false, countsThreads: false, progress: progress)
         let presenter = StackPresenter(
-            resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
+            reader: reader, symbolizer: symbolizer,
             keepsAllocatorFrames: options.keepsAllocatorFrames)
         let groups = SiteGroup.make(
             sites: pass.sites, grouping: options.grouping, presenter: presenter, matchingFrames: true,

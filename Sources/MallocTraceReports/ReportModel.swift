@@ -234,7 +234,7 @@ public struct Report {
                     .prefix(max(0, options.limit(for: .threads)))) : []
 
         let presenter = StackPresenter(
-            resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
+            reader: reader, symbolizer: symbolizer,
             keepsAllocatorFrames: options.keepsAllocatorFrames)
         // A sampled trace cannot say what was temporary: most allocations between two samples are missing.
         let measurable = { (section: ReportSection) in reader.sampling == nil || section != .temporary }

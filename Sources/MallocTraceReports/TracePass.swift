@@ -94,7 +94,7 @@ public struct TracePass {
             // A thread may use a stack id before the chunk that defines it is read (another thread captured
             // it first), so every stack is decided in a first pass, before any event is filtered.
             progress.update("reading stacks", done: 0, total: nil, unit: "events")
-            reader.forEachEventBatch(onStack: { matcher.define($0, frames: $1, modules: $2) }) { _ in }
+            reader.forEachEventBatch(onStack: { matcher.define($0, frames: $1, modules: $2, generation: $3) }) { _ in }
         }
         reader.forEachEventBatch { (batch: Span<AllocatorEvent>) in
             count &+= UInt64(batch.count)
@@ -162,7 +162,7 @@ final class StackMatcher {
     private let symbolizer: Symbolizer?
     private var answers: [UInt32: Bool] = [:]
     private var resolver: FrameResolver?
-    private var resolverModuleCount = -1
+    private var resolverGeneration = -1
 
     init(include: [StackPattern], exclude: [StackPattern], symbolizer: Symbolizer?) {
         self.include = include
@@ -170,23 +170,25 @@ final class StackMatcher {
         self.symbolizer = symbolizer
     }
 
-    func define(_ id: UInt32, frames addresses: [UInt64], modules: [Module]) {
-        if modules.count != resolverModuleCount {
+    /// `modules` as known at the definition, `generation` the definition's module generation: the stack
+    /// is matched against the modules loaded then (a library unloaded before, at the same address, is not).
+    func define(_ id: UInt32, frames addresses: [UInt64], modules: [Module], generation: Int) {
+        if generation != resolverGeneration {
             resolver = FrameResolver(modules: modules, symbolizer: symbolizer)
-            resolverModuleCount = modules.count
+            resolverGeneration = generation
         }
-        answers[id] = decide(addresses)
+        answers[id] = decide(addresses, at: generation)
     }
 
     func accepts(_ id: UInt32) -> Bool {
-        answers[id] ?? decide([])
+        answers[id] ?? decide([], at: .max)
     }
 
-    private func decide(_ addresses: [UInt64]) -> Bool {
+    private func decide(_ addresses: [UInt64], at generation: Int) -> Bool {
         guard let resolver else { return include.isEmpty }
         // Module paths first: they need no symbols.
         let bare = addresses.map { address -> ReportFrame in
-            let module = resolver.module(containing: address)
+            let module = resolver.module(containing: address, at: generation)
             return ReportFrame(address: address, module: module?.path, offset: module.map { address &- $0.loadBias })
         }
         func matchesAny(_ patterns: [StackPattern], _ frames: [ReportFrame]) -> Bool {
@@ -195,8 +197,8 @@ final class StackMatcher {
         if matchesAny(exclude, bare) { return false }
         var included = include.isEmpty || matchesAny(include, bare)
         if included && exclude.isEmpty { return true }
-        resolver.prepare(addresses)
-        let frames = resolver.frames(forStack: addresses)
+        resolver.prepare(addresses, at: generation)
+        let frames = resolver.frames(forStack: addresses, at: generation)
         if matchesAny(exclude, frames) { return false }
         if !included { included = matchesAny(include, frames) }
         return included

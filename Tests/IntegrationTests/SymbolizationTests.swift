@@ -156,6 +156,36 @@ import Testing
         #expect(functions(site)[1] == "main")
     }
 
+    /// dlclose, then a dlopen of another library at the same address: each library's call site keeps its own
+    /// figures and its own name, even though both stacks have the same return addresses.
+    @Test(arguments: ["stack", "function"])
+    func libraryLoadedWhereAnotherWasUnloadedKeepsItsOwnSites(grouping: String) throws {
+        let scratch = try Scratch()
+        let libraries = ["libreloada", "libreloadb"].map { Products.fixture($0) + ".so" }
+        let trace = try traceProgram(Products.fixture("reload"), libraries, in: scratch)
+        let report = try jsonReport(
+            trace, top: 100, arguments: ["--sections", "allocations", "--group-by", grouping])
+        let sites = report.objects("most_allocation_calls")
+        let expected: [(String, String, Int)] = [
+            ("reload_alloc_a", "fixture-libreloada.so", 40), ("reload_alloc_b", "fixture-libreloadb.so", 48),
+        ]
+        for (function, library, size) in expected {
+            let site = try #require(sites.first { topFunction($0) == function }, "\(function): \(sites)")
+            #expect(site.integer("allocation_calls") == 100, "\(function)")
+            #expect(site.integer("bytes_allocated") == 100 * size, "\(function)")
+            #expect((site.objects("stack").first?["module"] as? String)?.hasSuffix(library) == true)
+            #expect(functions(site).dropFirst().first == "call", "\(function)")
+        }
+        // With --include, each library's site is found by its own function name.
+        for (function, _, size) in expected {
+            let included = try jsonReport(
+                trace, arguments: ["--sections", "allocations", "--group-by", grouping, "--include", function])
+            let site = try #require(included.objects("most_allocation_calls").first)
+            #expect(topFunction(site) == function)
+            #expect(site.integer("bytes_allocated") == 100 * size, "\(function) --include")
+        }
+    }
+
     /// A module whose file was replaced after tracing must not be named from the new file.
     @Test func replacedOrMissingModulesAreReportedNotMisnamed() throws {
         let scratch = try Scratch()
