@@ -60,8 +60,8 @@ import Testing
         return lines.joined(separator: "\n").trimmingCharacters(in: .newlines) + "\n"
     }
 
-    /// The same for JSON: run-dependent values become placeholders, module paths their file names, and libc's
-    /// frames lose file and line; keys are sorted.
+    /// The same for JSON: run-dependent values become placeholders, module and source paths their file names,
+    /// and libc's frames lose file and line; keys are sorted.
     func normalizeJSON(_ text: String) throws -> String {
         let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
         let normalized = normalize(object, key: nil)
@@ -81,6 +81,8 @@ import Testing
             let module = (dictionary["module"] as? String).map { URL(fileURLWithPath: $0).lastPathComponent }
             for (key, child) in dictionary { result[key] = normalize(child, key: key) }
             if let module { result["module"] = module }
+            // Source paths name the checkout's directory: the file name is what the report is about.
+            if let file = dictionary["file"] as? String { result["file"] = URL(fileURLWithPath: file).lastPathComponent }
             if module == "libc.so.6" || module == "ld-linux-x86-64.so.2" {
                 result["file"] = "<libc>"
                 result["line"] = "<libc>"
