@@ -82,7 +82,9 @@ import Testing
             for (key, child) in dictionary { result[key] = normalize(child, key: key) }
             if let module { result["module"] = module }
             // Source paths name the checkout's directory: the file name is what the report is about.
-            if let file = dictionary["file"] as? String { result["file"] = URL(fileURLWithPath: file).lastPathComponent }
+            if let file = dictionary["file"] as? String {
+                result["file"] = URL(fileURLWithPath: file).lastPathComponent
+            }
             if module == "libc.so.6" || module == "ld-linux-x86-64.so.2" {
                 result["file"] = "<libc>"
                 result["line"] = "<libc>"
