@@ -36,6 +36,13 @@ enum JSON: Encodable, Equatable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
     }
+
+    /// On one line, keys sorted, `/` unescaped: for data embedded in pages and export files.
+    func compact() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
 }
 
 /// Renders a ``Report`` as JSON. The schema is documented in docs/json-schema.md; field names are stable

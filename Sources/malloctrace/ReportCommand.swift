@@ -46,6 +46,17 @@ struct AnalysisOptions: ParsableArguments {
             valueName: "stack|function|file"))
     var grouping: GroupingArgument = .stack
 
+    @OptionGroup var selection: SelectionOptions
+
+    func apply(to options: inout ReportOptions) throws {
+        try selection.apply(to: &options)
+        options.grouping = grouping.grouping
+    }
+}
+
+/// What every command that reads a trace's allocations shares: which allocations, which leak kinds, how
+/// frames are resolved and shown (`report`, `diff`, `flamegraph`, `export`).
+struct SelectionOptions: ParsableArguments {
     @Flag(help: "Show the tracer's and allocation wrappers' frames (operator new, swift_allocObject, strdup, …).")
     var keepAllocatorFrames = false
 
@@ -120,7 +131,6 @@ struct AnalysisOptions: ParsableArguments {
 
     func apply(to options: inout ReportOptions) throws {
         options.leakKinds = try countedLeakKinds()
-        options.grouping = grouping.grouping
         options.keepsAllocatorFrames = keepAllocatorFrames
         options.temporaryThreshold = temporaryThreshold
         options.filters.from = from

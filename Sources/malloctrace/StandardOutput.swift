@@ -9,8 +9,14 @@ enum StandardOutput {
 
     /// Writes all of `text` to `descriptor`, retrying short writes and EINTR.
     static func write(_ text: String, to descriptor: Int32, what: String) throws(CommandFailure) {
+        try write(bytes: Array(text.utf8), to: descriptor, what: what)
+    }
+
+    /// Writes all of `bytes` (binary output such as a gzip file) to `descriptor`.
+    static func write(bytes: [UInt8], to descriptor: Int32 = 1, what: String = "standard output") throws(CommandFailure)
+    {
         var failure: CommandFailure?
-        var bytes = Array(text.utf8)
+        var bytes = bytes
         bytes.withUnsafeMutableBytes { buffer in
             guard let base = buffer.baseAddress else { return }
             var offset = 0
