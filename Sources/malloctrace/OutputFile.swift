@@ -13,6 +13,18 @@ enum OutputFile {
             try StandardOutput.write(bytes: bytes)
             return
         }
+        // A device or FIFO (`-o /dev/full`, `-o /dev/stdout`) is written in place: renaming a temporary file
+        // over it would replace the device node itself.
+        var status = stat()
+        if stat(path, &status) == 0 && (status.st_mode & S_IFMT) != S_IFREG {
+            let descriptor = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+            guard descriptor >= 0 else {
+                throw CommandFailure("cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+            defer { close(descriptor) }
+            try StandardOutput.write(bytes: bytes, to: descriptor, what: path)
+            return
+        }
         do {
             try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
