@@ -92,6 +92,7 @@ let package = Package(
                 "malloctrace", "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports",
                 "MallocTraceSymbolication",
             ],
+            exclude: ["Golden"],
             swiftSettings: swiftSettings,
             plugins: ["BuildPreloadLibrary"]
         ),

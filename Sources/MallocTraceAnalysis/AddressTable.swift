@@ -55,6 +55,8 @@ struct AddressTable {
     }
 
     private mutating func grow() {
+        MemoryBudget.reserve(
+            entries.count * 2 * MemoryLayout<Entry>.stride, for: "the table of \(count) live blocks")
         let old = entries
         entries = Array(repeating: Entry(key: 0, size: 0, slot: 0), count: entries.count * 2)
         count = 0

@@ -124,13 +124,14 @@ public struct Baseline: Sendable, Equatable, Codable {
     public func save(toPath path: String) throws(CheckError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        var data: Data
         do {
-            var data = try encoder.encode(self)
-            data.append(UInt8(ascii: "\n"))
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            data = try encoder.encode(self)
         } catch {
             throw .unwritableFile(path: path, reason: SuppressionParser.reasonText(error))
         }
+        data.append(UInt8(ascii: "\n"))
+        try OutputFile.write(data, toPath: path)
     }
 
     /// Reads a baseline written by ``save(toPath:)``.

@@ -34,13 +34,14 @@ public enum LeakKind: UInt8, Sendable, CaseIterable, Codable, Comparable, Custom
 /// moment. Present only in traces recorded with leak scanning on (`check`, `run --leak-kinds`).
 public struct LeakScan: Sendable {
     public enum Trigger: Sendable, Equatable, CustomStringConvertible {
-        case exit, underscoreExit, onDemand, unknown(UInt32)
+        case exit, underscoreExit, quickExit, onDemand, unknown(UInt32)
 
         init(_ raw: UInt32) {
             switch raw {
             case MT_LEAK_SCAN_AT_EXIT.rawValue: self = .exit
             case MT_LEAK_SCAN_AT_UNDERSCORE_EXIT.rawValue: self = .underscoreExit
             case MT_LEAK_SCAN_ON_DEMAND.rawValue: self = .onDemand
+            case MT_LEAK_SCAN_AT_QUICK_EXIT.rawValue: self = .quickExit
             default: self = .unknown(raw)
             }
         }
@@ -49,6 +50,7 @@ public struct LeakScan: Sendable {
             switch self {
             case .exit: "exit"
             case .underscoreExit: "_exit"
+            case .quickExit: "quick_exit"
             case .onDemand: "on demand"
             case .unknown(let raw): "trigger \(raw)"
             }
@@ -107,20 +109,20 @@ public struct LeakScan: Sendable {
             return .failure(DecodeFailure(offset: offset, reason: "leak scan record of \(length) bytes is too small"))
         }
         var cursor = ByteCursor(bytes, from: offset, to: offset + length)
-        let count = Int(cursor.littleEndian(UInt32.self, at: offset + 20))
+        let count = Int(cursor.field(\mt_leak_scan_record_t.entry_count, of: offset))
         // Every entry takes at least one byte: a count beyond the payload is damage, not a reason to reserve.
         guard count <= length - fixed else {
             return .failure(DecodeFailure(offset: offset, reason: "leak scan record claims \(count) entries"))
         }
         var part = Part(
-            trigger: cursor.littleEndian(UInt32.self, at: offset + 40),
-            sequence: cursor.littleEndian(UInt64.self, at: offset),
-            time: cursor.littleEndian(UInt64.self, at: offset + 8),
-            duration: cursor.littleEndian(UInt64.self, at: offset + 32),
-            part: cursor.littleEndian(UInt32.self, at: offset + 16),
-            threadsScanned: cursor.littleEndian(UInt32.self, at: offset + 24),
-            threadsMissed: cursor.littleEndian(UInt32.self, at: offset + 28),
-            totalBlocks: cursor.littleEndian(UInt32.self, at: offset + 44), addresses: [], kinds: [])
+            trigger: cursor.field(\mt_leak_scan_record_t.trigger, of: offset),
+            sequence: cursor.field(\mt_leak_scan_record_t.scan_sequence, of: offset),
+            time: cursor.field(\mt_leak_scan_record_t.scan_time_ns, of: offset),
+            duration: cursor.field(\mt_leak_scan_record_t.duration_ns, of: offset),
+            part: cursor.field(\mt_leak_scan_record_t.part, of: offset),
+            threadsScanned: cursor.field(\mt_leak_scan_record_t.threads_scanned, of: offset),
+            threadsMissed: cursor.field(\mt_leak_scan_record_t.threads_missed, of: offset),
+            totalBlocks: cursor.field(\mt_leak_scan_record_t.total_blocks, of: offset), addresses: [], kinds: [])
         part.addresses.reserveCapacity(count)
         part.kinds.reserveCapacity(count)
         cursor.position = offset + fixed

@@ -137,6 +137,8 @@ public struct EndDetails: Sendable, Equatable {
         case normalExit
         /// `_exit`/`_Exit` was called directly with this status.
         case underscoreExit(status: Int32)
+        /// `quick_exit` was called with this status (its handlers ran; destructors did not).
+        case quickExit(status: Int32)
         /// The process replaced its image with `exec`; a followed process continues in another trace.
         case exec
         case unknown(UInt32)

@@ -53,7 +53,7 @@ public final class TraceCompressor {
     ) throws(Failure) {
         output.removeAll()
         try Self.checkHeader(input)
-        output.append(Array("MTRACE\u{1a}\n".utf8))
+        output.append(FormatLayout.magic)
         output.append(UInt16(MT_FORMAT_VERSION))
         output.append(UInt16(MemoryLayout<mt_file_header_t>.size))
         output.append(MT_FILE_FLAG_ZSTD_CHUNKS.rawValue)
@@ -69,7 +69,7 @@ public final class TraceCompressor {
                 break
             }
             let kind = input[offset]
-            let length = Int(cursor.littleEndian(UInt32.self, at: offset + 4))
+            let length = Int(cursor.field(\mt_record_header_t.length, of: offset))
             let payload = offset + recordHeader
             guard length <= input.count - payload else {
                 // Cut short: kept as it is, so that the reader reports it and reads the same part of it.
@@ -95,7 +95,7 @@ public final class TraceCompressor {
 
     private static func checkHeader(_ input: UnsafeRawBufferPointer) throws(Failure) {
         let size = MemoryLayout<mt_file_header_t>.size
-        guard input.count >= size, input.prefix(Int(MT_MAGIC_SIZE)).elementsEqual("MTRACE\u{1a}\n".utf8) else {
+        guard input.count >= size, input.prefix(Int(MT_MAGIC_SIZE)).elementsEqual(FormatLayout.magic) else {
             throw .notATrace("it is not a malloctrace trace")
         }
         let cursor = ByteCursor(input, from: 0, to: size)

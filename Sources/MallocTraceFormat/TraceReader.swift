@@ -98,7 +98,7 @@ public final class TraceReader {
         guard bytes.count >= headerSize else {
             throw .notATrace(path: path, reason: bytes.isEmpty ? "the file is empty" : "the file is too short")
         }
-        let magic = Array("MTRACE\u{1a}\n".utf8)
+        let magic = FormatLayout.magic
         guard magic.count == Int(MT_MAGIC_SIZE), bytes.prefix(magic.count).elementsEqual(magic) else {
             throw .notATrace(path: path, reason: "it does not start with the malloctrace magic bytes")
         }
@@ -145,7 +145,7 @@ public final class TraceReader {
                 break
             }
             let kind = bytes[offset]
-            let length = Int(cursor.littleEndian(UInt32.self, at: offset + 4))
+            let length = Int(cursor.field(\mt_record_header_t.length, of: offset))
             if kind == UInt8(MT_RECORD_END_OF_DATA.rawValue) { break }
             let payload = offset + headerSize
             let available = min(length, bytes.count - payload)
@@ -170,7 +170,7 @@ public final class TraceReader {
                         chunks.append(chunk)
                     }
                 } else if available >= chunkHeader {
-                    let used = Int(cursor.littleEndian(UInt32.self, at: payload + 4))
+                    let used = Int(cursor.field(\mt_chunk_header_t.used, of: payload))
                     let start = payload + chunkHeader
                     if used > length - chunkHeader {
                         diagnostics.append(
@@ -179,7 +179,7 @@ public final class TraceReader {
                     }
                     chunks.append(
                         ChunkLocation(
-                            threadID: cursor.littleEndian(UInt32.self, at: payload),
+                            threadID: cursor.field(\mt_chunk_header_t.tid, of: payload),
                             start: start, end: start + min(used, available - chunkHeader), recordStart: offset,
                             nextChunkRecord: bytes.count))
                 } else if !cutShort {
@@ -187,18 +187,19 @@ public final class TraceReader {
                 }
             case MT_RECORD_END.rawValue:
                 if available >= MemoryLayout<mt_end_record_t>.size {
-                    let how = cursor.littleEndian(UInt32.self, at: payload + 20)
-                    let status = cursor.littleEndian(Int32.self, at: payload + 16)
+                    let how = cursor.field(\mt_end_record_t.how, of: payload)
+                    let status = cursor.field(\mt_end_record_t.exit_status, of: payload)
                     let reason: EndDetails.Reason =
                         switch how {
                         case MT_END_DESTRUCTOR.rawValue: .normalExit
                         case MT_END_UNDERSCORE_EXIT.rawValue: .underscoreExit(status: status)
                         case MT_END_EXEC.rawValue: .exec
+                        case MT_END_QUICK_EXIT.rawValue: .quickExit(status: status)
                         default: .unknown(how)
                         }
                     end = EndDetails(
-                        time: cursor.littleEndian(UInt64.self, at: payload),
-                        lastSequence: cursor.littleEndian(UInt64.self, at: payload + 8), reason: reason)
+                        time: cursor.field(\mt_end_record_t.end_monotonic_ns, of: payload),
+                        lastSequence: cursor.field(\mt_end_record_t.last_sequence, of: payload), reason: reason)
                 }
             case MT_RECORD_PADDING.rawValue:
                 break
@@ -253,7 +254,7 @@ public final class TraceReader {
             return nil
         }
         let cursor = ByteCursor(bytes, from: payload, to: payload + chunkHeader)
-        let used = Int(cursor.littleEndian(UInt32.self, at: payload + 4))
+        let used = Int(cursor.field(\mt_chunk_header_t.used, of: payload))
         guard used <= Int(MT_MAX_DECOMPRESSED_CHUNK) else {
             diagnostics.append(
                 .init(
@@ -263,7 +264,7 @@ public final class TraceReader {
             return nil
         }
         return ChunkLocation(
-            threadID: cursor.littleEndian(UInt32.self, at: payload), start: payload + chunkHeader,
+            threadID: cursor.field(\mt_chunk_header_t.tid, of: payload), start: payload + chunkHeader,
             end: payload + length, recordStart: offset, nextChunkRecord: bytes.count, decompressedSize: used)
     }
 
@@ -271,8 +272,8 @@ public final class TraceReader {
         let fixed = MemoryLayout<mt_process_record_t>.size
         guard length >= fixed else { return nil }
         let cursor = ByteCursor(bytes, from: offset, to: offset + length)
-        let exeLength = Int(cursor.littleEndian(UInt32.self, at: offset + 36))
-        let argvLength = Int(cursor.littleEndian(UInt32.self, at: offset + 40))
+        let exeLength = Int(cursor.field(\mt_process_record_t.exe_length, of: offset))
+        let argvLength = Int(cursor.field(\mt_process_record_t.argv_length, of: offset))
         guard exeLength <= length - fixed, argvLength <= length - fixed - exeLength else { return nil }
         let exeStart = offset + fixed
         let executable = String(
@@ -284,14 +285,14 @@ public final class TraceReader {
             .map { String(decoding: $0, as: UTF8.self) }
         if arguments.last == "" { arguments.removeLast() }
         return ProcessDetails(
-            pid: cursor.littleEndian(UInt32.self, at: offset),
-            parentPID: cursor.littleEndian(UInt32.self, at: offset + 4),
-            startRealtime: cursor.littleEndian(UInt64.self, at: offset + 8),
+            pid: cursor.field(\mt_process_record_t.pid, of: offset),
+            parentPID: cursor.field(\mt_process_record_t.ppid, of: offset),
+            startRealtime: cursor.field(\mt_process_record_t.start_realtime_ns, of: offset),
             executable: executable, arguments: arguments,
-            pageSize: cursor.littleEndian(UInt32.self, at: offset + 24),
-            maxDepth: cursor.littleEndian(UInt32.self, at: offset + 28),
-            unwindMode: cursor.littleEndian(UInt32.self, at: offset + 32),
-            sampleRate: cursor.littleEndian(UInt32.self, at: offset + 44))
+            pageSize: cursor.field(\mt_process_record_t.page_size, of: offset),
+            maxDepth: cursor.field(\mt_process_record_t.max_depth, of: offset),
+            unwindMode: cursor.field(\mt_process_record_t.unwind_mode, of: offset),
+            sampleRate: cursor.field(\mt_process_record_t.sample_rate, of: offset))
     }
 
     /// The thread ids that recorded events, in order of first appearance.

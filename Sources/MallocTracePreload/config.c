@@ -1,11 +1,14 @@
 /* MALLOCTRACE_* environment variables (documented in README.md, "Environment variables"). */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 mt_config_t g_config;
+extern char **environ;
 
 #define MT_DEFAULT_DEPTH 64
 #define MT_DEFAULT_OUTPUT "malloctrace.%e.%p.mtrace"
@@ -53,42 +56,130 @@ static const char *mt_executable_name(size_t *length) {
     return name;
 }
 
-/* Expands %p (pid), %e (executable name) and %% in the output pattern. */
-static void mt_expand_output(const char *pattern, char *out, size_t size) {
+/*
+ * An allocation in a .preinit_array function starts the tracer before libc's initializer has set environ:
+ * getenv sees nothing then. The variables the process started with are in /proc/self/environ; only the
+ * tracer's own are kept (read without the allocator, NUL-separated).
+ */
+static char g_early_environment[16 * 1024];
+static size_t g_early_length;
+static bool g_early_loaded;
+
+static bool mt_is_tracer_variable(const char *entry, size_t length) {
+    return (length > 12 && memcmp(entry, "MALLOCTRACE_", 12) == 0) ||
+           (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0);
+}
+
+static void mt_load_early_environment(void) {
+    g_early_loaded = true;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char block[4096], entry[8192];
+    size_t entry_length = 0;
+    bool too_long = false;
+    ssize_t n;
+    while ((n = read(fd, block, sizeof(block))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (block[i] != '\0') {
+                if (entry_length < sizeof(entry))
+                    entry[entry_length++] = block[i];
+                else
+                    too_long = true;
+                continue;
+            }
+            if (!too_long && mt_is_tracer_variable(entry, entry_length) &&
+                g_early_length + entry_length + 1 <= sizeof(g_early_environment)) {
+                memcpy(g_early_environment + g_early_length, entry, entry_length);
+                g_early_environment[g_early_length + entry_length] = '\0';
+                g_early_length += entry_length + 1;
+            }
+            entry_length = 0;
+            too_long = false;
+        }
+    }
+    close(fd);
+}
+
+static const char *mt_getenv(const char *name) {
+    if (environ != NULL) return getenv(name);
+    if (!g_early_loaded) mt_load_early_environment();
+    size_t length = strlen(name);
+    for (const char *entry = g_early_environment; entry < g_early_environment + g_early_length;
+         entry += strlen(entry) + 1)
+        if (strncmp(entry, name, length) == 0 && entry[length] == '=') return entry + length + 1;
+    return NULL;
+}
+
+/* Expands %p (pid), %e (executable name), %t (start time, seconds since the epoch), %h (host name) and %%
+ * in the output pattern; false (after one message) on any other escape, which is more likely a typo than a
+ * wish for a literal percent sign. */
+static bool mt_expand_output(const char *pattern, char *out, size_t size) {
     char *cursor = out, *end = out + size - 1;
     for (const char *p = pattern; *p && cursor < end; p++) {
-        if (p[0] == '%' && p[1] == 'p') {
+        if (p[0] != '%') {
+            *cursor++ = *p;
+            continue;
+        }
+        p++;
+        if (*p == 'p') {
             cursor = mt_append_number(cursor, end, (uint64_t)getpid());
-            p++;
-        } else if (p[0] == '%' && p[1] == 'e') {
+        } else if (*p == 'e') {
             size_t length;
             const char *name = mt_executable_name(&length);
             cursor = mt_append(cursor, end, name, length);
-            p++;
-        } else if (p[0] == '%' && p[1] == '%') {
+        } else if (*p == 't') {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            cursor = mt_append_number(cursor, end, (uint64_t)now.tv_sec);
+        } else if (*p == 'h') {
+            char host[256];
+            if (gethostname(host, sizeof(host)) != 0) strcpy(host, "unknown");
+            host[sizeof(host) - 1] = '\0';
+            cursor = mt_append(cursor, end, host, strlen(host));
+        } else if (*p == '%') {
             *cursor++ = '%';
-            p++;
         } else {
-            *cursor++ = *p;
+            char escape[3] = {'%', *p, '\0'};
+            mt_fail("MALLOCTRACE_OUTPUT has an unknown escape '", escape, "' in '", pattern,
+                    "' (use %p, %e, %t, %h or %%); tracing is off", NULL);
+            return false;
         }
     }
     *cursor = '\0';
+    return true;
 }
 
 bool mt_read_config(void) {
-    const char *output = getenv("MALLOCTRACE_OUTPUT");
-    mt_expand_output(output && *output ? output : MT_DEFAULT_OUTPUT, g_config.output_path,
-                     sizeof(g_config.output_path));
+    /* A relative pattern names a file in the directory the process started in: a followed child forked
+     * after a chdir reads the pattern again and must not put its trace elsewhere. */
+    static char pattern[4096];
+    if (pattern[0] == '\0') {
+        const char *output = mt_getenv("MALLOCTRACE_OUTPUT");
+        output = output && *output ? output : MT_DEFAULT_OUTPUT;
+        size_t length = strlen(output);
+        char directory[2048];
+        char *out = pattern, *end = pattern + sizeof(pattern) - 1;
+        if (output[0] != '/' && getcwd(directory, sizeof(directory)) != NULL && strcmp(directory, "/") != 0) {
+            for (const char *c = directory; *c; c++) { /* a '%' in the directory is no escape */
+                out = mt_append(out, end, c, 1);
+                if (*c == '%') out = mt_append(out, end, "%", 1);
+            }
+            out = mt_append(out, end, "/", 1);
+        }
+        out = mt_append(out, end, output, length);
+        *out = '\0';
+    }
+    if (!mt_expand_output(pattern, g_config.output_path, sizeof(g_config.output_path))) return false;
 
     uint64_t depth = MT_DEFAULT_DEPTH;
-    const char *depth_text = getenv("MALLOCTRACE_DEPTH");
+    const char *depth_text = mt_getenv("MALLOCTRACE_DEPTH");
     if (depth_text != NULL && !mt_parse_number(depth_text, MT_MAX_STACK_DEPTH, &depth)) {
         mt_fail("MALLOCTRACE_DEPTH must be a whole number from 0 to 256, not '", depth_text, "'; tracing is off", NULL);
         return false;
     }
     g_config.max_depth = (uint32_t)depth;
 
-    const char *unwind = getenv("MALLOCTRACE_UNWIND");
+    const char *unwind = mt_getenv("MALLOCTRACE_UNWIND");
     if (unwind == NULL || strcmp(unwind, "fast") == 0) {
         g_config.unwind_mode = MT_UNWIND_FAST;
     } else if (strcmp(unwind, "libunwind") == 0) {
@@ -104,7 +195,7 @@ bool mt_read_config(void) {
     }
 
     uint64_t rate = 0;
-    const char *rate_text = getenv("MALLOCTRACE_SAMPLE_RATE");
+    const char *rate_text = mt_getenv("MALLOCTRACE_SAMPLE_RATE");
     if (rate_text != NULL && *rate_text != '\0' && !mt_parse_number(rate_text, UINT32_MAX, &rate)) {
         mt_fail("MALLOCTRACE_SAMPLE_RATE must be a whole number of bytes from 0 (record every call) to 4294967295, "
                 "not '",
@@ -112,21 +203,21 @@ bool mt_read_config(void) {
         return false;
     }
     g_config.sample_rate = (uint32_t)rate;
-    const char *seed_text = getenv("MALLOCTRACE_SAMPLE_SEED");
+    const char *seed_text = mt_getenv("MALLOCTRACE_SAMPLE_SEED");
     g_config.sample_seed_given = seed_text != NULL && *seed_text != '\0';
     if (g_config.sample_seed_given && !mt_parse_number(seed_text, UINT64_MAX / 10, &g_config.sample_seed)) {
         mt_fail("MALLOCTRACE_SAMPLE_SEED must be a whole number, not '", seed_text, "'; tracing is off", NULL);
         return false;
     }
 
-    const char *scan = getenv("MALLOCTRACE_LEAK_SCAN");
+    const char *scan = mt_getenv("MALLOCTRACE_LEAK_SCAN");
     g_config.leak_scan = scan != NULL && strcmp(scan, "1") == 0;
     if (scan != NULL && *scan != '\0' && strcmp(scan, "0") != 0 && strcmp(scan, "1") != 0) {
         mt_fail("MALLOCTRACE_LEAK_SCAN must be 0 or 1, not '", scan, "'; tracing is off", NULL);
         return false;
     }
 
-    const char *follow = getenv("MALLOCTRACE_FOLLOW_CHILDREN");
+    const char *follow = mt_getenv("MALLOCTRACE_FOLLOW_CHILDREN");
     g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
     return true;
 }
@@ -145,8 +236,18 @@ static bool mt_is_own_entry(const char *entry, size_t length, const char *self_p
  * Unless children are followed, remove the tracer from LD_PRELOAD and drop the variables it read,
  * which leaves the environment as it was before `malloctrace run` added them.
  */
+static bool g_scrub_deferred;
+static char g_scrub_self_path[4096];
+
 void mt_scrub_environment(const char *self_path) {
     if (g_config.follow_children) return;
+    if (environ == NULL) {
+        /* Before libc's initializer (see mt_getenv): it is about to set environ to the original variables,
+         * so the scrub waits for this library's constructor (mt_scrub_deferred_environment). */
+        g_scrub_deferred = true;
+        if (self_path != NULL && strlen(self_path) < sizeof(g_scrub_self_path)) strcpy(g_scrub_self_path, self_path);
+        return;
+    }
     const char *preload = getenv("LD_PRELOAD");
     if (preload != NULL) {
         static char kept[8192];
@@ -174,4 +275,10 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_SAMPLE_RATE");
     unsetenv("MALLOCTRACE_SAMPLE_SEED");
     unsetenv("MALLOCTRACE_LEAK_SCAN");
+}
+
+void mt_scrub_deferred_environment(void) {
+    if (!g_scrub_deferred || environ == NULL) return;
+    g_scrub_deferred = false;
+    mt_scrub_environment(g_scrub_self_path[0] ? g_scrub_self_path : NULL);
 }

@@ -2,11 +2,56 @@
  * Shared declarations of the preload library. Everything here runs inside the traced process, so
  * the rules are strict: no stdio, no allocation through the traced allocator except with the guard
  * set, no lock that another thread holds on its hot path, errno preserved on every hook.
+ *
+ * Concurrency contract (the one place it is written down)
+ *
+ * Locks, in the only order they are ever nested: loader (glibc's dl_load_write_lock, held by
+ * dl_iterate_phdr while its callbacks run) -> modules (g_modules_mutex, only ever tried) -> stacks
+ * (g_stacks_mutex, per new stack) -> file (g_file_mutex, per chunk). modules and stacks are never held
+ * together: the interner refreshes modules before it takes the stacks mutex. The sampler's table mutex
+ * is a leaf taken alone (only mmap inside); the fork prepare handler takes stacks, file, sampler in that
+ * order. While an exec is under way, a thread that needs a chunk waits on the file mutex's condition
+ * variable, possibly holding loader, modules or stacks: the exec'ing thread takes none of them until
+ * mt_file_resume, and runs the exec itself guarded.
+ *
+ * The guard (t_guard): functions marked "Guard held." below run only with it set, so that whatever they
+ * allocate (pthread_getattr_np, setenv, dlsym's error buffers) goes untraced to libc and never re-enters
+ * them. It is a per-thread token, not a lock: a hook that finds it set passes straight through. A guard
+ * abandoned by a longjmp out of a signal handler is recognised by the frame address it holds (see
+ * mt_guard_is_stale).
+ *
+ * Async-signal safety: a hook entered from a signal handler that interrupted the tracer finds the guard set
+ * and calls libc directly (as unsafe as libc's malloc itself is in a handler, no more). fork, _exit and
+ * exec from such a handler take no tracer lock (the interrupted code may hold one): fork leaves the child
+ * untraced, _exit and exec leave the trace without an END record. mt_say and mt_fail only write(2).
+ * Nothing else here is async-signal-safe.
+ *
+ * Cancellation: the hooks contain no cancellation point on the per-event path. The slow paths that reach
+ * one (fallocate, open, close, write, msync and write inside libunwind, pthread_getattr_np's fopen,
+ * pthread_cond_wait) run with cancellation disabled (mt_cancel_off), so a deferred pthread_cancel never ends
+ * a thread holding a tracer lock; the pending request acts at the program's next cancellation point.
+ * Asynchronous cancellation inside malloc is undefined for libc already.
+ *
+ * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
+ * tables never freed), the sampled-bucket counts, and _dl_find_object in the fast unwinder. glibc's
+ * _dl_find_object (new in glibc 2.35: this library needs 2.35 or later) reads a snapshot that dlopen and
+ * dlclose update under the loader lock with a version counter; it never locks, allocates or blocks, so it
+ * is safe where dl_iterate_phdr would take the loader lock.
+ *
+ * The module window (re-checked): modules.c skips a refresh when another thread holds the modules mutex,
+ * assuming the holder emits what changed. That holds for a dlopen that completes before the holder's
+ * dl_iterate_phdr walk (the walk runs under the loader lock, so a new module is either in it or not). A
+ * dlopen that completes after the walk began was missed by the holder while the skipping thread went on to
+ * intern a stack with addresses in the new module; with no later new stack, the module was never recorded.
+ * Now the skipping thread leaves a request (g_refresh_wanted) that the holder answers with another scan
+ * after it unlocks, so the MODULE record always comes, though possibly just after that stack's definition
+ * (a crash in that instant loses it; waiting instead could deadlock, see g_modules_mutex).
  */
 #ifndef MALLOCTRACE_INTERNAL_H
 #define MALLOCTRACE_INTERNAL_H
 
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h> /* sigset_t, in hooks.def */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -48,16 +93,32 @@ size_t mt_bootstrap_size(const void *ptr);
 enum mt_status { MT_STATUS_UNINITIALIZED, MT_STATUS_INITIALIZING, MT_STATUS_TRACING, MT_STATUS_OFF };
 
 extern _Atomic int g_status;
-/* Set while this thread is inside the tracer: every allocation it makes goes untraced to libc. */
-extern MT_TLS int t_guard;
+/* Nonzero while this thread is inside the tracer: every allocation it makes goes untraced to libc. The
+ * value is the frame address of the outermost tracer frame that took it (MT_GUARD_PINNED when the guarded
+ * region spans functions, as from a fork's prepare handler to its parent handler), so that a guard left
+ * behind by a longjmp out of a signal handler can be told from a held one (mt_guard_is_stale). Taking it
+ * stores a register instead of a constant: the hot path pays nothing. */
+extern MT_TLS uintptr_t t_guard;
+#define MT_GUARD_PINNED UINTPTR_MAX
+/* The token for a guard taken in the calling function: its frame address (this library keeps frame
+ * pointers). A macro, so that it names the frame of the function it is written in. */
+#define mt_guard_token() ((uintptr_t)__builtin_frame_address(0))
+/* With the guard found set at `here` (the frame address of a hook): true when the frame that took it is gone,
+ * and the guard was released. Cold; see lifecycle.c. */
+bool mt_guard_is_stale(uintptr_t here);
 
 void mt_initialize(void);
+/* Registers the tracer's fork handlers, once, before any other handler that reaches __register_atfork. */
+void mt_register_fork_handlers(void);
+/* Registers the handler that ends the trace at quick_exit (interpose.c). */
+void mt_register_quick_exit_handler(void);
 /* True in the process that opened the trace (not in a vfork child sharing its memory). */
 bool mt_is_trace_owner(void);
 
-/* True when this call should be recorded; initializes on first use. */
-static inline bool mt_should_record(void) {
-    if (MT_UNLIKELY(t_guard)) return false;
+/* True when this call should be recorded; initializes on first use. Always inlined: the guard's staleness
+ * test compares the hook's own frame with the one that took the guard. */
+static inline __attribute__((always_inline)) bool mt_should_record(void) {
+    if (MT_UNLIKELY(t_guard) && !mt_guard_is_stale(mt_guard_token())) return false;
     int status = atomic_load_explicit(&g_status, memory_order_relaxed);
     if (MT_LIKELY(status == MT_STATUS_TRACING)) return true;
     if (status == MT_STATUS_UNINITIALIZED) {
@@ -96,6 +157,18 @@ void mt_tracer_mappings_reset_lock(void);
 /* The registered ranges (unsorted); SIZE_MAX when some mapping could not be registered. Lock held. */
 size_t mt_tracer_mappings_locked(const mt_range_t **mappings);
 
+/* The tracer's slow paths reach cancellation points (fallocate, open, close, write, msync and write inside
+ * libunwind): a deferred pthread_cancel would end the thread there, holding a tracer lock or the guard,
+ * and every other thread would hang on the lock. They run with cancellation disabled (cheap, and never
+ * on the per-event path); restoring the state does not act on a pending request, the program's next
+ * cancellation point does. */
+static inline int mt_cancel_off(void) {
+    int state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &state);
+    return state;
+}
+static inline void mt_cancel_restore(int state) { pthread_setcancelstate(state, NULL); }
+
 /* ---- configuration (config.c) ----------------------------------------------------------------- */
 
 typedef struct mt_config {
@@ -115,12 +188,14 @@ extern mt_config_t g_config;
 bool mt_read_config(void);
 /* Hides the tracer from processes this one execs, unless following children was asked for. */
 void mt_scrub_environment(const char *self_path);
+/* Does the scrub that a start before libc's initializer had to leave for later (constructor). */
+void mt_scrub_deferred_environment(void);
 
 /* ---- trace file (trace_file.c) ---------------------------------------------------------------- */
 
 /* A close-on-exec copy of `fd` with a high number (low numbers stay free for the target), or -1. */
 int mt_duplicate_high(int fd);
-/* Creates the file and writes its header and process record. */
+/* Creates the file and writes its header and process record. Guard held (as every mt_file_* function). */
 bool mt_file_open(const char *path, const mt_process_record_t *process, const char *exe, size_t exe_length,
                   const char *argv, size_t argv_length);
 /* Reserves a chunk of `capacity` bytes of events for thread `tid`; returns the chunk header
@@ -132,7 +207,10 @@ void mt_file_release_chunk(void *window);
 bool mt_file_write_record(uint8_t kind, const void *a, size_t a_length, const void *b, size_t b_length);
 /* Appends an END record and truncates the file to what was written. */
 void mt_file_finish(const mt_end_record_t *end);
-/* Before an exec: finish the file, but so that mt_file_resume can take it up again if the exec fails. */
+/* Before an exec (then mt_file_finish): until mt_file_resume, other threads that need a new chunk wait, so
+ * that a failed exec loses none of their events. */
+void mt_file_begin_exec(void);
+/* After a failed exec: takes the finished file up again (its END becomes padding) and wakes the waiters. */
 void mt_file_resume(void);
 /* Locks for fork(): the child must not inherit a mutex held by another thread. */
 void mt_file_lock(void);
@@ -149,6 +227,7 @@ static inline uint64_t mt_next_sequence(void) {
     return atomic_fetch_add_explicit(&g_sequence, 1, memory_order_relaxed) + 1;
 }
 
+/* Guard held (all mt_record_*). */
 void mt_record_alloc(uint8_t opcode, uint64_t seq, size_t size, const void *ptr, size_t alignment);
 void mt_record_realloc(uint8_t opcode, uint64_t seq_before, uint64_t seq_after, size_t size, const void *old_ptr,
                        const void *new_ptr);
@@ -168,7 +247,7 @@ void mt_stacks_initialize(void);
 /* The address range of this library's loaded segments (set by mt_stacks_initialize). */
 extern uintptr_t g_self_start, g_self_end;
 static inline bool mt_is_own_frame(uintptr_t address) { return address >= g_self_start && address < g_self_end; }
-/* Captures the caller's stack and returns its interned id (0 = no stack). */
+/* Captures the caller's stack and returns its interned id (0 = no stack). Guard held. */
 uint32_t mt_current_stack_id(void);
 void mt_stacks_lock(void);
 void mt_stacks_unlock(void);
@@ -186,7 +265,7 @@ void mt_stacks_report_verification(void);
 
 /* ---- modules (modules.c) ---------------------------------------------------------------------- */
 
-/* Emits MODULE / MODULE_UNLOAD events for changes since the last call. */
+/* Emits MODULE / MODULE_UNLOAD events for changes since the last call. Guard held. */
 void mt_modules_refresh(void);
 void mt_modules_reset(void);
 
@@ -220,7 +299,7 @@ static inline bool mt_sampled_may_contain(const void *ptr) {
     return atomic_load_explicit(&g_sampled_counts[mt_sampled_bucket(ptr)], memory_order_relaxed) != 0;
 }
 
-/* Remembers a recorded block (before its pointer reaches the caller). */
+/* Remembers a recorded block (before its pointer reaches the caller). Guard held. */
 void mt_sampled_insert(const void *ptr);
 /* Forgets a block; true when it was a recorded one (so its release must be recorded too). */
 bool mt_sampled_remove(const void *ptr);

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -27,7 +28,7 @@
             if (MT_UNLIKELY(g_leak_scan)) mt_live_insert(unsampled, size, __builtin_return_address(0));                \
             return unsampled;                                                                                          \
         }                                                                                                              \
-        t_guard = 1;                                                                                                   \
+        t_guard = mt_guard_token();                                                                                    \
         void *result = real.name args;                                                                                 \
         int saved_errno = errno;                                                                                       \
         if (MT_UNLIKELY(g_sample_rate != 0) && result != NULL) mt_sampled_insert(result);                              \
@@ -52,7 +53,7 @@ MT_EXPORT void free(void *ptr) {
         real.free(ptr);
         return;
     }
-    t_guard = 1;
+    t_guard = mt_guard_token();
     int saved_errno = errno;
     if (MT_LIKELY(g_sample_rate == 0) || mt_sampled_remove(ptr)) mt_record_free(mt_next_sequence(), ptr);
     real.free(ptr);
@@ -84,7 +85,7 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
     bool new_sampled = mt_sample_allocation(requested);
     if (!new_sampled && (ptr == NULL || !mt_sampled_may_contain(ptr)))
         return mt_real_realloc(is_array, ptr, count, size);
-    t_guard = 1;
+    t_guard = mt_guard_token();
     /* Out of the table before the call: afterwards another thread may be handed the same address. */
     bool old_sampled = ptr != NULL && mt_sampled_remove(ptr);
     uint64_t seq_before = mt_next_sequence();
@@ -104,7 +105,9 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
     return result;
 }
 
-static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t size, const void *caller) {
+/* Always inlined into realloc and reallocarray: the guard's token must be the exported hook's frame. */
+static inline __attribute__((always_inline)) void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count,
+                                                                     size_t size, const void *caller) {
     bool is_array = opcode == MT_EVENT_REALLOCARRAY;
     size_t requested = is_array ? mt_saturating_product(count, size) : size;
     if (MT_UNLIKELY(mt_bootstrap_owns(ptr))) {
@@ -125,7 +128,7 @@ static void *mt_traced_realloc(uint8_t opcode, void *ptr, size_t count, size_t s
     if (MT_UNLIKELY(g_sample_rate != 0)) {
         result = mt_sampled_realloc(opcode, ptr, count, size, requested);
     } else {
-        t_guard = 1;
+        t_guard = mt_guard_token();
         uint64_t seq_before = mt_next_sequence();
         result = mt_real_realloc(is_array, ptr, count, size);
         int saved_errno = errno;
@@ -164,7 +167,7 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
         if (MT_UNLIKELY(g_leak_scan) && unsampled == 0) mt_live_insert(*out, size, __builtin_return_address(0));
         return unsampled;
     }
-    t_guard = 1;
+    t_guard = mt_guard_token();
     int result = real.posix_memalign(out, alignment, size);
     int saved_errno = errno;
     if (MT_UNLIKELY(g_sample_rate != 0) && result == 0) mt_sampled_insert(*out);
@@ -181,10 +184,12 @@ static bool mt_end_trace(uint32_t how, int status) {
     /* With the guard set, this thread is inside the tracer (a signal handler interrupted it), possibly
      * holding the file's lock: leave the trace without an END record rather than deadlock. */
     if (t_guard || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return false;
-    int was_guarded = t_guard;
-    t_guard = 1;
-    /* _exit skips the destructor, so the scan happens here; from this thread's live frames. */
+    uintptr_t was_guarded = t_guard;
+    t_guard = mt_guard_token();
+    /* _exit and quick_exit skip the destructor, so the scan happens here; from this thread's live frames. */
     if (g_leak_scan && how == MT_END_UNDERSCORE_EXIT) mt_leak_scan(MT_LEAK_SCAN_AT_UNDERSCORE_EXIT);
+    if (g_leak_scan && how == MT_END_QUICK_EXIT) mt_leak_scan(MT_LEAK_SCAN_AT_QUICK_EXIT);
+    if (how == MT_END_EXEC) mt_file_begin_exec();
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
@@ -196,15 +201,17 @@ static bool mt_end_trace(uint32_t how, int status) {
 static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDERSCORE_EXIT, status); }
 
 /* exec replaces the image without destructors: end the trace first, and take it up again if exec fails.
+ * Meanwhile other threads wait for a new chunk rather than lose events, so this thread must not wait for
+ * anything they may hold (the stacks mutex): the exec itself runs guarded, its rare allocations untraced.
  * (posix_spawn and system() exec in a new child process, which starts a trace of its own when followed.) */
 #define MT_EXEC_HOOK(name, params, args)                                                                               \
     MT_EXPORT int name params {                                                                                        \
         if (real.name == NULL) mt_resolve_real_functions();                                                            \
         bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
+        if (ended) t_guard = mt_guard_token();                                                                         \
         int result = real.name args;                                                                                   \
         int saved_errno = errno;                                                                                       \
         if (ended) {                                                                                                   \
-            t_guard = 1;                                                                                               \
             mt_file_resume();                                                                                          \
             t_guard = 0;                                                                                               \
         }                                                                                                              \
@@ -273,6 +280,22 @@ MT_EXPORT void _exit(int status) {
     mt_end_before_underscore_exit(status);
     if (real._exit == NULL) mt_resolve_real_functions();
     real._exit(status);
+    __builtin_unreachable();
+}
+
+/* quick_exit runs the at_quick_exit handlers, then libc's own _exit, past the hook above. The tracer's
+ * handler, registered at start before the program's, runs after all of them (in reverse order) and ends
+ * the trace with the status the hook kept. */
+static int g_quick_exit_status;
+
+static void mt_end_at_quick_exit(void) { mt_end_trace(MT_END_QUICK_EXIT, g_quick_exit_status); }
+
+void mt_register_quick_exit_handler(void) { at_quick_exit(mt_end_at_quick_exit); }
+
+MT_EXPORT void quick_exit(int status) {
+    g_quick_exit_status = status;
+    if (real.quick_exit == NULL) mt_resolve_real_functions();
+    real.quick_exit(status);
     __builtin_unreachable();
 }
 

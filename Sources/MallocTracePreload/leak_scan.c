@@ -251,6 +251,32 @@ static size_t mt_first_block_from(const mt_heap_t *heap, uintptr_t address) {
     return lo;
 }
 
+/* [start, end) as roots, but only its pages in memory (mincore): an untouched page reads as zeros, and a
+ * large address-space reservation (a JIT's, a garbage collector's) would otherwise cost a page fault per
+ * page. Swapped-out pages are skipped too: what they reference may be reported leaked. */
+static void mt_mark_resident(mt_heap_t *heap, uintptr_t start, uintptr_t end) {
+    size_t page = mt_page_size();
+    unsigned char resident[512];
+    for (uintptr_t at = start & ~(uintptr_t)(page - 1); at < end;) {
+        size_t pages = (end - at + page - 1) / page;
+        if (pages > sizeof(resident)) pages = sizeof(resident);
+        if (mincore((void *)at, pages * page, resident) != 0) {
+            mt_mark_root(heap, at > start ? at : start, end); /* cannot tell: read it all */
+            return;
+        }
+        for (size_t p = 0; p < pages;) {
+            size_t q = p;
+            while (q < pages && (resident[q] & 1)) q++;
+            if (q > p) {
+                uintptr_t from = at + p * page, to = at + q * page;
+                mt_mark_root(heap, from > start ? from : start, to < end ? to : end);
+            }
+            p = q + 1;
+        }
+        at += pages * page;
+    }
+}
+
 /* [start, end) as roots, minus the pages of live blocks. */
 static void mt_mark_between_blocks(mt_heap_t *heap, uintptr_t start, uintptr_t end) {
     uintptr_t page_mask = mt_page_size() - 1, cursor = start;
@@ -261,10 +287,10 @@ static void mt_mark_between_blocks(mt_heap_t *heap, uintptr_t start, uintptr_t e
         uintptr_t first = heap->blocks[i].address & ~page_mask;
         uintptr_t last = (heap->blocks[i].address + (size ? size : 1) + page_mask) & ~page_mask;
         if (last <= cursor) continue;
-        if (first > cursor) mt_mark_root(heap, cursor, first < end ? first : end);
+        if (first > cursor) mt_mark_resident(heap, cursor, first < end ? first : end);
         cursor = last;
     }
-    if (cursor < end) mt_mark_root(heap, cursor, end);
+    if (cursor < end) mt_mark_resident(heap, cursor, end);
 }
 
 /* [start, end) as roots, minus the excluded ranges (sorted by start) and glibc's heaps. */
@@ -553,7 +579,7 @@ __attribute__((noinline)) void mt_leak_scan(uint32_t trigger) {
 
 MT_EXPORT void malloctrace_scan_leaks(void) {
     if (t_guard || !g_leak_scan || atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
-    t_guard = 1;
+    t_guard = mt_guard_token();
     mt_leak_scan(MT_LEAK_SCAN_ON_DEMAND);
     t_guard = 0;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,7 +14,24 @@
 #include <unistd.h>
 
 _Atomic int g_status = MT_STATUS_UNINITIALIZED;
-MT_TLS int t_guard;
+MT_TLS uintptr_t t_guard;
+
+/*
+ * A hook runs below the frame that took the guard while that frame is live: nested calls and signal
+ * handlers on the same stack are deeper, at lower addresses. A hook at or above it (a frame at the same
+ * address is a later call from the same caller) means that frame is gone: a signal handler that
+ * interrupted the tracer left by longjmp, and the guard would otherwise stay set for the rest of the
+ * thread's life. A handler on an alternate signal stack can be anywhere: while on one, the guard holds.
+ * Limit: a stale guard is noticed only once the thread allocates from a frame at least as shallow as
+ * the interrupted hook's; deeper calls until then go untraced.
+ */
+bool mt_guard_is_stale(uintptr_t here) {
+    if (here < t_guard) return false;
+    stack_t alternate;
+    if (sigaltstack(NULL, &alternate) == 0 && (alternate.ss_flags & SS_ONSTACK)) return false;
+    t_guard = 0;
+    return true;
+}
 
 static int g_stderr_fd = -1;
 static dev_t g_stderr_device;
@@ -40,7 +58,7 @@ static int mt_stderr_descriptor(void) {
     if (g_stderr_fd >= 0 && fstat(g_stderr_fd, &now) == 0 && now.st_dev == g_stderr_device &&
         now.st_ino == g_stderr_inode)
         return g_stderr_fd;
-    return 2;
+    return g_stderr_fd == -EBADF ? -1 : 2; /* started without fd 2: a later fd 2 is the program's own file */
 }
 
 static void mt_say_parts(const char *first, va_list parts) {
@@ -50,8 +68,11 @@ static void mt_say_parts(const char *first, va_list parts) {
     for (const char *part = first; part != NULL; part = va_arg(parts, const char *))
         mt_append_part(line, &length, capacity, part);
     line[length++] = '\n';
-    ssize_t ignored = write(mt_stderr_descriptor(), line, length);
+    int cancel_state = mt_cancel_off(); /* write is a cancellation point; callers may hold the file's mutex */
+    int fd = mt_stderr_descriptor();
+    ssize_t ignored = fd >= 0 ? write(fd, line, length) : 0;
     (void)ignored;
+    mt_cancel_restore(cancel_state);
 }
 
 void mt_say(const char *first, ...) {
@@ -135,7 +156,7 @@ static MT_TLS bool t_fork_locked;
 static void mt_before_fork(void) {
     t_fork_locked = t_guard == 0;
     if (!t_fork_locked) return;
-    t_guard++;
+    t_guard = MT_GUARD_PINNED; /* held until the parent or child handler */
     mt_stacks_lock();
     mt_file_lock();
     mt_sampler_lock();
@@ -150,10 +171,13 @@ static void mt_after_fork_in_parent(void) {
     mt_sampler_unlock();
     mt_file_unlock();
     mt_stacks_unlock();
-    t_guard--;
+    t_guard = 0;
 }
 
 static void mt_after_fork_in_child(void) {
+    /* First, and even when this thread took no lock (it may have been interrupted holding this one): the
+     * resets below map memory, which takes it. Such a child does not trace, so the list need not be exact. */
+    mt_tracer_mappings_reset_lock();
     /* Locks the parent held are released by forgetting them; nothing of the parent's file is
      * touched, since this process shares its pages. */
     mt_file_forget();
@@ -162,12 +186,36 @@ static void mt_after_fork_in_child(void) {
     mt_recorder_reset_thread();
     mt_sampler_reset();
     if (g_leak_scan && t_fork_locked) mt_live_reset_locks();
-    if (t_fork_locked) mt_tracer_mappings_reset_lock();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
-     * leaves no near-empty trace behind (the exec'd program writes one of its own). */
-    bool follow = atomic_load(&g_status) == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
-    atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
+     * leaves no near-empty trace behind (the exec'd program writes one of its own). A fork before the
+     * tracer started (from a library's constructor) leaves a child that starts as any process does. */
+    int status = atomic_load(&g_status);
+    bool follow = status == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
+    if (status != MT_STATUS_UNINITIALIZED) atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
+}
+
+/*
+ * Prepare handlers run in the reverse order of registration and parent and child handlers in order, so the
+ * tracer's must be the first registered: its prepare handler then takes the locks after every other one has
+ * run (and recorded its allocations), and its child handler resets the tracer before any other runs. A
+ * library's constructor runs before this library's, so __register_atfork (which pthread_atfork calls) is
+ * interposed: the first registration in the process, whoever makes it, registers the tracer's handlers
+ * first.
+ */
+extern void *__dso_handle;
+static _Atomic bool g_fork_handlers_registered;
+
+void mt_register_fork_handlers(void) {
+    if (atomic_exchange(&g_fork_handlers_registered, true)) return;
+    if (real.__register_atfork == NULL && !mt_resolve_real_functions()) return;
+    real.__register_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child, &__dso_handle);
+}
+
+MT_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle) {
+    mt_register_fork_handlers();
+    if (real.__register_atfork == NULL) return ENOMEM;
+    return real.__register_atfork(prepare, parent, child, dso_handle);
 }
 
 /* What every process image does once, before its first trace: find libc, keep a copy of stderr. */
@@ -178,6 +226,7 @@ static void mt_prepare_process(void) {
         syscall(SYS_exit_group, 127); /* cannot even forward malloc: nothing sensible can run */
     }
     g_stderr_fd = mt_duplicate_high(2);
+    if (g_stderr_fd < 0 && errno == EBADF) g_stderr_fd = -EBADF;
     struct stat copy;
     if (g_stderr_fd >= 0 && fstat(g_stderr_fd, &copy) == 0) {
         g_stderr_device = copy.st_dev;
@@ -191,14 +240,17 @@ void mt_initialize(void) {
     int expected = MT_STATUS_UNINITIALIZED;
     if (!atomic_compare_exchange_strong(&g_status, &expected, MT_STATUS_INITIALIZING)) return;
     int saved_errno = errno;
-    t_guard++;
+    int cancel_state = mt_cancel_off(); /* opens, reads and closes files; warms libunwind up */
+    uintptr_t was_guarded = t_guard;
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
     bool first = !g_process_ready;
     if (first) mt_prepare_process();
     g_process_ready = true;
     bool tracing = mt_start_tracing();
     if (tracing && first) {
         mt_stacks_initialize();
-        pthread_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child);
+        mt_register_fork_handlers();
+        mt_register_quick_exit_handler();
     }
     /* Also when tracing could not start: programs this one execs would repeat the failure line and see
      * the tracer's variables. */
@@ -207,19 +259,25 @@ void mt_initialize(void) {
     /* mt_fail already set OFF on failure; don't overwrite it. */
     expected = MT_STATUS_INITIALIZING;
     atomic_compare_exchange_strong(&g_status, &expected, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
-    t_guard--;
+    t_guard = was_guarded;
+    mt_cancel_restore(cancel_state);
     errno = saved_errno;
 }
 
 __attribute__((constructor)) static void mt_on_load(void) {
     if (atomic_load(&g_status) == MT_STATUS_UNINITIALIZED) mt_initialize();
+    uintptr_t was_guarded = t_guard; /* setenv allocates */
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
+    mt_scrub_deferred_environment();
+    t_guard = was_guarded;
 }
 
 /* Runs after main returned or exit() was called, after the target's own atexit handlers. Chunks that
  * are still open keep recording what later destructors free. */
 __attribute__((destructor)) static void mt_on_unload(void) {
     if (atomic_load(&g_status) != MT_STATUS_TRACING || !mt_is_trace_owner()) return;
-    t_guard++;
+    uintptr_t was_guarded = t_guard;
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
     if (g_leak_scan) mt_leak_scan(MT_LEAK_SCAN_AT_EXIT);
     mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
                            .last_sequence = atomic_load(&g_sequence),
@@ -227,5 +285,5 @@ __attribute__((destructor)) static void mt_on_unload(void) {
                            .how = MT_END_DESTRUCTOR};
     mt_file_finish(&end);
     mt_stacks_report_verification();
-    t_guard--;
+    t_guard = was_guarded;
 }

@@ -6,8 +6,8 @@
  * *caller's* RPATH/RUNPATH and namespace, found from the return address, so a wrapper would change
  * which library the target loads. Instead the map is refreshed whenever a new stack is interned
  * (cheap: dl_iterate_phdr's load/unload counters tell whether anything changed), which is before any
- * address from a new module can reach the trace. Called before the stacks mutex is taken (see
- * mt_modules_refresh).
+ * address from a new module can reach the trace (with one exception: see g_refresh_wanted). Called before
+ * the stacks mutex is taken (see mt_modules_refresh).
  */
 #include "internal.h"
 
@@ -35,9 +35,14 @@ static uint32_t g_module_count;
 static uint32_t g_next_module_id = 1;
 static unsigned long long g_last_adds = ~0ull, g_last_subs = ~0ull;
 /* Serializes refreshes. Only ever tried, never waited for: the thread holding it may be waiting for the
- * loader's lock, held by a thread whose dl_iterate_phdr callback allocates and lands here. Skipping is
- * safe: the holder scans the same loader state and emits what changed. */
+ * loader's lock, held by a thread whose dl_iterate_phdr callback allocates and lands here. A thread that
+ * skips leaves its request in g_refresh_wanted for the holder. */
 static pthread_mutex_t g_modules_mutex = PTHREAD_MUTEX_INITIALIZER;
+/* Set by every refresh, cleared by the scan that answers it. A thread that finds the mutex taken leaves its
+ * request here: the holder's walk may have begun before that thread's dlopen completed (the walk runs under
+ * the loader's lock, so a module is either in it or not), and the holder scans again after it unlocks.
+ * Either the holder sees the flag, or the requester's trylock comes after the unlock and succeeds. */
+static _Atomic bool g_refresh_wanted;
 static void mt_modules_scan(void);
 static char g_exe_path[4096];
 static size_t g_exe_path_length;
@@ -49,6 +54,7 @@ void mt_modules_reset(void) {
     g_module_count = 0;
     g_next_module_id = 1;
     g_last_adds = g_last_subs = ~0ull;
+    atomic_store(&g_refresh_wanted, false);
 }
 
 static uint64_t mt_hash_name(const char *name) {
@@ -156,9 +162,13 @@ static int mt_visit_module(struct dl_phdr_info *info, size_t size, void *data) {
 
 /* Serializes refreshes; see g_modules_mutex. */
 void mt_modules_refresh(void) {
-    if (pthread_mutex_trylock(&g_modules_mutex) != 0) return;
-    mt_modules_scan();
-    pthread_mutex_unlock(&g_modules_mutex);
+    atomic_store(&g_refresh_wanted, true);
+    while (atomic_load(&g_refresh_wanted)) {
+        if (pthread_mutex_trylock(&g_modules_mutex) != 0) return;
+        atomic_store(&g_refresh_wanted, false);
+        mt_modules_scan();
+        pthread_mutex_unlock(&g_modules_mutex);
+    }
 }
 
 static void mt_modules_scan(void) {

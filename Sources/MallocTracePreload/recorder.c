@@ -64,8 +64,8 @@ static inline uint64_t mt_coarse_now_ns(void) {
 /* A thread's last chunk is handed back when it exits so that its mapping can be dropped. */
 static void mt_thread_exiting(void *state) {
     mt_thread_state_t *t = state;
-    int was_guarded = t_guard;
-    t_guard = 1;
+    uintptr_t was_guarded = t_guard;
+    t_guard = was_guarded ? was_guarded : mt_guard_token();
     if (t->chunk != NULL) mt_file_release_chunk(t->window);
     t->chunk = NULL;
     t->cursor = t->limit = NULL;

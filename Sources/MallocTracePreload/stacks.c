@@ -11,10 +11,12 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 /* Hook, recorder and interner frames at the top of every captured stack, dropped by address. */
 #define MT_OWN_FRAMES_SLACK 8
@@ -68,9 +70,25 @@ void mt_stacks_initialize(void) {
     dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt_stacks_initialize);
     atomic_store(&g_table, mt_new_table(MT_FIRST_TABLE_SLOTS));
     /* libunwind's first call costs ~0.5 ms and opens a pipe: pay for it here, predictably (the fast
-     * unwinder falls back to it). */
+     * unwinder falls back to it). The pipe's two descriptors stay open for good, and libunwind keeps their
+     * numbers to itself, so they cannot be moved afterwards. In a program started with any of 0-2 closed
+     * they would take those numbers: its first open() would not return 0, and what it writes to "stdout"
+     * would go into the pipe. So free numbers among 0-2 are held by /dev/null for the call and released
+     * after it: the program finds exactly the descriptors it started with. */
+    if (g_config.unwind_mode == MT_UNWIND_NONE) return;
+    int placeholders[3], held = 0;
+    while (held < 3) {
+        int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (fd < 0) break;
+        if (fd > 2) {
+            close(fd);
+            break;
+        }
+        placeholders[held++] = fd;
+    }
     void *warm_up[4];
-    if (g_config.unwind_mode != MT_UNWIND_NONE) unw_backtrace(warm_up, 4);
+    unw_backtrace(warm_up, 4);
+    while (held > 0) close(placeholders[--held]);
 }
 
 void mt_stacks_reset(void) {
@@ -182,6 +200,15 @@ static inline const uintptr_t *mt_without_own_frames(const uintptr_t *raw, int c
     return raw + first;
 }
 
+/* libunwind may validate addresses with msync and a write into its pipe (cancellation points), holding
+ * locks of its own. */
+static int mt_libunwind_backtrace(uintptr_t *frames, int max) {
+    int cancel_state = mt_cancel_off();
+    int captured = unw_backtrace((void **)frames, max);
+    mt_cancel_restore(cancel_state);
+    return captured;
+}
+
 static _Atomic uint64_t g_verified_stacks, g_fallback_stacks, g_mismatched_stacks;
 
 /* MALLOCTRACE_UNWIND=verify: libunwind's answer is the reference for the fast unwinder's. */
@@ -192,7 +219,7 @@ static void mt_verify_fast_unwinder(bool fast, const uintptr_t *frames, uint32_t
         return;
     }
     uintptr_t reference[MT_MAX_STACK_DEPTH + MT_OWN_FRAMES_SLACK];
-    int captured = unw_backtrace((void **)reference, (int)(depth + MT_OWN_FRAMES_SLACK));
+    int captured = mt_libunwind_backtrace(reference, (int)(depth + MT_OWN_FRAMES_SLACK));
     uint32_t reference_count;
     const uintptr_t *expected = mt_without_own_frames(reference, captured, depth, &reference_count);
     if (reference_count != count || memcmp(expected, frames, count * sizeof(uintptr_t)) != 0)
@@ -228,7 +255,7 @@ uint32_t mt_current_stack_id(void) {
     /* The fast unwinder leaves the tracer's frames out itself, so `depth` frames are all it needs. */
     int captured = mode == MT_UNWIND_LIBUNWIND ? -1 : mt_fast_unwind(raw, (int)depth);
     bool fast = captured >= 0;
-    if (!fast) captured = unw_backtrace((void **)raw, limit);
+    if (!fast) captured = mt_libunwind_backtrace(raw, limit);
     uint32_t count;
     const uintptr_t *frames = mt_without_own_frames(raw, captured, depth, &count);
     if (MT_UNLIKELY(mode == MT_UNWIND_VERIFY)) mt_verify_fast_unwinder(fast, frames, count, depth);

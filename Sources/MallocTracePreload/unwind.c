@@ -493,6 +493,7 @@ static mt_frame_rule_t mt_compute_rule(uintptr_t address) {
 
 static bool mt_unwind_thread_setup(mt_unwind_thread_t *t) {
     t->initialized = true;
+    int cancel_state = mt_cancel_off(); /* for the main thread, pthread_getattr_np reads /proc/self/maps */
     pthread_attr_t attributes;
     if (pthread_getattr_np(pthread_self(), &attributes) == 0) {
         void *low;
@@ -503,6 +504,7 @@ static bool mt_unwind_thread_setup(mt_unwind_thread_t *t) {
         }
         pthread_attr_destroy(&attributes);
     }
+    mt_cancel_restore(cancel_state);
     void *cache = mmap(NULL, MT_RULE_CACHE_SLOTS * sizeof(mt_rule_slot_t), PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     t->cache = cache == MAP_FAILED ? NULL : cache;

@@ -90,6 +90,9 @@ public enum JSONRenderer {
         case .underscoreExit(let status):
             endReason = "_exit"
             exitStatus = .signed(Int64(status))
+        case .quickExit(let status):
+            endReason = "quick_exit"
+            exitStatus = .signed(Int64(status))
         case .exec: endReason = "exec"
         case .unknown: endReason = "unknown"
         case nil: break

@@ -312,6 +312,7 @@ public struct Report {
             switch end.reason {
             case .normalExit: return "exited normally"
             case .underscoreExit(let status): return "called _exit(\(status))"
+            case .quickExit(let status): return "called quick_exit(\(status))"
             case .exec: return "exec'd another program"
             case .unknown(let value): return "ended (reason \(value))"
             }

@@ -33,7 +33,8 @@ struct RunCommand: ParsableCommand {
     @Option(
         name: [.short, .customLong("output")],
         help: ArgumentHelp(
-            "Trace file to write; %p becomes the pid. Never overwrites an existing file.",
+            "Trace file to write; %p becomes the pid, %e the program's name, %t the start time (seconds since the"
+                + " epoch), %h the host name, %% a percent sign. Never overwrites an existing file.",
             valueName: "path"))
     var output: String?
 
@@ -72,6 +73,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("name the program to trace: malloctrace run -- PROGRAM [ARGS...]")
         }
         guard (0...256).contains(depth) else { throw ValidationError("--depth must be from 0 to 256, not \(depth)") }
+        if let output, let escape = Self.unknownEscape(in: output) {
+            throw ValidationError("-o has an unknown escape '\(escape)' (use %p, %e, %t, %h or %%)")
+        }
         if followChildren, let output, !output.contains("%p") {
             throw ValidationError("with --follow-children, -o needs %p so that every process gets its own file")
         }
@@ -102,7 +106,7 @@ struct RunCommand: ParsableCommand {
         let pid = try ChildProcess.spawn(
             path: target.path, arguments: command, environment: environment.map { "\($0.key)=\($0.value)" })
         let termination = ChildProcess.wait(for: pid)
-        let tracePath = Self.expand(pattern, pid: pid)
+        let tracePath = Self.writtenTrace(Self.expand(pattern, pid: pid), since: started)
         let children = followChildren ? childTraces(pattern: pattern, root: tracePath, since: started) : []
         // Compressed on a second thread while the summary reads the trace, once the summary has mapped it.
         let compression = noCompress ? nil : TraceCompression(paths: [tracePath] + children)
@@ -112,11 +116,29 @@ struct RunCommand: ParsableCommand {
         throw ExitCode(termination.shellStatus)
     }
 
-    /// The MALLOCTRACE_OUTPUT pattern: absolute, %e already expanded, %p left for the library.
+    /// The first `%` escape in `pattern` that the library does not know, if any.
+    static func unknownEscape(in pattern: String) -> String? {
+        var iterator = pattern.makeIterator()
+        while let character = iterator.next() {
+            guard character == "%" else { continue }
+            let next = iterator.next()
+            guard let next, "pet%h".contains(next) else { return "%" + (next.map(String.init) ?? "") }
+        }
+        return nil
+    }
+
+    /// The MALLOCTRACE_OUTPUT pattern: absolute, %e, %t and %h already expanded (so that this command knows
+    /// the name), %p left for the library.
     private func outputPattern(programName: String) throws(CommandFailure) -> String {
-        let escapedName = programName.replacingOccurrences(of: "%", with: "%%")
+        func escaped(_ text: String) -> String { text.replacingOccurrences(of: "%", with: "%%") }
+        let escapedName = escaped(programName)
         var pattern = output ?? "malloctrace.\(escapedName).%p.mtrace"
-        pattern = pattern.replacingOccurrences(of: "%e", with: escapedName)
+        pattern = Self.replacing(
+            in: pattern,
+            [
+                "e": escapedName, "t": String(Int(Date().timeIntervalSince1970)),
+                "h": escaped(Self.hostName()),
+            ])
         if !pattern.hasPrefix("/") {
             pattern = FileManager.default.currentDirectoryPath + "/" + pattern
         }
@@ -155,10 +177,52 @@ struct RunCommand: ParsableCommand {
             .sorted()
     }
 
+    /// `path`, or the NAME-N.mtrace the library chose because `path` existed already (a reused pid).
+    static func writtenTrace(_ path: String, since start: Date) -> String {
+        let manager = FileManager.default
+        guard manager.fileExists(atPath: path) else { return path }
+        let modified = (try? manager.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? .distantPast
+        if modified >= start { return path }
+        let stem = path.hasSuffix(".mtrace") ? String(path.dropLast(7)) : path
+        let suffix = path.hasSuffix(".mtrace") ? ".mtrace" : ""
+        var newest = path
+        for number in 2... {
+            let candidate = "\(stem)-\(number)\(suffix)"
+            guard manager.fileExists(atPath: candidate) else { break }
+            newest = candidate
+        }
+        return newest
+    }
+
     private func listChildTraces(_ children: [String]) {
         let message =
             children.isEmpty ? "no child process was traced" : "child traces: " + children.joined(separator: " ")
         StandardError.say(message)
+    }
+
+    /// gethostname, as the library calls it (ProcessInfo.hostName may ask DNS for a longer name).
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Replaces the escapes named in `values` (letter → text), leaving every other escape as it is.
+    static func replacing(in pattern: String, _ values: [Character: String]) -> String {
+        var result = ""
+        var iterator = pattern.makeIterator()
+        while let character = iterator.next() {
+            guard character == "%" else {
+                result.append(character)
+                continue
+            }
+            guard let next = iterator.next() else {
+                result.append("%")
+                break
+            }
+            result += values[next] ?? "%" + String(next)
+        }
+        return result
     }
 
     /// Expands %p and %% exactly as the preload library does.
@@ -189,8 +253,8 @@ struct RunCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: tracePath) else {
             onceOpened()
             say(
-                "no trace was written to \(tracePath): \(command[0]) never loaded libmalloctrace.so"
-                    + " (did it clear LD_PRELOAD?) or the library could not create the file")
+                "no trace was written to \(tracePath): the library could not create it (see the malloctrace: line"
+                    + " above, if any) or \(command[0]) never loaded libmalloctrace.so (did it clear LD_PRELOAD?)")
             if case .exited(0) = termination { throw ExitCode(1) }
             return
         }
@@ -231,14 +295,24 @@ struct RunCommand: ParsableCommand {
             analyzer.forEachLiveBlock { address, size, stackID in
                 let kind = scan.kind(ofBlockAt: address)
                 breakdown.add(kind, bytes: size)
-                if kind.map(LeakKind.countedByDefault.contains) ?? true { leakingStacks.insert(stackID) }
+                if kind.map(LeakKind.countedByDefault.contains) ?? false { leakingStacks.insert(stackID) }
             }
             leaked = breakdown.leaked(counting: LeakKind.countedByDefault)
             sites = leakingStacks.count
             let reachable = breakdown[.reachable].bytes + breakdown[.possible].bytes
             kinds = " (definite and indirect; \(Formatting.bytes(reachable)) still reachable at exit)"
         }
-        let ending = reader.isTruncated ? "; the trace is truncated (\(termination.summary))" : ""
+        // A trace without an END from a program that exited: the library stopped writing (its own line
+        // above says why), so the figures cover only the part before that.
+        let stoppedEarly: Bool
+        if case .exited = termination, reader.end == nil { stoppedEarly = true } else { stoppedEarly = false }
+        let ending =
+            !reader.isTruncated
+            ? ""
+            : stoppedEarly
+                ? "; the trace stops before the program's end (tracing stopped; see the malloctrace: line above),"
+                    + " so these figures cover only its first part"
+                : "; the trace is truncated (\(termination.summary))"
         let blocks = Formatting.counted(leaked.blocks, reader.sampling == nil ? "block" : "sampled block")
         say(
             "leaked \(about)\(Formatting.bytes(leaked.bytes)) in \(blocks) from"

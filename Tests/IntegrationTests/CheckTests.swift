@@ -132,6 +132,21 @@ import Testing
         #expect((runs.first?["results"] as? [Any])?.count == 1)
     }
 
+    @Test func outputFilesThatAreDevicesAreWrittenInPlace() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("gatec", ["leak"], in: scratch, options: ["--leak-kinds"])
+        var before = stat()
+        try #require(stat("/dev/full", &before) == 0 && (before.st_mode & S_IFMT) == S_IFCHR, "/dev/full is no device")
+        for option in ["--junit", "--sarif", "--save-baseline"] {
+            let result = try runProgram(Products.cli, ["check", option, "/dev/full", trace])
+            #expect(result.status == 1, "\(option): \(result.stderr)")
+            #expect(result.stderr.contains("No space left on device"), "\(option): \(result.stderr)")
+            var after = stat()
+            // An atomic replace would have put a regular file where the device was.
+            #expect(stat("/dev/full", &after) == 0 && (after.st_mode & S_IFMT) == S_IFCHR, "\(option)")
+        }
+    }
+
     @Test func pythonPassesAndALeakInCFails() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
         let scratch = try Scratch()

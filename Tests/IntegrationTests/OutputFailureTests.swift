@@ -72,7 +72,8 @@ import Testing
         #expect(try manager.contentsOfDirectory(atPath: directory).isEmpty)
     }
 
-    /// O_NOFOLLOW | O_EXCL: a symlink is never followed, whether its target exists or not.
+    /// O_NOFOLLOW | O_EXCL: a symlink is never followed, whether its target exists or not; the trace goes
+    /// to a fresh name beside it.
     @Test(arguments: [true, false])
     func outputIsASymlink(targetExists: Bool) throws {
         let scratch = try Scratch()
@@ -81,7 +82,8 @@ import Testing
         let link = scratch.path("link.mtrace")
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
         let line = try expectUnaffected(pattern: "leaks", output: link)
-        #expect(line == "malloctrace: cannot create trace file \(link): File exists; tracing is off")
+        #expect(line == "malloctrace: \(link) exists; the trace goes to \(scratch.path("link-2.mtrace")) instead")
+        #expect(try TraceReader(path: scratch.path("link-2.mtrace")).end != nil)
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target)
         if targetExists {
             #expect(try String(contentsOfFile: target, encoding: .utf8) == "precious")
@@ -96,7 +98,8 @@ import Testing
         try Data("precious".utf8).write(to: URL(fileURLWithPath: existing))
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: existing)
         let line = try expectUnaffected(pattern: "leaks", output: existing)
-        #expect(line == "malloctrace: cannot create trace file \(existing): File exists; tracing is off")
+        #expect(line == "malloctrace: \(existing) exists; the trace goes to \(scratch.path("keep-2.mtrace")) instead")
+        #expect(try TraceReader(path: scratch.path("keep-2.mtrace")).end != nil)
         #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
         let mode = try FileManager.default.attributesOfItem(atPath: existing)[.posixPermissions] as? NSNumber
         #expect(mode?.intValue == 0o644)
@@ -106,13 +109,22 @@ import Testing
     /// otherwise every program it starts prints the same failure again and sees LD_PRELOAD and MALLOCTRACE_*.
     @Test func childrenOfAProcessThatCouldNotTraceRunUntraced() throws {
         let scratch = try Scratch()
-        let existing = scratch.path("keep.mtrace")
-        try Data("precious".utf8).write(to: URL(fileURLWithPath: existing))
+        let missing = scratch.path("missing/t.mtrace")
         let script = "/bin/true; /bin/true; env | grep -c -e LD_PRELOAD -e MALLOCTRACE_ || true"
         let line = try expectUnaffected(
-            arguments: ["-c", script], output: existing, program: "/bin/sh", library: Products.preloadLibrary)
-        #expect(line == "malloctrace: cannot create trace file \(existing): File exists; tracing is off")
-        #expect(try String(contentsOfFile: existing, encoding: .utf8) == "precious")
+            arguments: ["-c", script], output: missing, program: "/bin/sh", library: Products.preloadLibrary)
+        #expect(line == "malloctrace: cannot create trace file \(missing): No such file or directory; tracing is off")
+    }
+
+    /// A typo in the pattern turns tracing off with one line, instead of a file with a '%' in its name.
+    @Test func unknownEscapeInTheOutputPattern() throws {
+        let scratch = try Scratch()
+        let output = scratch.path("t.%q.mtrace")
+        let line = try expectUnaffected(pattern: "leaks", output: output)
+        #expect(
+            line == "malloctrace: MALLOCTRACE_OUTPUT has an unknown escape '%q' in '\(output)'"
+                + " (use %p, %e, %t, %h or %%); tracing is off")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.url.path).isEmpty)
     }
 
     /// A program that closes every descriptor from 3 up (as daemons do) and opens files of its own gets the
@@ -151,13 +163,13 @@ import Testing
         }
     }
 
-    /// `ulimit -f` below what the trace needs: the library checks RLIMIT_FSIZE before it grows the file into
-    /// a second 4 MiB window, so the target never gets SIGXFSZ (which would kill it). The trace keeps what
-    /// fit, ends without an END record and is mode 0600.
+    /// `ulimit -f` below what the trace needs: the library checks RLIMIT_FSIZE before it grows the file (a
+    /// window shrinks to what the limit leaves), so the target never gets SIGXFSZ (which would kill it). The
+    /// trace keeps what fit, ends without an END record and is mode 0600.
     @Test func fileSizeLimit() throws {
         let scratch = try Scratch()
         let output = scratch.path("limited.mtrace")
-        let limit = 6 << 20
+        let limit = 3 << 20
         let line = try expectUnaffected(
             pattern: "grow", output: output, wrapper: ["/usr/bin/prlimit", "--fsize=\(limit)", "--"])
         #expect(
@@ -166,8 +178,8 @@ import Testing
         try expectReadableCutTrace(output, maximumSize: limit)
     }
 
-    /// A full file system (a 6 MiB tmpfs in a private mount namespace, where unprivileged user namespaces or
-    /// root allow it): the second window cannot be allocated.
+    /// A full file system (a 3 MiB tmpfs in a private mount namespace, where unprivileged user namespaces or
+    /// root allow it): the trace fills it, then cannot grow.
     @Test(.enabled(if: PrivateTmpfs.isAvailable, "needs unshare --user --mount and a tmpfs mount"))
     func diskFull() throws {
         let scratch = try Scratch()
@@ -178,14 +190,14 @@ import Testing
         let script =
             "trace=$1; copy=$2; shift 2; \"$@\"; status=$?; cp -p \"$trace\" \"$copy\" 2>/dev/null; exit $status"
         let wrapper =
-            PrivateTmpfs.wrapper(size: "6m", at: mountPoint) + [
+            PrivateTmpfs.wrapper(size: "3m", at: mountPoint) + [
                 "sh", "-c", script, "sh", mountPoint + "/t.mtrace", copy,
             ]
         let line = try expectUnaffected(pattern: "grow", output: mountPoint + "/t.mtrace", wrapper: wrapper)
         #expect(
             line == "malloctrace: cannot extend the trace file: No space left on device;"
                 + " tracing stopped, the trace ends here")
-        try expectReadableCutTrace(copy, maximumSize: 6 << 20)
+        try expectReadableCutTrace(copy, maximumSize: 3 << 20)
     }
 
     /// Scans the records only (a full event pass over 4 MiB takes seconds in a debug build).

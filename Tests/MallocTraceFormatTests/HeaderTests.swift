@@ -83,8 +83,36 @@ import Testing
         #expect(MemoryLayout<mt_process_record_t>.size == 48)
         #expect(MemoryLayout<mt_chunk_header_t>.size == 8)
         #expect(MemoryLayout<mt_end_record_t>.size == 24)
-        #expect(MemoryLayout<mt_end_record_t>.offset(of: \.exit_status) == 16)
-        #expect(MemoryLayout<mt_process_record_t>.offset(of: \.exe_length) == 36)
+        #expect(MemoryLayout<mt_leak_scan_record_t>.size == 48)
+        #expect(FormatLayout.magic == Array("MTRACE\u{1a}\n".utf8))
+    }
+
+    /// Every fixed field at the offset docs/trace-format.md draws: the reader takes them from the header, so
+    /// a header change that moves a field fails here instead of silently changing the format.
+    @Test func processRecordFields() {
+        let fields: [(KeyPath<mt_process_record_t, UInt32>, Int)] = [
+            (\.pid, 0), (\.ppid, 4), (\.page_size, 24), (\.max_depth, 28), (\.unwind_mode, 32), (\.exe_length, 36),
+            (\.argv_length, 40), (\.sample_rate, 44),
+        ]
+        for (field, offset) in fields { #expect(FormatLayout.offset(field) == offset, "\(field)") }
+    }
+
+    @Test func wideAndEndRecordFields() {
+        #expect(FormatLayout.offset(\mt_process_record_t.start_realtime_ns) == 8)
+        #expect(FormatLayout.offset(\mt_process_record_t.start_monotonic_ns) == 16)
+        #expect(FormatLayout.offset(\mt_end_record_t.end_monotonic_ns) == 0)
+        #expect(FormatLayout.offset(\mt_end_record_t.last_sequence) == 8)
+        #expect(FormatLayout.offset(\mt_end_record_t.exit_status) == 16)
+        #expect(FormatLayout.offset(\mt_end_record_t.how) == 20)
+        #expect(FormatLayout.offset(\mt_record_header_t.length) == 4)
+        #expect(FormatLayout.offset(\mt_chunk_header_t.tid) == 0)
+        #expect(FormatLayout.offset(\mt_chunk_header_t.used) == 4)
+        #expect(FormatLayout.offset(\mt_leak_scan_record_t.scan_time_ns) == 8)
+        #expect(FormatLayout.offset(\mt_leak_scan_record_t.entry_count) == 20)
+        #expect(FormatLayout.offset(\mt_leak_scan_record_t.threads_scanned) == 24)
+        #expect(FormatLayout.offset(\mt_leak_scan_record_t.threads_missed) == 28)
+        #expect(FormatLayout.offset(\mt_leak_scan_record_t.trigger) == 40)
+        #expect(FormatLayout.offset(\mt_leak_scan_record_t.total_blocks) == 44)
     }
 
     @Test func functionCodesMatchOpcodes() {

@@ -9,7 +9,9 @@ import PackagePlugin
 /// - `IntegrationTests`: the deterministic programs the tests trace, from `Tests/Fixtures` (see its README):
 ///   `NAME.c` / `NAME.cpp` → `fixture-NAME` (-O0 -g), `NAME-O2.c` → -O2 -g, `NAME-stripped.c` → stripped
 ///   and -rdynamic, `libNAME.c` → the shared library `fixture-libNAME.so`, `NAME.swift` → swiftc -Onone -g,
-///   and `static.c` linked statically on purpose.
+///   and `static.c` linked statically on purpose. A program listed in `linkedLibraries` is linked against its
+///   `fixture-libNAME.so` (found next to it at run time): constructors of linked libraries run before the
+///   tracer's own, which dlopen cannot reproduce.
 ///
 /// Outputs land in the target's resource bundle.
 @main
@@ -61,6 +63,9 @@ struct BuildPreloadLibrary: BuildToolPlugin {
         )
     }
 
+    /// Fixture programs that link a fixture library at build time.
+    private let linkedLibraries = ["hostile": "libatfork"]
+
     private func fixtureCommands(context: PluginContext, root: URL) throws -> [Command] {
         let clang = try context.tool(named: "clang")
         let fixtureDirectory = root.appending(path: "Tests/Fixtures")
@@ -92,6 +97,14 @@ struct BuildPreloadLibrary: BuildToolPlugin {
             if isLibrary { arguments += ["-shared", "-fPIC"] }
             arguments += isCPlusPlus ? ["-x", "c++", "-std=c++17"] : ["-std=gnu11"]
             arguments += [source.path, "-o", output.path]
+            var inputs = [source]
+            if let library = linkedLibraries[base] {
+                let file = "fixture-\(library).so"
+                inputs.append(context.pluginWorkDirectoryURL.appending(path: file))
+                arguments += [
+                    "-L", context.pluginWorkDirectoryURL.path, "-l:\(file)", "-Wl,-rpath,$ORIGIN",
+                ]
+            }
             if isCPlusPlus { arguments += ["-lstdc++", "-lm"] }
             // The fixture named `static` must be statically linked: it is the untraceable case.
             if name == "fixture-static" { arguments.append("-static") }
@@ -99,7 +112,7 @@ struct BuildPreloadLibrary: BuildToolPlugin {
                 displayName: "Compiling test fixture \(name)",
                 executable: clang.url,
                 arguments: arguments,
-                inputFiles: [source],
+                inputFiles: inputs,
                 outputFiles: [output]
             )
         }

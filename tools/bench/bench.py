@@ -40,13 +40,18 @@ SIZES = {
 # Sampling mode's rate: the production setting the README suggests (tcmalloc's default is 2 MiB).
 SAMPLE_RATE = "512K"
 VARIANTS = ["base", "mt", "pre", "smp", "ht"]
+# Measured too, in a table of its own: the exit-time leak scan (MALLOCTRACE_LEAK_SCAN=1).
+MEASURED_VARIANTS = VARIANTS + ["lk"]
 VARIANT_TITLES = {
     "base": "untraced",
     "mt": "malloctrace run",
     "pre": "preload only",
     "smp": "malloctrace run --sample-rate " + SAMPLE_RATE,
     "ht": "heaptrack",
+    "lk": "malloctrace run --leak-kinds",
 }
+# Live blocks at exit of the leak scan's own workload (workloads/liveblocks.c).
+LIVE_BLOCKS = {"full": 1_000_000, "quick": 1_000_000}
 
 
 def log(message):
@@ -281,6 +286,9 @@ class Tracers:
         if variant == "mt":
             pattern = os.path.join(self.trace_dir("mt"), "%s.%s.%%p.mtrace" % (name, self.counter))
             return [self.malloctrace, "run", "-o", pattern, "--"] + argv, {}
+        if variant == "lk":
+            pattern = os.path.join(self.trace_dir("lk"), "%s.%s.%%p.mtrace" % (name, self.counter))
+            return [self.malloctrace, "run", "--leak-kinds", "-o", pattern, "--"] + argv, {}
         if variant == "smp":
             pattern = os.path.join(self.trace_dir("smp"), "%s.%s.%%p.mtrace" % (name, self.counter))
             return [self.malloctrace, "run", "--sample-rate", SAMPLE_RATE, "-o", pattern, "--"] + argv, {}
@@ -291,6 +299,19 @@ class Tracers:
             prefix = os.path.join(self.trace_dir("ht"), "%s.%s" % (name, self.counter))
             return [self.heaptrack, "-o", prefix] + argv, {}
         raise ValueError(variant)
+
+    def leak_scan(self, variant, timeout):
+        """The leak scan of the largest trace the last run wrote (`summary.leak_scan` of its JSON report), or None."""
+        files = [p for p in glob.glob(os.path.join(self.trace_dir(variant), "*")) if os.path.isfile(p)]
+        if not files:
+            return None
+        trace = max(files, key=os.path.getsize)
+        try:
+            out = subprocess.run([self.malloctrace, "report", trace, "--format", "json", "--sections", "summary",
+                                  "--symbolizer", "none"], capture_output=True, text=True, timeout=timeout)
+            return json.loads(out.stdout)["summary"].get("leak_scan") if out.returncode == 0 else None
+        except (subprocess.TimeoutExpired, ValueError, KeyError):
+            return None
 
     def collect(self, variant, keep_as=None):
         """Total size of the trace files the last run wrote; deletes them, except that the largest
@@ -322,12 +343,14 @@ def base_env():
     return env
 
 
-def measure_variants(tracers, name, argv, env, runs, warmup, prepare, timeout, work, keep):
-    """Runs every variant `runs` times, interleaved (the order rotates each round)."""
+def measure_variants(tracers, name, argv, env, runs, warmup, prepare, timeout, work, keep,
+                     variants=MEASURED_VARIANTS, scans=None):
+    """Runs every variant `runs` times, interleaved (the order rotates each round). The leak scans of the
+    "lk" runs (summary.leak_scan of their traces) are appended to `scans` when it is a list."""
     logs = os.path.join(work, "logs")
     os.makedirs(logs, exist_ok=True)
-    results = {v: [] for v in VARIANTS}
-    sizes = {v: [] for v in VARIANTS}
+    results = {v: [] for v in variants}
+    sizes = {v: [] for v in variants}
     failures = {}
     kept = {}
     for _ in range(warmup):
@@ -335,7 +358,7 @@ def measure_variants(tracers, name, argv, env, runs, warmup, prepare, timeout, w
             prepare()
         run_measured(argv, env, os.path.join(logs, name + ".warmup.log"), timeout=timeout)
     for round_index in range(runs):
-        order = VARIANTS[round_index % len(VARIANTS):] + VARIANTS[:round_index % len(VARIANTS)]
+        order = variants[round_index % len(variants):] + variants[:round_index % len(variants)]
         summary = []
         for variant in order:
             if prepare:
@@ -346,6 +369,10 @@ def measure_variants(tracers, name, argv, env, runs, warmup, prepare, timeout, w
             keep_as = None  # the trace of the last successful run is kept for measure_reports
             if keep and result.ok and variant in ("mt", "ht"):
                 keep_as = os.path.join(work, "kept", "%s.%s" % (name, variant))
+            if variant == "lk" and result.ok and scans is not None:
+                scan = tracers.leak_scan(variant, timeout)
+                if scan is not None:
+                    scans.append(scan)
             size, kept_path = tracers.collect(variant, keep_as=keep_as)
             if kept_path:
                 kept[variant] = kept_path
@@ -428,11 +455,12 @@ def measure_reports(tracers, name, kept, runs, timeout, work):
 def measure_workload(tracers, w, env0, runs, timeout, work):
     """Everything measured for one workload: the four variants, trace sizes, reading the traces."""
     env = dict(env0, **w.env)
+    scans = []
     results, sizes, failures, kept = measure_variants(
-        tracers, w.key, w.argv, env, runs, 1, w.prepare, timeout, work, keep=True)
-    entry = dict(stats={v: stats_of(results[v]) for v in VARIANTS},
-                 raw={v: [r.as_dict() for r in results[v]] for v in VARIANTS},
-                 failures=failures, trace_bytes={}, bytes_per_call={})
+        tracers, w.key, w.argv, env, runs, 1, w.prepare, timeout, work, keep=True, scans=scans)
+    entry = dict(stats={v: stats_of(results[v]) for v in MEASURED_VARIANTS},
+                 raw={v: [r.as_dict() for r in results[v]] for v in MEASURED_VARIANTS},
+                 failures=failures, trace_bytes={}, bytes_per_call={}, leak_scans=scans)
     log("    reading the traces: malloctrace report vs heaptrack_print, %d runs each" % runs)
     entry["reports"] = measure_reports(tracers, w.key, kept, runs, timeout, work)
     # Bytes per allocation call use malloctrace's count (heaptrack's if malloctrace's report failed).
@@ -444,6 +472,61 @@ def measure_workload(tracers, w, env0, runs, timeout, work):
     shutil.rmtree(os.path.join(work, "kept"), ignore_errors=True)
     shutil.rmtree(os.path.join(work, "traces"), ignore_errors=True)
     return entry
+
+
+def measure_big_scan(tracers, work, blocks, env0, runs, timeout):
+    """The leak scan's own duration with `blocks` live blocks at exit (workloads/liveblocks.c)."""
+    program = os.path.join(work, "bin", "liveblocks")
+    os.makedirs(os.path.dirname(program), exist_ok=True)
+    check_call(["gcc", "-O2", "-g", "-fno-builtin", "-o", program, os.path.join(WORKLOADS_DIR, "liveblocks.c")])
+    log("== leak scan of {:,} live blocks: {} runs each".format(blocks, runs))
+    scans = []
+    results, _, failures, _ = measure_variants(
+        tracers, "scan1m", [program, str(blocks)], env0, runs, 1, None, timeout, work, keep=False,
+        variants=["base", "mt", "lk"], scans=scans)
+    shutil.rmtree(os.path.join(work, "traces"), ignore_errors=True)
+    return dict(blocks=blocks, runs=runs, stats={v: stats_of(r) for v, r in results.items()}, scans=scans,
+                failures=failures)
+
+
+def scan_medians(scans):
+    """(median scan duration in seconds, median live blocks scanned) of a list of summary.leak_scan objects."""
+    durations = [s["duration_ns"] / 1e9 for s in scans if s.get("duration_ns") is not None]
+    blocks = median([s["blocks"] for s in scans if s.get("blocks") is not None])
+    return median(durations), None if blocks is None else int(blocks)
+
+
+def render_leak_scan(add, workloads, data, scan_big):
+    """The leak scan's tables: its cost on the real workloads and on a million live blocks."""
+    add("## Leak scan: `malloctrace run --leak-kinds` (median wall, ratio to untraced)")
+    add("")
+    add("The scan itself runs once, at exit; the rest of the difference to *malloctrace run* is the table of live "
+        "blocks the hooks keep while it is on. *scan* is the scan's own duration as the trace records it "
+        "(`summary.leak_scan.duration_ns`), *live blocks* what it classified.")
+    add("")
+    add("| workload | untraced | malloctrace run | --leak-kinds | --leak-kinds − run | scan | live blocks |")
+    add("|---|---:|---:|---:|---:|---:|---:|")
+    for w, entry in measured(workloads, data):
+        s = entry["stats"]
+        base, mt, lk = s.get("base"), s.get("mt"), s.get("lk")
+        duration, blocks = scan_medians(entry.get("leak_scans", []))
+        cell = lambda v: ("%s (%s)" % (fmt_s(v["wall"]), fmt_ratio(ratio(v["wall"], base["wall"])))
+                          if v and base else "–")
+        add("| %s | %s | %s | %s | %s | %s | %s |" % (
+            w.title, fmt_s(base["wall"]) if base else "FAILED", cell(mt),
+            cell(lk) if lk else ("FAILED" if "lk" in entry["failures"] else "–"),
+            "%+.0f ms" % ((lk["wall"] - mt["wall"]) * 1000) if lk and mt else "–",
+            fmt_ms(duration) if duration is not None else "–", fmt_count(blocks)))
+    add("")
+    if scan_big:
+        s = scan_big["stats"]
+        duration, blocks = scan_medians(scan_big["scans"])
+        add("A program that keeps {:,} blocks of 16–184 B live at exit (`workloads/liveblocks.c`, median of {} "
+            "runs): the scan took **{}** for {} blocks; wall untraced {}, `malloctrace run` {}, "
+            "`--leak-kinds` {}.".format(
+                scan_big["blocks"], scan_big["runs"], fmt_ms(duration) if duration is not None else "–",
+                fmt_count(blocks), *(fmt_s(s[v]["wall"]) if s.get(v) else "FAILED" for v in ("base", "mt", "lk"))))
+        add("")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,7 +731,7 @@ def measured(workloads, data):
     return [(w, data[w.key]) for w in workloads if data.get(w.key)]
 
 
-def render(meta, workloads, data, startup, targets):
+def render(meta, workloads, data, startup, targets, scan_big=None):
     lines = []
     add = lines.append
     add("# malloctrace benchmark results")
@@ -702,6 +785,8 @@ def render(meta, workloads, data, startup, targets):
             w.title, *cells, fmt_mb(size / 1e6) if size is not None else "–",
             "–" if bpc is None else "%.2f" % bpc))
     add("")
+
+    render_leak_scan(add, workloads, data, scan_big)
 
     add("## Overhead: CPU time (user + sys of the whole process tree, median), ratio to untraced")
     add("")
@@ -824,7 +909,8 @@ def main():
     parser.add_argument("--out", required=True, help="Markdown report to write (JSON goes next to it)")
     parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer runs")
     parser.add_argument("--runs", type=int, help="runs per command (default 5, or 3 with --quick)")
-    parser.add_argument("--only", help="comma-separated workloads: churn1,churn8,stl,sqlite,python,git,cc1,startup")
+    parser.add_argument("--only", help="comma-separated workloads: churn1,churn8,stl,sqlite,python,git,cc1,startup,"
+                                       "scan1m")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before one run is killed")
     args = parser.parse_args()
 
@@ -832,7 +918,7 @@ def main():
     mode = "quick" if args.quick else "full"
     runs = args.runs or (3 if args.quick else 5)
     selected = set(args.only.split(",")) if args.only else None
-    all_keys = {"churn1", "churn8", "stl", "sqlite", "python", "git", "cc1", "startup"}
+    all_keys = {"churn1", "churn8", "stl", "sqlite", "python", "git", "cc1", "startup", "scan1m"}
     if selected and not selected <= all_keys:
         parser.error("unknown workload(s): %s" % ", ".join(sorted(selected - all_keys)))
     malloctrace = os.path.abspath(args.malloctrace)
@@ -854,7 +940,8 @@ def main():
         startup_runs = 10 if args.quick else 20
         log("== start-up cost: /bin/true, %d runs each" % startup_runs)
         results, _, failures, _ = measure_variants(
-            tracers, "startup", ["/bin/true"], env0, startup_runs, 3, None, args.timeout, work, keep=False)
+            tracers, "startup", ["/bin/true"], env0, startup_runs, 3, None, args.timeout, work, keep=False,
+            variants=VARIANTS)
         startup = dict(runs=startup_runs, stats={v: stats_of(results[v]) for v in VARIANTS},
                        raw={v: [r.as_dict() for r in results[v]] for v in VARIANTS}, failures=failures)
 
@@ -866,10 +953,14 @@ def main():
         data[w.key]["elapsed"] = time.time() - workload_start
         log("    done in %.0f s" % data[w.key]["elapsed"])
 
+    scan_big = None
+    if selected is None or "scan1m" in selected:
+        scan_big = measure_big_scan(tracers, work, LIVE_BLOCKS[mode], env0, runs, args.timeout)
+
     meta["load_end"] = loadavg()
     meta["elapsed"] = time.time() - started
     targets = evaluate_targets(workloads, data, startup)
-    report = render(meta, workloads, data, startup, targets)
+    report = render(meta, workloads, data, startup, targets, scan_big)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
@@ -877,7 +968,7 @@ def main():
     json_path = os.path.splitext(args.out)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump(dict(meta=meta, workloads={w.key: dict(title=w.title, note=w.note, argv=w.argv) for w in workloads},
-                       results=data, startup=startup,
+                       results=data, startup=startup, scan_big=scan_big,
                        targets=[dict(name=n, passed=p, detail=d) for n, p, d in targets]),
                   f, indent=1, default=str)
     print(report)

@@ -15,7 +15,7 @@ usage: tools/bench/run.sh [--quick] [--runs N] [--only LIST] [--keep-temp]
 
   --quick       smaller inputs and 3 runs per command instead of 5 (a few minutes)
   --runs N      runs per command (default 5, or 3 with --quick)
-  --only LIST   comma-separated subset of: churn1,churn8,stl,sqlite,python,git,cc1,startup
+  --only LIST   comma-separated subset of: churn1,churn8,stl,sqlite,python,git,cc1,startup,scan1m
   --keep-temp   keep the scratch directory (inputs, logs) under /tmp
 
 environment:

@@ -153,6 +153,7 @@ enum mt_end_reason {
     MT_END_UNDERSCORE_EXIT = 1, /* _exit / _Exit called directly */
     MT_END_EXEC = 2,            /* execve/execv/execvp/execvpe: the process image is being replaced.
                                  * If the exec fails, recording goes on and a later END follows. */
+    MT_END_QUICK_EXIT = 3,      /* quick_exit: after the at_quick_exit handlers, without destructors */
 };
 
 /* MT_RECORD_LEAK_SCAN payload: what a conservative mark phase inside the process (at exit, _exit or
@@ -197,6 +198,7 @@ enum mt_leak_scan_trigger {
     MT_LEAK_SCAN_AT_EXIT = 0,            /* exit() or return from main (library destructor) */
     MT_LEAK_SCAN_AT_UNDERSCORE_EXIT = 1, /* _exit / _Exit */
     MT_LEAK_SCAN_ON_DEMAND = 2,          /* malloctrace_scan_leaks() */
+    MT_LEAK_SCAN_AT_QUICK_EXIT = 3,      /* quick_exit */
 };
 
 /*
