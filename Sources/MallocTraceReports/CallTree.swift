@@ -89,6 +89,17 @@ public struct StackProfile: Sendable {
     public var process: ProcessDetails?
     public var durationNanoseconds: UInt64
 
+    /// A profile of the given stacks (tests build them by hand).
+    init(stacks: [ProfileStack], modules: [Module] = []) {
+        self.stacks = stacks
+        total = SiteFigures()
+        for stack in stacks { total += stack.figures }
+        self.modules = modules
+        sampling = nil
+        process = nil
+        durationNanoseconds = 0
+    }
+
     /// Several processes' profiles as one (`export --merge`): all their stacks, all their modules.
     public init(merging profiles: [StackProfile]) {
         stacks = profiles.flatMap(\.stacks)
@@ -201,6 +212,12 @@ public struct CallTree: Sendable {
         self.nodes = nodes
         if threshold > 0 || nodes.count > maximumNodes {
             var fraction = max(threshold, 0)
+            if nodes.count > maximumNodes {
+                // A node is never more important than its parent (figures include the callees), so the
+                // most important half of the budget is a tree; the rest is room for the (other) nodes.
+                let importance = Self.importance(nodes).sorted(by: >)
+                fraction = max(fraction, importance[min(max(maximumNodes / 2, 1), importance.count - 1)])
+            }
             var pruned = Self.pruned(nodes, threshold: fraction)
             while pruned.nodes.count > maximumNodes && fraction < 1 {
                 fraction = fraction == 0 ? 0.0001 : fraction * 2
@@ -221,6 +238,16 @@ public struct CallTree: Sendable {
         let name = frame.function ?? frame.location
         return name.contains(";") || name.contains("\n")
             ? String(name.map { $0 == ";" ? ":" : $0 == "\n" ? " " : $0 }) : name
+    }
+
+    /// Each node's largest share of the root's figure over all metrics.
+    private static func importance(_ nodes: [Node]) -> [Double] {
+        let totals = CallTreeMetric.allCases.map { Double($0.value(nodes[0].total)) }
+        return nodes.map { node in
+            zip(CallTreeMetric.allCases, totals).reduce(0) { best, pair in
+                pair.1 > 0 ? max(best, Double(pair.0.value(node.total)) / pair.1) : best
+            }
+        }
     }
 
     /// A copy of `nodes` where every node small for all metrics (below `threshold` of the root's figure)

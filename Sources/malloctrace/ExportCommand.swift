@@ -92,17 +92,17 @@ struct ExportCommand: ParsableCommand {
             do {
                 try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
             } catch {
-                throw CommandFailure("cannot create \(output): \(OutputFile.reason(error))")
+                throw CommandFailure("cannot create \(output): \(error.localizedDescription)")
             }
             for trace in traces {
                 var name = URL(fileURLWithPath: trace).lastPathComponent
                 if name.hasSuffix(".mtrace") { name.removeLast(".mtrace".count) }
                 let path = URL(fileURLWithPath: output).appendingPathComponent(name + "." + format.fileExtension).path
-                try OutputFile.write(try export([trace], options: options), to: path)
+                try CommandOutput.write(try export([trace], options: options), to: path)
             }
             return
         }
-        try OutputFile.write(try export(traces, options: options), to: output)
+        try CommandOutput.write(try export(traces, options: options), to: output)
     }
 
     /// The exported file of `traces` (several only when merging).

@@ -77,12 +77,12 @@ struct FlamegraphCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         if folded {
-            try OutputFile.write(CallTree(profile: profile).folded(by: metric), to: output)
+            try CommandOutput.write(CallTree(profile: profile).folded(by: metric), to: output)
             return
         }
         let tree = CallTree(profile: profile, threshold: minPercent / 100, maximumNodes: maxNodes)
         let heading = title ?? "malloctrace: " + Self.commandLine(profile.process, trace: trace)
-        try OutputFile.write(try FlameGraphRenderer.svg(tree, metric: metric, title: heading), to: output)
+        try CommandOutput.write(try FlameGraphRenderer.svg(tree, metric: metric, title: heading), to: output)
     }
 
     /// The traced command (`./app --flag`), or the trace's file name.

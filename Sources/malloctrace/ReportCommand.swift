@@ -250,7 +250,7 @@ struct ReportCommand: ParsableCommand {
             } catch {
                 throw CommandFailure(error.description)
             }
-            try OutputFile.write(try HTMLRenderer.render(model), to: output)
+            try CommandOutput.write(try HTMLRenderer.render(model), to: output)
             return
         }
         let report: Report
@@ -260,8 +260,8 @@ struct ReportCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         switch format {
-        case .text: try OutputFile.write(TextRenderer.render(report), to: output)
-        case .json: try OutputFile.write(try JSONRenderer.render(report), to: output)
+        case .text: try CommandOutput.write(TextRenderer.render(report), to: output)
+        case .json: try CommandOutput.write(try JSONRenderer.render(report), to: output)
         case .html: break
         }
     }

@@ -171,7 +171,7 @@ enum ExternalTools {
             $0.hasSuffix(".mtrace")
         }.map(scratch.path)
         try #require(traces.count == 2)
-        _ = try cli(["export"] + traces + ["--format", "pprof", "-o", scratch.path("profiles/")])
+        _ = try cli(["export"] + traces + ["--format", "pprof", "-o", scratch.path("profiles") + "/"])
         let files = try FileManager.default.contentsOfDirectory(atPath: scratch.path("profiles"))
         #expect(files.count == 2 && files.allSatisfy { $0.hasSuffix(".pb.gz") }, "\(files)")
         var leaked = 0
