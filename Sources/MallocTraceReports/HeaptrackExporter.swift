@@ -20,13 +20,17 @@ public final class HeaptrackExporter {
 
     public init() {}
 
-    private func hex(_ value: UInt64) -> [UInt8] { Array(String(value, radix: 16).utf8) }
+    private static let digits = Array("0123456789abcdef".utf8)
 
-    private func line(_ mode: UInt8, _ values: UInt64...) {
+    /// `mode value` with the value in lowercase hex, appended without building strings (one line per event).
+    private func line(_ mode: UInt8, _ value: UInt64) {
         body.append(mode)
-        for value in values {
-            body.append(0x20)
-            body += hex(value)
+        body.append(0x20)
+        var shift = 60
+        while shift > 0 && (value >> UInt64(shift)) == 0 { shift -= 4 }
+        while shift >= 0 {
+            body.append(Self.digits[Int((value >> UInt64(shift)) & 0xF)])
+            shift -= 4
         }
         body.append(0x0A)
     }
