@@ -73,12 +73,19 @@ public enum FlameGraphRenderer {
     public static func svg(_ tree: CallTree, metric: CallTreeMetric, title: String, width: Int = 1200) throws -> String
     {
         let data = try embeddable(data(tree, metrics: [metric]))
+        // Drawn here too, so that viewers without scripts (an image preview) show the graph; the script
+        // redraws it interactively.
+        let (frames, rows) = staticFrames(tree, metric: metric, width: Double(width))
+        let height = rows * 17 + 80
+        // A long command line would run over the buttons: about 9 pixels per character at 16 px.
+        let fit = max(10, (width - 200) / 9)
+        let title = title.count > fit ? String(title.prefix(fit - 1)) + "…" : title
         let note =
             tree.mergedNodeCount > 0
             ? " · \(Formatting.grouped(UInt64(tree.mergedNodeCount))) small frames merged into (other)" : ""
         return """
             <?xml version="1.0" standalone="no"?>
-            <svg version="1.1" width="\(width)" height="200" viewBox="0 0 \(width) 200" \
+            <svg version="1.1" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" \
             xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" id="mt-root" \
             font-family="Verdana, sans-serif" font-size="12">
             <style>\(style)</style>
@@ -88,9 +95,8 @@ public enum FlameGraphRenderer {
             <text id="mt-reset" class="mt-button" x="10" y="22" visibility="hidden">Reset zoom</text>
             <text id="mt-search" class="mt-button" x="\(width - 10)" y="22" text-anchor="end">Search</text>
             <text id="mt-matched" x="\(width - 10)" y="40" text-anchor="end" fill="#555"></text>
-            <g id="mt-frames" transform="translate(0,50)"><text id="mt-nojs" x="10" y="20">\
-            This flame graph is drawn by its script: open the file in a web browser.</text></g>
-            <text id="mt-details" x="10" y="190" fill="#333"> </text>
+            <g id="mt-frames" transform="translate(0,50)">\(frames)</g>
+            <text id="mt-details" x="10" y="\(height - 10)" fill="#333"> </text>
             <script type="text/ecmascript"><![CDATA[
             \(script)
             var mtData = \(data);
@@ -99,6 +105,59 @@ public enum FlameGraphRenderer {
             </svg>
 
             """
+    }
+
+    /// The frames as the script first draws them (same layout, colors and titles), and the number of rows.
+    static func staticFrames(_ tree: CallTree, metric: CallTreeMetric, width: Double) -> (String, Int) {
+        let nodes = tree.nodes
+        var depth = [Int](repeating: 0, count: nodes.count)
+        var maxDepth = 0
+        for index in nodes.indices {
+            for child in nodes[index].children {
+                depth[child] = depth[index] + 1
+                maxDepth = max(maxDepth, depth[child])
+            }
+        }
+        let total = metric.value(nodes[0].total)
+        func describe(_ index: Int) -> String {
+            let value = metric.value(nodes[index].total), blocks = metric.blocks(nodes[index].total)
+            let percent = total > 0 ? Formatting.decimal(Double(value) * 100 / Double(total), places: 2) : "0.00"
+            let amount =
+                metric.isBytes
+                ? "\(Formatting.bytes(value)) (\(Formatting.grouped(value)) bytes), \(Formatting.counted(blocks, "block"))"
+                : "\(Formatting.grouped(value)) \(metric.title)"
+            return "\(nodes[index].name) — \(amount), \(percent)%"
+        }
+        func color(_ name: String) -> String {
+            if name == CallTree.otherName { return "rgb(190,190,190)" }
+            var hash: UInt32 = 0
+            for unit in name.utf16 { hash = hash &* 31 &+ UInt32(unit) }
+            return "rgb(\(60 + hash % 70),\(170 + (hash >> 8) % 70),\(60 + (hash >> 16) % 60))"
+        }
+        var out = ""
+        var pending: [(index: Int, x: Double, width: Double)] = [(0, 0, width)]
+        while let (index, x, boxWidth) = pending.popLast() {
+            let y = (maxDepth - depth[index]) * 17
+            let name = nodes[index].name
+            out +=
+                "<g class=\"mt-frame\"><title>\(escaped(describe(index)))</title><rect x=\"\(Formatting.decimal(x, places: 2))\" "
+            out += "y=\"\(y)\" width=\"\(Formatting.decimal(max(boxWidth - 0.5, 0.1), places: 2))\" height=\"16\" "
+            out += "fill=\"\(color(name))\" rx=\"2\"/>"
+            if boxWidth > 30 {
+                let fit = Int(((boxWidth - 6) / 6.5).rounded(.down))
+                let label = name.count <= fit ? name : String(name.prefix(max(fit - 2, 0))) + ".."
+                out += "<text x=\"\(Formatting.decimal(x + 3, places: 2))\" y=\"\(y + 12)\">\(escaped(label))</text>"
+            }
+            out += "</g>\n"
+            let value = metric.value(nodes[index].total)
+            var childX = x
+            for child in nodes[index].children {
+                let childWidth = value > 0 ? boxWidth * Double(metric.value(nodes[child].total)) / Double(value) : 0
+                if childWidth >= 0.5 { pending.append((child, childX, childWidth)) }
+                childX += childWidth
+            }
+        }
+        return (out, maxDepth + 1)
     }
 
     static let style = """
@@ -134,7 +193,7 @@ public enum FlameGraphRenderer {
             var h = 0;
             for (var c = 0; c < name.length; c++) h = (h * 31 + name.charCodeAt(c)) >>> 0;
             if (name === "(other)") return "rgb(190,190,190)";
-            return "rgb(" + (60 + h % 70) + "," + (170 + (h >> 8) % 70) + "," + (60 + (h >> 16) % 60) + ")";
+            return "rgb(" + (60 + h % 70) + "," + (170 + (h >>> 8) % 70) + "," + (60 + (h >>> 16) % 60) + ")";
           }
           function describe(i) {
             var vals = data.values[state.metric], total = vals[0];
