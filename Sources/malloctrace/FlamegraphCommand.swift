@@ -10,7 +10,8 @@ struct FlamegraphCommand: ParsableCommand {
         commandName: "flamegraph",
         abstract: "Draw a trace's allocations as an interactive flame graph (SVG), or write folded stacks.",
         discussion: """
-            The SVG is standalone (no network, no third-party code): open it in a web browser. Each box is a \
+            The SVG is standalone (no network, no third-party code); open it in a web browser to zoom and \
+            search (any SVG viewer shows it). Each box is a \
             function; its width is the chosen figure of every allocation made through it; the outermost frame \
             is at the bottom. Click a box to zoom into it, "Reset zoom" (or Escape) to go back, "Search" (or \
             Ctrl-F) to highlight frames matching a regular expression; hovering shows bytes, blocks and percent.
