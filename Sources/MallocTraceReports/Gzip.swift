@@ -7,8 +7,9 @@ public struct GzipError: Error, CustomStringConvertible {
 }
 
 /// gzip (RFC 1952) through the system's zlib.
-enum Gzip {
-    static func compress(_ input: [UInt8], level: Int32 = 6) throws(GzipError) -> [UInt8] {
+public enum Gzip {
+    /// `input` as one gzip member. O(n); memory: the input and its compressed bound.
+    public static func compress(_ input: [UInt8], level: Int32 = 6) throws(GzipError) -> [UInt8] {
         var stream = z_stream()
         let initialized = mt_deflate_init_gzip(&stream, level)
         guard initialized == Z_OK else { throw GzipError(code: initialized) }

@@ -17,7 +17,8 @@ struct ExportCommand: ParsableCommand {
             location; a sampled trace carries its rate as the period.
               speedscope  speedscope's JSON file format (https://www.speedscope.app): one profile per metric \
             (peak, leaked, allocated, calls, temporary).
-              heaptrack   heaptrack's own text format (version 3), for heaptrack_print and heaptrack_gui.
+              heaptrack   heaptrack's own text format (version 3), for heaptrack_print and heaptrack_gui; \
+            gzip-compressed when the file name ends in .gz.
 
             Several traces (from `run --follow-children`) give one file per process in the directory named by \
             -o (which must end with '/' or exist), named after each trace; with --merge, one profile of all \
@@ -137,7 +138,14 @@ struct ExportCommand: ParsableCommand {
                 )
                 .utf8)
         case .heaptrack:
-            return heaptrack?.render(profile: profile) ?? []
+            let text = heaptrack?.render(profile: profile) ?? []
+            // heaptrack_print picks its decompressor by the file name.
+            guard output?.hasSuffix(".gz") == true else { return text }
+            do {
+                return try Gzip.compress(text)
+            } catch {
+                throw CommandFailure(error.description)
+            }
         }
     }
 }

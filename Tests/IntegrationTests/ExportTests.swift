@@ -268,4 +268,34 @@ enum ExternalTools {
         #expect(dom.contains("leak_hundreds (patterns.c:"))
         #expect(dom.contains("Heap in use over time") && dom.contains("Allocation sizes"))
     }
+
+    /// With a leak scan, the page lists the blocks live at exit by kind, as the JSON report counts them.
+    @Test func htmlReportShowsLeakKinds() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("leakkinds", ["chain"], in: scratch, options: ["--leak-kinds"])
+        let html = try cli(["report", trace, "--format", "html"]).stdout
+        #expect(html.contains("Blocks live at exit, by leak kind"))
+        // chain: 1,009 B definite, 1,010 + 1,011 B indirect, both counted.
+        #expect(
+            html.contains("<tr><td>definite</td><td class=\"num\">1009 B</td><td class=\"num\">1</td><td>yes</td></tr>")
+        )
+        #expect(
+            html.contains(
+                "<tr><td>indirect</td><td class=\"num\">2.0 KiB</td><td class=\"num\">2</td><td>yes</td></tr>"))
+    }
+
+    /// A heaptrack file named `.gz` is gzip-compressed, which heaptrack_print reads by its name.
+    @Test(
+        .enabled(
+            if: ExternalTools.heaptrackPrint != nil, "heaptrack_print is not installed (apt-get install heaptrack)"))
+    func heaptrackFileNamedGzIsCompressed() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("patterns", ["peak"], in: scratch)
+        let file = scratch.path("heaptrack.peak.gz")
+        _ = try cli(["export", trace, "--format", "heaptrack", "-o", file])
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
+        #expect(Array(bytes.prefix(2)) == [0x1F, 0x8B])
+        let printed = try runProgram(try #require(ExternalTools.heaptrackPrint), [file])
+        #expect(printed.stdout.contains("peak heap memory consumption: 25.00K\n"), "\(printed.stdout)")
+    }
 }
