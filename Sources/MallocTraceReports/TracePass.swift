@@ -65,11 +65,13 @@ public struct TracePass {
     /// the allocations in the same pass. Stack patterns need frames while reading: they are resolved with
     /// `symbolizer` as each stack is defined.
     /// `countsSizes` and `countsThreads` turn the histogram and the per-thread totals on (they cost time
-    /// per event, so only the sections that show them ask for them).
+    /// per event, so only the sections that show them ask for them). `observer` sees the selected events in
+    /// order, in batches (exports that need the events themselves, and the heap-over-time series).
     public static func run(
         reader: TraceReader, filters: ReportFilters, temporaryThreshold: Int, symbolizer: Symbolizer?,
         countsSizes: Bool = true, countsThreads: Bool = true,
-        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, progress: ProgressMeter = .silent
+        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, progress: ProgressMeter = .silent,
+        observer: ((Span<AllocatorEvent>) -> Void)? = nil
     ) -> TracePass {
         var analyzer = HeapAnalyzer()
         var temporary = TemporaryAllocationCounter(threshold: temporaryThreshold)
@@ -107,16 +109,20 @@ public struct TracePass {
                 temporary.consume(batch)
                 if countsSizes { histogram.consume(batch) }
                 if countsThreads { threads.consume(batch) }
+                observer?(batch)
                 return
             }
+            var accepted: [AllocatorEvent] = []
             for index in batch.indices {
                 let event = batch[index]
                 if !filter.accept(event) { continue }
+                if observer != nil { accepted.append(event) }
                 analyzer.consume(event)
                 temporary.consume(event)
                 if countsSizes { histogram.consume(event) }
                 if countsThreads { threads.consume(event) }
             }
+            if let observer, !accepted.isEmpty { observer(accepted.span) }
         }
         var analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]

@@ -39,8 +39,12 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The newer trace.", valueName: "after"))
     var after: String
 
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
     @Option(help: "Output format: text or json.")
-    var format: ReportCommand.OutputFormat = .text
+    var format: OutputFormat = .text
 
     @Option(help: ArgumentHelp("How many changed sites to list.", valueName: "n"))
     var top: Int = 10

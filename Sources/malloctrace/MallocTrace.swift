@@ -15,7 +15,8 @@ struct MallocTrace: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            RunCommand.self, ReportCommand.self, CheckCommand.self, DiffCommand.self, CompressCommand.self,
+            RunCommand.self, ReportCommand.self, CheckCommand.self, DiffCommand.self, FlamegraphCommand.self,
+            ExportCommand.self, CompressCommand.self,
             PreloadPathCommand.self,
         ]
     )

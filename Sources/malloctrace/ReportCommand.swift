@@ -46,6 +46,17 @@ struct AnalysisOptions: ParsableArguments {
             valueName: "stack|function|file"))
     var grouping: GroupingArgument = .stack
 
+    @OptionGroup var selection: SelectionOptions
+
+    func apply(to options: inout ReportOptions) throws {
+        try selection.apply(to: &options)
+        options.grouping = grouping.grouping
+    }
+}
+
+/// What every command that reads a trace's allocations shares: which allocations, which leak kinds, how
+/// frames are resolved and shown (`report`, `diff`, `flamegraph`, `export`).
+struct SelectionOptions: ParsableArguments {
     @Flag(help: "Show the tracer's and allocation wrappers' frames (operator new, swift_allocObject, strdup, …).")
     var keepAllocatorFrames = false
 
@@ -120,7 +131,6 @@ struct AnalysisOptions: ParsableArguments {
 
     func apply(to options: inout ReportOptions) throws {
         options.leakKinds = try countedLeakKinds()
-        options.grouping = grouping.grouping
         options.keepsAllocatorFrames = keepAllocatorFrames
         options.temporaryThreshold = temporaryThreshold
         options.filters.from = from
@@ -161,18 +171,32 @@ struct ReportCommand: ParsableCommand {
               malloctrace report app.mtrace --sections summary,leaks --top 3
               malloctrace report app.mtrace --group-by function --top peak=20 --format json | jq '.peak_contributors'
               malloctrace report app.mtrace --from 2.5 --to 4 --exclude libpython
+              malloctrace report app.mtrace --format html -o report.html
+
+            The HTML page is one self-contained file (no network): summary, heap in use over time with the peak \
+            marked, an interactive flame graph (peak, leaked, allocated, calls, temporary), the top tables with \
+            their stacks, leak kinds and the size histogram. Large traces stay fast: at most 600 points over \
+            time, and frames below 0.1% of every metric are merged.
             """
     )
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
-        case text, json
+        case text, json, html
     }
 
     @Argument(help: ArgumentHelp("The trace file (.mtrace) to read.", valueName: "trace"))
     var trace: String
 
-    @Option(help: "Output format: text or json.")
+    @Option(
+        help: ArgumentHelp(
+            "Output format: text, json, or html (one self-contained page: summary, heap over time, flame graph, "
+                + "tables).", valueName: "format"))
     var format: OutputFormat = .text
+
+    @Option(
+        name: [.short, .customLong("output")],
+        help: ArgumentHelp("Write the report to this file ('-' or none: standard output).", valueName: "file"))
+    var output: String?
 
     @Option(
         help: ArgumentHelp(
@@ -219,6 +243,16 @@ struct ReportCommand: ParsableCommand {
             }
         }
         try analysis.apply(to: &options)
+        if format == .html {
+            let model: HTMLReportModel
+            do {
+                model = try HTMLReportModel.make(tracePath: trace, options: options, progress: makeProgressMeter())
+            } catch {
+                throw CommandFailure(error.description)
+            }
+            try CommandOutput.write(try HTMLRenderer.render(model), to: output)
+            return
+        }
         let report: Report
         do {
             report = try Report.make(tracePath: trace, options: options, progress: makeProgressMeter())
@@ -226,8 +260,9 @@ struct ReportCommand: ParsableCommand {
             throw CommandFailure(error.description)
         }
         switch format {
-        case .text: try StandardOutput.write(TextRenderer.render(report))
-        case .json: try StandardOutput.write(try JSONRenderer.render(report))
+        case .text: try CommandOutput.write(TextRenderer.render(report), to: output)
+        case .json: try CommandOutput.write(try JSONRenderer.render(report), to: output)
+        case .html: break
         }
     }
 }

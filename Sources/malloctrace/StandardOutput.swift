@@ -10,7 +10,13 @@ enum StandardOutput {
 
     /// Writes all of `text` to `descriptor`, retrying short writes and EINTR.
     static func write(_ text: String, to descriptor: Int32, what: String) throws(CommandFailure) {
-        if let error = DescriptorOutput.writeAll(Array(text.utf8), to: descriptor) {
+        try write(bytes: Array(text.utf8), to: descriptor, what: what)
+    }
+
+    /// Writes all of `bytes` (binary output such as a gzip file) to `descriptor`.
+    static func write(bytes: [UInt8], to descriptor: Int32 = 1, what: String = "standard output") throws(CommandFailure)
+    {
+        if let error = DescriptorOutput.writeAll(bytes, to: descriptor) {
             throw CommandFailure("cannot write to \(what): \(String(cString: strerror(error)))")
         }
     }
