@@ -43,7 +43,8 @@ import Testing
         // kernel's RSS counters are per-CPU (Linux 6.2+): statm and ru_maxrss may differ by a few batches of pages.
         let peak = try #require(report.object("summary").integer("peak_rss_bytes"))
         let largest = try #require(resident.max())
-        #expect(largest >= 60 * Self.mebibyte && largest <= peak + Self.mebibyte, "largest sample \(largest), peak \(peak)")
+        #expect(
+            largest >= 60 * Self.mebibyte && largest <= peak + Self.mebibyte, "largest sample \(largest), peak \(peak)")
         #expect(try #require(resident.last) < largest - 32 * Self.mebibyte)
         #expect(try #require(times.last) <= report.object("trace").integer("duration_ns") ?? 0)
     }
