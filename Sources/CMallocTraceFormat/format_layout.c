@@ -26,3 +26,10 @@ _Static_assert(sizeof(mt_leak_scan_record_t) == 48, "leak scan record is 48 byte
 _Static_assert(offsetof(mt_leak_scan_record_t, part) == 16, "part at 16");
 _Static_assert(offsetof(mt_leak_scan_record_t, duration_ns) == 32, "duration_ns at 32");
 _Static_assert(offsetof(mt_leak_scan_record_t, total_blocks) == 44, "total_blocks at 44");
+_Static_assert(sizeof(mt_process_stats_record_t) == 48, "process stats record is 48 bytes");
+_Static_assert(offsetof(mt_process_stats_record_t, peak_rss_bytes) == 8, "peak_rss_bytes at 8");
+_Static_assert(offsetof(mt_process_stats_record_t, rss_bytes) == 16, "rss_bytes at 16");
+_Static_assert(offsetof(mt_process_stats_record_t, brk_bytes) == 24, "brk_bytes at 24");
+_Static_assert(offsetof(mt_process_stats_record_t, start_break) == 32, "start_break at 32");
+_Static_assert(offsetof(mt_process_stats_record_t, how) == 40, "how at 40");
+_Static_assert(MT_EVENT_RSS_SAMPLE >= MT_EVENT_FIRST_SIZED, "older readers skip RSS samples by length");

@@ -14,6 +14,8 @@ struct Catalog {
     var onStack: ((UInt32, [UInt64], [Module], Int) -> Void)?
     /// Present when the trace is sampled: scales each batch's allocations as it is filled.
     var sampling: SampleEstimator?
+    /// RSS samples, in the order their chunks were decoded (not necessarily in time order across threads).
+    var residentSamples: [ResidentSample] = []
 
     init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
         self.stacks = stacks

@@ -3,7 +3,7 @@ internal import CMallocTraceFormat
 private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
 
 /// Decoding of the events that describe the process rather than the heap: STACK and the sized events
-/// (MODULE, MODULE_UNLOAD, and unknown ones, which are skipped by their length).
+/// (MODULE, MODULE_UNLOAD, RSS_SAMPLE, and unknown ones, which are skipped by their length).
 ///
 /// Side events are rare: they take the cursor by value and return it advanced, which keeps the hot
 /// loop's cursor out of memory.
@@ -45,6 +45,11 @@ enum SideEvents {
         switch code {
         case opcode(MT_EVENT_MODULE): catalog.add(try module(&payload))
         case opcode(MT_EVENT_MODULE_UNLOAD): catalog.unload(try payload.varint32("module id"))
+        case opcode(MT_EVENT_RSS_SAMPLE):
+            let time = try payload.varint()
+            let resident = try payload.varint()
+            catalog.residentSamples.append(
+                ResidentSample(time: time, residentBytes: resident, breakBytes: try payload.varint()))
         default: break  // a newer writer's event: skipped by its length
         }
         return cursor

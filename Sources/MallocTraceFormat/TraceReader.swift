@@ -31,6 +31,11 @@ public final class TraceReader {
     public private(set) var sampling: SampleEstimator?
     /// The last complete leak scan the process recorded (traces recorded with leak scanning on).
     public private(set) var leakScan: LeakScan?
+    /// The process's memory when the trace ended (resident set, its peak, program break), when the trace
+    /// recorded it: the last `PROCESS_STATS` record.
+    public private(set) var processMemory: ProcessMemory?
+    /// After a pass over the events: the process's resident set and program break over time, in time order.
+    public private(set) var residentSamples: [ResidentSample] = []
 
     /// True when the trace does not reach the process's exit: killed, crashed, or still running.
     public var isTruncated: Bool { end == nil || isCutShort }
@@ -81,6 +86,7 @@ public final class TraceReader {
             found.process, found.end, found.cutShort, found.chunks, found.diagnostics
         )
         leakScan = LeakScan.lastComplete(found.leakScanParts)
+        processMemory = found.processMemory
         if !found.leakScanParts.isEmpty && leakScan == nil {
             scanDiagnostics.append(
                 .init(
@@ -205,6 +211,13 @@ public final class TraceReader {
                 }
             case MT_RECORD_PADDING.rawValue:
                 break
+            case MT_RECORD_PROCESS_STATS.rawValue:
+                if let memory = ProcessMemory.decode(bytes, at: payload, length: available) {
+                    found.processMemory = memory
+                } else if !found.cutShort {
+                    found.diagnostics.append(
+                        .init(offset: offset, message: "process stats record of \(length) bytes is too small"))
+                }
             case MT_RECORD_LEAK_SCAN.rawValue:
                 switch LeakScan.part(bytes, at: payload, length: available) {
                 case .success(let part): found.leakScanParts.append(part)
@@ -240,6 +253,7 @@ public final class TraceReader {
         var chunks: [ChunkLocation] = []
         var diagnostics: [TraceDiagnostic] = []
         var leakScanParts: [LeakScan.Part] = []
+        var processMemory: ProcessMemory?
     }
 
     /// A compressed chunk's location, or nil (with a diagnostic) when it cannot be decompressed safely.
@@ -382,6 +396,10 @@ public final class TraceReader {
             stackGenerations = catalog.stackGenerations
             modules = catalog.modules
             diagnostics = catalog.diagnostics
+            // Threads take samples in turn; stable, so equal times keep their order.
+            residentSamples = catalog.residentSamples.enumerated().sorted {
+                ($0.element.time, $0.offset) < ($1.element.time, $1.offset)
+            }.map(\.element)
         }
         // The callback runs where the stacks are decoded: keep both on the calling thread.
         let inBackground = onStack == nil && decodesInBackground

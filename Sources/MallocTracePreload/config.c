@@ -217,6 +217,13 @@ bool mt_read_config(void) {
         return false;
     }
 
+    const char *rss = mt_getenv("MALLOCTRACE_RSS");
+    g_config.rss_samples = rss == NULL || *rss == '\0' || strcmp(rss, "1") == 0;
+    if (rss != NULL && *rss != '\0' && strcmp(rss, "0") != 0 && strcmp(rss, "1") != 0) {
+        mt_fail("MALLOCTRACE_RSS must be 0 or 1, not '", rss, "'; tracing is off", NULL);
+        return false;
+    }
+
     const char *follow = mt_getenv("MALLOCTRACE_FOLLOW_CHILDREN");
     g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
     return true;
@@ -275,6 +282,7 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_SAMPLE_RATE");
     unsetenv("MALLOCTRACE_SAMPLE_SEED");
     unsetenv("MALLOCTRACE_LEAK_SCAN");
+    unsetenv("MALLOCTRACE_RSS");
 }
 
 void mt_scrub_deferred_environment(void) {

@@ -35,10 +35,10 @@
  * Asynchronous cancellation inside malloc is undefined for libc already.
  *
  * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
- * tables never freed), the sampled-bucket counts, and _dl_find_object in the fast unwinder. glibc's
- * _dl_find_object (new in glibc 2.35: this library needs 2.35 or later) reads a snapshot that dlopen and
- * dlclose update under the loader lock with a version counter; it never locks, allocates or blocks, so it
- * is safe where dl_iterate_phdr would take the loader lock.
+ * tables never freed), the sampled-bucket counts, the next RSS sample time (one CAS elects the sampling thread), and
+ * _dl_find_object in the fast unwinder. glibc's _dl_find_object (new in glibc 2.35: this library needs 2.35 or later)
+ * reads a snapshot that dlopen and dlclose update under the loader lock with a version counter; it never locks,
+ * allocates or blocks, so it is safe where dl_iterate_phdr would take the loader lock.
  *
  * dlclose (hooked, unlike dlopen: it does not depend on its caller) refreshes the module map right after a
  * library is unloaded, so that its stacks are retired before another library loaded at the same address
@@ -186,7 +186,8 @@ typedef struct mt_config {
     uint32_t sample_rate; /* mean bytes between sample points; 0 = record every call */
     uint64_t sample_seed;
     bool sample_seed_given;
-    bool leak_scan; /* MALLOCTRACE_LEAK_SCAN=1 */
+    bool leak_scan;   /* MALLOCTRACE_LEAK_SCAN=1 */
+    bool rss_samples; /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
 } mt_config_t;
 
 extern mt_config_t g_config;
@@ -247,6 +248,21 @@ bool mt_record_stack_definition(uint32_t id, const uintptr_t *frames, uint32_t c
 void mt_recorder_reset_thread(void);
 void mt_recorder_initialize(void);
 uint64_t mt_now_ns(void);
+
+/* ---- resident set and program break (rss.c) --------------------------------------------------- */
+
+/* The coarse time (ns since start) at or after which the next RSS sample is due; UINT64_MAX when sampling is
+ * off. The recorder compares it only when its clock moved (every MT_CLOCK_EVERY events at most). */
+extern _Atomic uint64_t g_rss_next_sample_ns;
+/* Opens /proc/self/statm (above the low descriptors) and notes the program break; samples when `sampling`.
+ * At every start of tracing. Guard held. */
+void mt_rss_start(bool sampling);
+/* True for the one thread that moves the next sample time past `now`: it takes the sample. */
+bool mt_rss_claim_sample(uint64_t now);
+uint64_t mt_rss_resident_bytes(void);
+uint64_t mt_rss_break_bytes(void);
+/* Appends the PROCESS_STATS record for an END of reason `how` (enum mt_end_reason). Guard held. */
+void mt_rss_write_end_stats(uint32_t how);
 
 /* ---- stacks (stacks.c) ------------------------------------------------------------------------ */
 

@@ -190,6 +190,7 @@ static bool mt_end_trace(uint32_t how, int status) {
     if (g_leak_scan && how == MT_END_UNDERSCORE_EXIT) mt_leak_scan(MT_LEAK_SCAN_AT_UNDERSCORE_EXIT);
     if (g_leak_scan && how == MT_END_QUICK_EXIT) mt_leak_scan(MT_LEAK_SCAN_AT_QUICK_EXIT);
     if (how == MT_END_EXEC) mt_file_begin_exec();
+    mt_rss_write_end_stats(how);
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);

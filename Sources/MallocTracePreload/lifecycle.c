@@ -144,6 +144,7 @@ static bool mt_start_tracing(void) {
     }
     g_leak_scan = g_config.leak_scan;
     if (g_leak_scan) mt_unblock_stop_signal();
+    mt_rss_start(g_config.rss_samples);
     mt_modules_refresh();
     return true;
 }
@@ -279,6 +280,7 @@ __attribute__((destructor)) static void mt_on_unload(void) {
     uintptr_t was_guarded = t_guard;
     t_guard = was_guarded ? was_guarded : mt_guard_token();
     if (g_leak_scan) mt_leak_scan(MT_LEAK_SCAN_AT_EXIT);
+    mt_rss_write_end_stats(MT_END_DESTRUCTOR);
     mt_end_record_t end = {.end_monotonic_ns = mt_now_ns(),
                            .last_sequence = atomic_load(&g_sequence),
                            .exit_status = -1,

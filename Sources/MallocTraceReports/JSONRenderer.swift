@@ -24,6 +24,13 @@ public enum JSONRenderer {
             "per_thread": sections.contains(.threads) ? .array(report.threads.map(thread)) : .null,
             "symbolization": .optional(report.symbolization, symbolization),
             "sampling": .optional(report.sampling, sampling),
+            "rss_samples": .array(
+                report.residentSamples.map {
+                    .object([
+                        "time_ns": .unsigned($0.time), "rss_bytes": .unsigned($0.residentBytes),
+                        "brk_bytes": .unsigned($0.breakBytes),
+                    ])
+                }),
         ]
         for (section, key) in siteKeys {
             document[key] = sections.contains(section) ? .array((report.sites[section] ?? []).map(site)) : .null
@@ -104,7 +111,7 @@ public enum JSONRenderer {
             "peak_bytes": .unsigned(summary.peakBytes),
             "peak_blocks": .unsigned(summary.peakBlocks),
             "peak_time_ns": .unsigned(summary.peakTime),
-            "peak_rss_bytes": .null,
+            "peak_rss_bytes": .optional(report.processMemory?.peakResidentBytes, JSON.unsigned),
             "leaked_bytes": .unsigned(summary.leakedBytes),
             "leaked_blocks": .unsigned(summary.leakedBlocks),
             "leak_kinds": leakKinds(report.leakKinds),

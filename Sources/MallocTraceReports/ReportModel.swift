@@ -189,6 +189,13 @@ public struct Report {
     public var leakScan: LeakScan?
     /// Blocks live at the end by kind; ``HeapSummary/leakedBytes`` counts ``ReportOptions/leakKinds`` only.
     public var leakKinds: LeakBreakdown
+    /// The process's memory when the trace ended (resident set, its peak, program break), when recorded.
+    public var processMemory: ProcessMemory?
+    /// The resident set and program break over time, at most ``residentSampleLimit`` points, the state at the
+    /// end (``processMemory``) last. Not affected by filters: it describes the process.
+    public var residentSamples: [ResidentSample]
+    /// Points ``residentSamples`` keeps at most.
+    public static let residentSampleLimit = 500
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -221,6 +228,14 @@ public struct Report {
         sampling = reader.sampling
         leakScan = reader.leakScan
         leakKinds = pass.leakKinds
+        processMemory = reader.processMemory
+        var samples = ResidentSample.downsampled(
+            reader.residentSamples, to: Self.residentSampleLimit - (reader.processMemory == nil ? 0 : 1))
+        if let memory = reader.processMemory {
+            samples.append(
+                ResidentSample(time: memory.time, residentBytes: memory.residentBytes, breakBytes: memory.breakBytes))
+        }
+        residentSamples = samples
         self.options = options
         summary = pass.summary
         temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0

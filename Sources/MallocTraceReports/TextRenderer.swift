@@ -72,6 +72,16 @@ public enum TextRenderer {
                     + leakQualifier(report)
             ),
         ]
+        if let memory = report.processMemory {
+            // The kernel's figures: what the process cost, allocator overhead and the tracer's own pages included.
+            rows.insert(
+                (
+                    "peak RSS",
+                    Formatting.bytes(memory.peakResidentBytes)
+                        + " (resident at exit \(Formatting.bytes(memory.residentBytes)),"
+                        + " brk heap \(Formatting.bytes(memory.breakBytes)))"
+                ), at: rows.firstIndex { $0.0 == "peak heap" }.map { $0 + 1 } ?? rows.endIndex)
+        }
         if report.leakScan != nil {
             rows.append(("live at exit", liveAtExit(report)))
         }

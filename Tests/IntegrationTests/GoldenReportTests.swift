@@ -42,7 +42,7 @@ import Testing
         var lines: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix("Frames:") { break }
-            if line.contains("calls per second") { continue }
+            if line.contains("calls per second") || line.contains("peak RSS") { continue }
             var line = String(line)
             let replacements: [(String, String)] = [
                 (#"report of .*"#, "report of TRACE"),
@@ -73,7 +73,7 @@ import Testing
         let placeholders: Set<String> = [
             "path", "trace", "pid", "ppid", "parent_pid", "duration_ns", "calls_per_second", "peak_time_ns",
             "time_ns", "start_time", "address", "offset", "executable", "arguments", "build_id", "symbolizer",
-            "symbolization",
+            "symbolization", "peak_rss_bytes", "rss_samples",
         ]
         if let key, placeholders.contains(key) { return "<\(key)>" }
         if let dictionary = value as? [String: Any] {

@@ -74,12 +74,13 @@ enum mt_record_flag {
 };
 
 enum mt_record_kind {
-    MT_RECORD_END_OF_DATA = 0, /* zero fill: the end of what was written */
-    MT_RECORD_PROCESS = 1,     /* mt_process_record_t + strings */
-    MT_RECORD_CHUNK = 2,       /* mt_chunk_header_t + event stream */
-    MT_RECORD_END = 3,         /* mt_end_record_t: the process reached exit */
-    MT_RECORD_PADDING = 4,     /* ignore the payload */
-    MT_RECORD_LEAK_SCAN = 5,   /* mt_leak_scan_record_t + the kind of every live block (exit-time scan) */
+    MT_RECORD_END_OF_DATA = 0,   /* zero fill: the end of what was written */
+    MT_RECORD_PROCESS = 1,       /* mt_process_record_t + strings */
+    MT_RECORD_CHUNK = 2,         /* mt_chunk_header_t + event stream */
+    MT_RECORD_END = 3,           /* mt_end_record_t: the process reached exit */
+    MT_RECORD_PADDING = 4,       /* ignore the payload */
+    MT_RECORD_LEAK_SCAN = 5,     /* mt_leak_scan_record_t + the kind of every live block (exit-time scan) */
+    MT_RECORD_PROCESS_STATS = 6, /* mt_process_stats_record_t: peak and current RSS, program break at the end */
 };
 
 /* MT_RECORD_PROCESS payload: fixed part, then `exe_length` bytes of executable path and
@@ -155,6 +156,25 @@ enum mt_end_reason {
                                  * If the exec fails, recording goes on and a later END follows. */
     MT_END_QUICK_EXIT = 3,      /* quick_exit: after the at_quick_exit handlers, without destructors */
 };
+
+/* MT_RECORD_PROCESS_STATS payload: the process's memory as the kernel counts it, taken when the trace ends
+ * (written just before the END record, by every path that writes one: destructor, _exit, quick_exit, exec).
+ * A reader uses the last one; older readers skip it by its length.
+ *
+ *   0        8           16       24          32            40     44       48
+ *   +--------+-----------+--------+-----------+-------------+------+--------+
+ *   | time   | peak rss  | rss    | brk bytes | start break | how  | rsvd   |
+ *   +--------+-----------+--------+-----------+-------------+------+--------+
+ */
+typedef struct mt_process_stats_record {
+    uint64_t time_ns;        /* relative to start_monotonic_ns */
+    uint64_t peak_rss_bytes; /* getrusage(RUSAGE_SELF).ru_maxrss * 1024: the high-water mark of the resident set */
+    uint64_t rss_bytes;      /* resident pages now (/proc/self/statm) * page size; 0 when unreadable */
+    uint64_t brk_bytes;      /* sbrk(0) - start_break, 0 if the break moved below it: the brk heap's growth */
+    uint64_t start_break;    /* where the brk heap starts (the kernel's start_brk; sbrk(0) at start if unknown) */
+    uint32_t how;            /* enum mt_end_reason of the END record that follows */
+    uint32_t reserved;       /* 0 */
+} mt_process_stats_record_t;
 
 /* MT_RECORD_LEAK_SCAN payload: what a conservative mark phase inside the process (at exit, _exit or
  * on demand; only when leak scanning is on) found out about every block live at that moment. One scan
@@ -234,6 +254,10 @@ enum mt_leak_scan_trigger {
  *   segments are PT_LOAD ranges as runtime addresses.
  * MT_EVENT_MODULE_UNLOAD (dlclose unmapped it; noticed at the next new stack, so it may come late):
  *   v module_id
+ * MT_EVENT_RSS_SAMPLE (the process's memory, sampled by whichever thread's coarse clock passes the next
+ *   sample time first, at most once per MT_RSS_SAMPLE_INTERVAL_NS; only when a thread records an event):
+ *   v time_ns | v rss_bytes | v brk_bytes
+ *   time_ns since start_monotonic_ns (coarse clock); rss_bytes and brk_bytes as in MT_RECORD_PROCESS_STATS.
  */
 enum mt_event_opcode {
     MT_EVENT_MALLOC = 0x01,
@@ -251,7 +275,11 @@ enum mt_event_opcode {
     MT_EVENT_FIRST_SIZED = 0x80,
     MT_EVENT_MODULE = 0x80,
     MT_EVENT_MODULE_UNLOAD = 0x81,
+    MT_EVENT_RSS_SAMPLE = 0x82,
 };
+
+/* The least time between two RSS samples (10 ms: at most 100 samples a second, ~2 KiB of trace). */
+#define MT_RSS_SAMPLE_INTERVAL_NS 10000000ull
 
 /* Limits every writer respects and every reader enforces on untrusted input. */
 #define MT_MAX_STACK_DEPTH 256
