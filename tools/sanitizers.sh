@@ -12,7 +12,7 @@
 # Each Swift configuration is a full build of its own (1-2 minutes each on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-deps.sh
+tools/install-deps.sh --test
 steps=("$@")
 [[ ${#steps[@]} -eq 0 ]] && steps=(asan tsan interposer)
 failures=()

@@ -10,7 +10,7 @@
 # every program passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-deps.sh
+tools/install-deps.sh sqlite3 git gcc python3
 swift build "$@" >/dev/null
 cli=$(swift build "$@" --show-bin-path)/malloctrace
 work=$(mktemp -d)

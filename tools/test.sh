@@ -4,5 +4,5 @@
 # `swift test` (e.g. `--filter ThreadTests`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/install-deps.sh
+tools/install-deps.sh --test
 swift test "$@"
