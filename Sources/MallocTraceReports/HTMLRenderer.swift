@@ -90,6 +90,8 @@ public enum HTMLRenderer {
               try { flame.search(e.target.value); } catch (err) {}
             });
             document.body.setAttribute("data-ready", "yes");
+            // Time from navigation start until the page is drawn: tools/bench/html.sh reads it.
+            document.body.setAttribute("data-render-ms", String(Math.round(performance.now())));
             </script>
             </body></html>
 
