@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Fuzzes the malloctrace command line: random option values through the argument parser into run, report,
+check, diff and compress, for a given time.
+
+Each command's options are read from its `--help` (so new options are fuzzed without editing this file);
+values are hostile: huge, negative, NaN and fractional numbers, empty strings, `%` escapes, non-UTF-8
+bytes, FIFOs, /dev/full, directories, missing files, valid and damaged traces. Each vector runs with a
+timeout and with stdout/stderr a pipe, closed, or /dev/full. Flagged:
+
+  signal   death by SIGILL/SIGTRAP/SIGSEGV/SIGABRT/SIGBUS/SIGFPE (a Swift trap or a crash)
+  hang     still running after the timeout
+  silent   exit 0 with stdout closed or full although the same vector prints something to a pipe
+
+Usage: tools/fuzz/fuzz-cli.py [--minutes M] [--seed S] [--cli PATH] [--timeout SECONDS]
+Findings go to .build-fuzz/cli/findings.txt (one shell-quoted vector per line, with its kind); the exit
+status is 1 when there were findings. Needs `swift build` first (and the fixture programs from
+`swift build --build-tests` for richer traces).
+"""
+import argparse
+import os
+import random
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+COMMANDS = ["run", "report", "check", "diff", "compress"]
+TRAP_SIGNALS = {signal.SIGILL, signal.SIGTRAP, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE}
+OPTION_LINE = re.compile(r"^\s{2}(?:-\w, )?(--[a-z][\w-]*)(?: <([^>]+)>)?")
+
+
+def parse_options(cli, command):
+    """(name, value name or None) for each option in `malloctrace COMMAND --help`."""
+    text = subprocess.run([cli, command, "--help"], capture_output=True, text=True, timeout=30).stdout
+    options = []
+    for line in text.split("OPTIONS:", 1)[-1].splitlines():
+        match = OPTION_LINE.match(line)
+        if match and match.group(1) not in ("--help", "--version"):
+            options.append((match.group(1), match.group(2)))
+    return options
+
+
+class Fixtures:
+    """Files the values point at: traces (valid, damaged), a FIFO, a directory, names that do not exist."""
+
+    def __init__(self, work, cli):
+        self.work = work
+        os.makedirs(work, exist_ok=True)
+        self.fifo = os.path.join(work, "fifo")
+        if not os.path.exists(self.fifo):
+            os.mkfifo(self.fifo)
+        self.directory = os.path.join(work, "dir")
+        os.makedirs(self.directory, exist_ok=True)
+        self.traces = sorted(
+            os.path.join(ROOT, "tools/fuzz/corpus", name) for name in os.listdir(os.path.join(ROOT, "tools/fuzz/corpus")))
+        fresh = os.path.join(work, "fresh.mtrace")
+        if not os.path.exists(fresh):
+            subprocess.run([cli, "run", "-o", fresh, "--", "/bin/sh", "-c", "echo x | cat"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        if os.path.exists(fresh):
+            self.traces.append(fresh)
+        rng = random.Random(1)
+        self.damaged = []
+        for index, trace in enumerate(self.traces[:6]):
+            data = bytearray(open(trace, "rb").read())
+            for kind in ("cut", "flip", "header"):
+                copy = bytearray(data)
+                if kind == "cut":
+                    copy = copy[: rng.randrange(1, max(2, len(copy)))]
+                elif kind == "flip":
+                    for _ in range(8):
+                        position = rng.randrange(len(copy))
+                        copy[position] ^= 1 << rng.randrange(8)
+                else:
+                    copy[4:16] = bytes(rng.randrange(256) for _ in range(12))
+                path = os.path.join(work, f"damaged-{index}-{kind}.mtrace")
+                open(path, "wb").write(copy)
+                self.damaged.append(path)
+        self.empty = os.path.join(work, "empty.mtrace")
+        open(self.empty, "wb").close()
+        self.text_file = os.path.join(work, "text.supp")
+        open(self.text_file, "w").write("leak:malloc\n{\n  x\n  Memcheck:Leak\n  fun:*\n}\n{\n")
+        self.non_utf8 = os.path.join(work, "bad-\xff-name".encode("latin-1").decode("utf-8", "surrogateescape"))
+
+    def path(self, rng, output=False):
+        choices = [
+            self.fifo, self.directory, "/dev/full", "/dev/null", "/nonexistent/x", "", " ", "-", "--", "%",
+            self.empty, self.text_file, os.path.join(self.work, "new-%p-%e-%t-%h-%%"), "/proc/self/mem",
+            os.path.join(self.work, "out-" + str(rng.randrange(1 << 30))), "a" * rng.choice([255, 256, 4097]),
+            os.path.join(self.work, "x%q"), self.non_utf8, "/", ".",
+        ]
+        choices += self.traces + self.damaged
+        return rng.choice(choices)
+
+    def trace(self, rng):
+        pick = rng.random()
+        if pick < 0.45:
+            return rng.choice(self.traces)
+        if pick < 0.75:
+            return rng.choice(self.damaged)
+        return self.path(rng)
+
+
+NUMBERS = [
+    "0", "1", "-1", "7", "64", "256", "257", "-0", "+5", "1e308", "-1e308", "1e-320", "nan", "NaN", "-nan",
+    "inf", "-inf", "Infinity", "0x10", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+    "18446744073709551615", "18446744073709551616", "99999999999999999999999", "1.5", ".5", "5.", "1_000",
+    "", " ", "1 ", "١", "0.0000001", "4294967295", "4294967296", "2147483648",
+]
+SIZES = ["0", "1", "512K", "64MiB", "1M", "1G", "16E", "17E", "1e3K", "-1K", "0.5K", "1KiB", "99999999999T", "K",
+         "nan", "inf", "18446744073709551615", "1.7976931348623157e308", "1 K", "1k", "1kb"]
+STRINGS = ["", " ", "%", "%%", "%p%e%t%h", "%q", "%n%s%x", "*", "**", "?", "^", "$", "^$", "[", "\\", ",", ",,",
+           "all", "all,all", "definite,,", "summary,bogus", "peak=3", "=", "peak=-1", "peak=1e308", "leaks=",
+           "\x00".replace("\x00", "") + "é", "\udcff\udcfe", "a" * 5000, "--", "-", "-x"]
+
+
+def value(rng, name, fixtures):
+    name = (name or "").lower()
+    pick = rng.random()
+    if pick < 0.12:
+        return rng.choice(STRINGS)
+    if pick < 0.2:
+        return rng.choice(NUMBERS)
+    if name in ("path", "file", "dir"):
+        return fixtures.path(rng, output=True)
+    if name in ("size", "bytes"):
+        return rng.choice(SIZES + NUMBERS)
+    if name in ("n", "frames", "s", "tid", "pct"):
+        return rng.choice(NUMBERS + ["5,6", "1,,2", "-3,4", "0.5", "1e2", "3%", "150"])
+    if name in ("list", "kinds"):
+        words = ["summary", "peak", "allocations", "bytes", "temporary", "leaks", "histogram", "threads", "all",
+                 "definite", "indirect", "possible", "reachable", "none", "Leaks", ""]
+        return ",".join(rng.choice(words) for _ in range(rng.randrange(0, 4)))
+    if name == "pattern":
+        return rng.choice(STRINGS + ["malloc", "main", "lib*.so", "*alloc*", "fixture-*"])
+    if "|" in name:
+        return rng.choice(name.split("|") + ["", "LARGEST", "stack,function"])
+    if name == "format":
+        return rng.choice(["text", "json", "", "JSON", "html"])
+    return rng.choice(STRINGS + NUMBERS)
+
+
+def positionals(rng, command, fixtures):
+    if command == "report":
+        return [fixtures.trace(rng)] if rng.random() < 0.95 else [fixtures.trace(rng), fixtures.trace(rng)]
+    if command == "diff":
+        return [fixtures.trace(rng) for _ in range(rng.choice([2, 2, 2, 1, 3]))]
+    if command == "compress":
+        # Compress copies, so that the committed seeds and shared fixtures stay as they are.
+        paths = []
+        for _ in range(rng.randrange(0, 3)):
+            source = fixtures.trace(rng)
+            if os.path.isfile(source) and source.endswith(".mtrace"):
+                copy = os.path.join(fixtures.work, "compress-%d.mtrace" % rng.randrange(1 << 30))
+                open(copy, "wb").write(open(source, "rb").read())
+                paths.append(copy)
+            else:
+                paths.append(source)
+        return paths
+    programs = [["/bin/true"], ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], ["/nonexistent"],
+                [fixtures.directory], [fixtures.fifo], [fixtures.empty], ["/bin/sh", "-c", "kill -SEGV $$"],
+                ["/bin/echo", "\udcff"], [""]]
+    program = rng.choice(programs)
+    if command == "check" and rng.random() < 0.4:
+        return [fixtures.trace(rng) for _ in range(rng.randrange(0, 3))]
+    return (["--"] if rng.random() < 0.9 else []) + program
+
+
+def vector(rng, command, options, fixtures):
+    argv = [command]
+    for _ in range(rng.choice([0, 1, 1, 2, 2, 3, 4, 6])):
+        name, value_name = rng.choice(options)
+        if value_name is None:
+            argv.append(name)
+        elif rng.random() < 0.1:
+            argv.append(name + "=" + value(rng, value_name, fixtures))
+        elif rng.random() < 0.03:
+            argv.append(name)  # value missing
+        else:
+            argv += [name, value(rng, value_name, fixtures)]
+    rest = positionals(rng, command, fixtures)
+    if rng.random() < 0.15:
+        rng.shuffle(argv)
+        argv.remove(command)
+        argv.insert(0, command)
+    return argv + rest
+
+
+def encode(argument):
+    return argument.encode("utf-8", "surrogateescape")
+
+
+def execute(cli, argv, output_mode, timeout, work):
+    """(returncode or None on timeout, stdout bytes or None)."""
+    args = [encode(cli)] + [encode(a) for a in argv]
+    env = dict(os.environ, MALLOCTRACE_SYMBOLIZER="none", GITHUB_STEP_SUMMARY=os.path.join(work, "summary.md"))
+    stdout = subprocess.PIPE
+    preexec = None
+    full = None
+    if output_mode == "closed":
+        stdout = None
+
+        def preexec():
+            os.close(1)
+            os.close(2)
+    elif output_mode == "full":
+        full = open("/dev/full", "wb")
+        stdout = full
+    try:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=stdout,
+                                   stderr=subprocess.DEVNULL if output_mode != "full" else full,
+                                   cwd=work, env=env, preexec_fn=preexec, start_new_session=True)
+        try:
+            out, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return None, None
+        return process.returncode, out
+    finally:
+        if full:
+            full.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--cli", default=os.path.join(ROOT, ".build/debug/malloctrace"))
+    parser.add_argument("--timeout", type=float, default=20)
+    parser.add_argument("--work", default=os.path.join(ROOT, ".build-fuzz/cli"))
+    arguments = parser.parse_args()
+    cli = os.path.abspath(arguments.cli)
+    fixtures = Fixtures(arguments.work, cli)
+    options = {command: parse_options(cli, command) for command in COMMANDS}
+    rng = random.Random(arguments.seed)
+    deadline = time.time() + arguments.minutes * 60
+    findings_path = os.path.join(arguments.work, "findings.txt")
+    seen = set()
+    counts = {"invocations": 0, "signal": 0, "hang": 0, "silent": 0}
+    print(f"fuzz-cli: seed {arguments.seed}, {arguments.minutes} minutes, {cli}", file=sys.stderr)
+    with open(findings_path, "a", errors="backslashreplace") as findings:
+        while time.time() < deadline:
+            command = rng.choice(COMMANDS)
+            argv = vector(rng, command, options[command], fixtures)
+            mode = rng.choice(["pipe", "pipe", "closed", "full"])
+            status, out = execute(cli, argv, mode, arguments.timeout, arguments.work)
+            counts["invocations"] += 1
+            kind = None
+            if status is None:
+                kind = "hang"
+            elif status < 0 and -status in TRAP_SIGNALS:
+                kind = "signal"
+            elif status == 0 and mode != "pipe":
+                again, printed = execute(cli, argv, "pipe", arguments.timeout, arguments.work)
+                counts["invocations"] += 1
+                if again == 0 and printed:
+                    kind = "silent"
+            if kind is None:
+                continue
+            counts[kind] += 1
+            key = (kind, command, status, tuple(sorted(a for a in argv if a.startswith("--"))))
+            line = f"{kind} status={status} stdout={mode}: malloctrace {shlex.join(argv)}"
+            if key not in seen:
+                seen.add(key)
+                print("fuzz-cli: " + line.encode("utf-8", "backslashreplace").decode(), file=sys.stderr)
+            findings.write(line + "\n")
+            findings.flush()
+    print(f"fuzz-cli: {counts['invocations']} invocations, {counts['signal']} signal deaths, {counts['hang']}"
+          f" hangs, {counts['silent']} silent output failures (findings: {findings_path})", file=sys.stderr)
+    return 1 if counts["signal"] + counts["hang"] + counts["silent"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
