@@ -127,7 +127,7 @@ public struct Baseline: Sendable, Equatable, Codable {
         do {
             var data = try encoder.encode(self)
             data.append(UInt8(ascii: "\n"))
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+            try OutputFile.write(data, toPath: path)
         } catch {
             throw .unwritableFile(path: path, reason: SuppressionParser.reasonText(error))
         }

@@ -273,7 +273,7 @@ struct CheckCommand: ParsableCommand {
 
     private func write(_ text: String, to path: String, option: String) throws(CommandFailure) {
         do {
-            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            try OutputFile.write(Data(text.utf8), toPath: path)
         } catch {
             throw CommandFailure("cannot write \(option) \(path): \(error.localizedDescription)")
         }
