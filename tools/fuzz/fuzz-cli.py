@@ -22,6 +22,7 @@ import random
 import re
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 COMMANDS = ["run", "report", "check", "diff", "compress"]
 TRAP_SIGNALS = {signal.SIGILL, signal.SIGTRAP, signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE}
+DEVICES = ["/dev/null", "/dev/full"]
 OPTION_LINE = re.compile(r"^\s{2}(?:-\w, )?(--[a-z][\w-]*)(?: <([^>]+)>)?")
 
 
@@ -54,18 +56,24 @@ class Fixtures:
             os.mkfifo(self.fifo)
         self.directory = os.path.join(work, "dir")
         os.makedirs(self.directory, exist_ok=True)
-        self.traces = sorted(
-            os.path.join(ROOT, "tools/fuzz/corpus", name) for name in os.listdir(os.path.join(ROOT, "tools/fuzz/corpus")))
+        # Copies of the committed seeds: option values such as --save-baseline or --sarif may overwrite any
+        # of these files, so they are restored before every vector (see restore()).
+        self.originals = {}
+        corpus = os.path.join(ROOT, "tools/fuzz/corpus")
+        for name in sorted(os.listdir(corpus)):
+            self.originals[os.path.join(work, "seed-" + name)] = open(os.path.join(corpus, name), "rb").read()
+        self.traces = list(self.originals)
         fresh = os.path.join(work, "fresh.mtrace")
         if not os.path.exists(fresh):
             subprocess.run([cli, "run", "-o", fresh, "--", "/bin/sh", "-c", "echo x | cat"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
         if os.path.exists(fresh):
+            self.originals[fresh] = open(fresh, "rb").read()
             self.traces.append(fresh)
         rng = random.Random(1)
         self.damaged = []
         for index, trace in enumerate(self.traces[:6]):
-            data = bytearray(open(trace, "rb").read())
+            data = bytearray(self.originals[trace])
             for kind in ("cut", "flip", "header"):
                 copy = bytearray(data)
                 if kind == "cut":
@@ -77,13 +85,33 @@ class Fixtures:
                 else:
                     copy[4:16] = bytes(rng.randrange(256) for _ in range(12))
                 path = os.path.join(work, f"damaged-{index}-{kind}.mtrace")
-                open(path, "wb").write(copy)
+                self.originals[path] = bytes(copy)
                 self.damaged.append(path)
         self.empty = os.path.join(work, "empty.mtrace")
         open(self.empty, "wb").close()
         self.text_file = os.path.join(work, "text.supp")
         open(self.text_file, "w").write("leak:malloc\n{\n  x\n  Memcheck:Leak\n  fun:*\n}\n{\n")
+        self.stamps = {}
+        self.restore()
         self.non_utf8 = os.path.join(work, "bad-\xff-name".encode("latin-1").decode("utf-8", "surrogateescape"))
+
+    def restore(self):
+        """Rewrites every trace fixture that a previous vector changed, replaced or removed."""
+        for path, data in self.originals.items():
+            try:
+                info = os.lstat(path)
+                stamp = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
+            except OSError:
+                stamp = None
+            if stamp is None or stamp != self.stamps.get(path):
+                if stamp is not None and not os.path.isfile(path):
+                    subprocess.run(["rm", "-rf", path])
+                elif stamp is not None:
+                    os.unlink(path)
+                with open(path, "wb") as file:
+                    file.write(data)
+                info = os.lstat(path)
+                self.stamps[path] = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_mode)
 
     def path(self, rng, output=False):
         choices = [
@@ -247,23 +275,36 @@ def main():
             command = rng.choice(COMMANDS)
             argv = vector(rng, command, options[command], fixtures)
             mode = rng.choice(["pipe", "pipe", "closed", "full"])
+            fixtures.restore()
             status, out = execute(cli, argv, mode, arguments.timeout, arguments.work)
             counts["invocations"] += 1
+            damaged = [device for device in DEVICES if not stat.S_ISCHR(os.stat(device).st_mode)]
+            if damaged:
+                # Run as root, a rename over a device replaces it: stop at once, say which vector did it.
+                print(f"fuzz-cli: STOP: {', '.join(damaged)} is no longer a device after"
+                      f" malloctrace {shlex.join(argv)!r}; recreate with mknod -m 666 /dev/null c 1 3,"
+                      " /dev/full c 1 7", file=sys.stderr)
+                return 2
             kind = None
             if status is None:
                 kind = "hang"
             elif status < 0 and -status in TRAP_SIGNALS:
                 kind = "signal"
             elif status == 0 and mode != "pipe":
+                # Confirmed twice from the same files: the first output-failed run, then a pipe.
+                fixtures.restore()
                 again, printed = execute(cli, argv, "pipe", arguments.timeout, arguments.work)
-                counts["invocations"] += 1
-                if again == 0 and printed:
+                fixtures.restore()
+                confirm, _ = execute(cli, argv, mode, arguments.timeout, arguments.work)
+                counts["invocations"] += 2
+                if again == 0 and printed and confirm == 0:
                     kind = "silent"
             if kind is None:
                 continue
             counts[kind] += 1
             key = (kind, command, status, tuple(sorted(a for a in argv if a.startswith("--"))))
-            line = f"{kind} status={status} stdout={mode}: malloctrace {shlex.join(argv)}"
+            shown = [a if len(a) <= 120 else a[:60] + f"...({len(a)} chars)" for a in argv]
+            line = f"{kind} status={status} stdout={mode}: malloctrace {shlex.join(shown)}"
             if key not in seen:
                 seen.add(key)
                 print("fuzz-cli: " + line.encode("utf-8", "backslashreplace").decode(), file=sys.stderr)
