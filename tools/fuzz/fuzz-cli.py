@@ -54,6 +54,9 @@ class Fixtures:
         self.fifo = os.path.join(work, "fifo")
         if not os.path.exists(self.fifo):
             os.mkfifo(self.fifo)
+        # A reader that stays open (drained before every vector): writing to a FIFO nobody reads waits for
+        # a reader, as with any Unix tool, which is not a hang of the CLI's own.
+        self.fifo_reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
         self.directory = os.path.join(work, "dir")
         os.makedirs(self.directory, exist_ok=True)
         # Copies of the committed seeds: option values such as --save-baseline or --sarif may overwrite any
@@ -97,6 +100,11 @@ class Fixtures:
 
     def restore(self):
         """Rewrites every trace fixture that a previous vector changed, replaced or removed."""
+        try:
+            while os.read(self.fifo_reader, 1 << 16):
+                pass
+        except BlockingIOError:
+            pass
         for path, data in self.originals.items():
             try:
                 info = os.lstat(path)
