@@ -32,11 +32,15 @@ swift_tests() { # SANITIZER SCRATCH
 interposer() {
     local out=.build-sanitizers source=Sources/MallocTracePreload
     mkdir -p "$out"
-    # Every source of the preload library except interpose.c, whose malloc would fight the sanitizer's.
-    local sources=("$source"/config.c "$source"/lifecycle.c "$source"/modules.c "$source"/recorder.c
-        "$source"/resolve.c "$source"/stacks.c "$source"/trace_file.c)
+    # Every source of the preload library except interpose.c, whose malloc would fight the sanitizer's (the
+    # harness stands in for its mt_register_quick_exit_handler).
+    local sources=()
+    for file in "$source"/*.c; do
+        [[ $file == */interpose.c ]] || sources+=("$file")
+    done
+    # MT_SANITIZER_HARNESS leaves out the __register_atfork interposer (lifecycle.c), another hook.
     local common=(-O1 -g -std=gnu11 -pthread -fno-omit-frame-pointer -ftls-model=initial-exec -Wall -Werror
-        -I Sources/CMallocTraceFormat/include -I "$source")
+        -DMT_SANITIZER_HARNESS -I Sources/CMallocTraceFormat/include -I "$source")
     # The toolchain's static TSan runtime carries libdispatch interceptors: link the toolchain's libdispatch.
     local swift_lib
     swift_lib=$(dirname "$(command -v swift)")/../lib/swift/linux

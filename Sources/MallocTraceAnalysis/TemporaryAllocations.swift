@@ -43,8 +43,13 @@ public struct TemporaryAllocationCounter {
         var stack: UInt32 = 0
     }
 
+    /// The largest threshold counted exactly: every thread's ring takes threshold + 1 slots (24 bytes each)
+    /// at its first allocation, so a threshold of 2^31 asked for 51 GB and `Int.max` overflowed.
+    public static let maximumThreshold = 65536
+
+    /// `threshold` is clamped to 0...``maximumThreshold``.
     public init(threshold: Int) {
-        self.threshold = max(0, threshold)
+        self.threshold = min(max(0, threshold), Self.maximumThreshold)
         width = self.threshold + 1
     }
 

@@ -213,11 +213,15 @@ void mt_register_fork_handlers(void) {
     real.__register_atfork(mt_before_fork, mt_after_fork_in_parent, mt_after_fork_in_child, &__dso_handle);
 }
 
+/* Not in tools/sanitizers.sh's harness build: the TSan runtime registers its own handlers while it
+ * initializes, and an instrumented interposer would run before TSan is ready (SIGSEGV in TraceSkipGap). */
+#ifndef MT_SANITIZER_HARNESS
 MT_EXPORT int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle) {
     mt_register_fork_handlers();
     if (real.__register_atfork == NULL) return ENOMEM;
     return real.__register_atfork(prepare, parent, child, dso_handle);
 }
+#endif
 
 /* What every process image does once, before its first trace: find libc, keep a copy of stderr. */
 static bool g_process_ready;

@@ -89,8 +89,20 @@ public struct TraceDiff {
         return TraceDiff(before: first, after: second, options: options, order: order)
     }
 
+    /// The diff of two traces already open (the fuzzer's way in: no files).
+    public static func make(
+        before: TraceReader, after: TraceReader, options: ReportOptions, order: DiffOrder
+    ) -> TraceDiff {
+        let first = side(reader: before, options: options, progress: .silent)
+        let second = side(reader: after, options: options, progress: .silent)
+        return TraceDiff(before: first, after: second, options: options, order: order)
+    }
+
     static func side(path: String, options: ReportOptions, progress: ProgressMeter) throws(TraceError) -> DiffSide {
-        let reader = try TraceReader(path: path)
+        side(reader: try TraceReader(path: path), options: options, progress: progress)
+    }
+
+    static func side(reader: TraceReader, options: ReportOptions, progress: ProgressMeter) -> DiffSide {
         let symbolizer = Symbolizer(backend: options.symbolizer)
         symbolizer.traceStart = reader.process?.startRealtime
         let pass = TracePass.run(

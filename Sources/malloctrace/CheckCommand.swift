@@ -301,8 +301,9 @@ struct CheckCommand: ParsableCommand {
         return ChildProcess.wait(for: pid)
     }
 
+    /// FileHandle's `write(_:)` traps when the write fails (stderr closed, full or a broken pipe).
     private func say(_ line: String) {
-        FileHandle.standardError.write(Data(("malloctrace: " + line + "\n").utf8))
+        StandardError.say(line)
     }
 }
 

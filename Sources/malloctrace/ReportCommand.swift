@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MallocTraceAnalysis
 import MallocTraceFormat
 import MallocTraceReports
 import MallocTraceSymbolication
@@ -62,7 +63,8 @@ struct SelectionOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Count a block as temporary when its thread frees it with at most N other allocations in between.",
+            "Count a block as temporary when its thread frees it with at most N (0-65536) other allocations in"
+                + " between.",
             valueName: "n"))
     var temporaryThreshold: Int = 0
 
@@ -101,8 +103,9 @@ struct SelectionOptions: ParsableArguments {
 
     func validate() throws {
         _ = try countedLeakKinds()
-        guard temporaryThreshold >= 0 else {
-            throw ValidationError("--temporary-threshold must be 0 or more, not \(temporaryThreshold)")
+        let maximum = TemporaryAllocationCounter.maximumThreshold
+        guard (0...maximum).contains(temporaryThreshold) else {
+            throw ValidationError("--temporary-threshold must be 0 to \(maximum), not \(temporaryThreshold)")
         }
         for (name, value) in [("--from", from), ("--to", to)] {
             if let value, !(value.isFinite && value >= 0) {

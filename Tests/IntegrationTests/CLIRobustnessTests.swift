@@ -27,6 +27,37 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: scratch.path("t.mtrace")))
     }
 
+    /// Found by tools/fuzz/fuzz-cli.py: check's notes went through FileHandle.write, which traps (SIGILL)
+    /// when standard error is full or closed.
+    @Test func checkSurvivesStandardErrorOnAFullDisk() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("patterns", ["leaks"], in: scratch)
+        let arguments = ["check", "--process", "no-such-program", trace]
+        let plain = try cli(arguments, redirections: "")
+        #expect(plain.stderr.contains("judged 0 of 1 processes"))
+        for redirections in ["2>/dev/full", "2>&-"] {
+            let result = try cli(arguments, redirections: redirections)
+            #expect(result.signal == nil, "\(redirections): killed by signal \(result.signal ?? 0)")
+            #expect(result.status == plain.status, "\(redirections): the verdict's status, not a trap")
+        }
+    }
+
+    /// Found by tools/fuzz/fuzz-cli.py: a threshold of 2^31 made report and diff abort on a 51 GB allocation.
+    @Test func aHugeTemporaryThresholdIsRefused() throws {
+        let scratch = try Scratch()
+        let (_, trace) = try traceFixture("patterns", ["leaks"], in: scratch)
+        for command in [["report", trace], ["diff", trace, trace]] {
+            for value in ["2147483648", "9223372036854775807", "65537"] {
+                let result = try runProgram(Products.cli, command + ["--temporary-threshold", value], timeout: 60)
+                #expect(result.signal == nil, "\(command[0]) \(value): killed by signal \(result.signal ?? 0)")
+                #expect(result.status == 64, "\(command[0]) \(value): a usage error")
+                #expect(result.stderr.contains("--temporary-threshold must be 0 to 65536"))
+            }
+            let largest = try runProgram(Products.cli, command + ["--temporary-threshold", "65536"], timeout: 60)
+            #expect(largest.status == 0, "\(command[0]): the largest threshold is accepted")
+        }
+    }
+
     @Test func aStartTimeBeyondEveryEventSelectsNothing() throws {
         let scratch = try Scratch()
         let (_, trace) = try traceFixture("patterns", ["leaks"], in: scratch)

@@ -21,6 +21,20 @@ import Testing
         return counter
     }
 
+    /// Found by tools/fuzz/fuzz-cli.py (`report --temporary-threshold 2147483648`): the rings are allocated
+    /// at threshold + 1 slots per thread, so a huge threshold asked for 51 GB, and `Int.max` overflowed.
+    @Test func aHugeThresholdIsClampedNotAllocated() {
+        for threshold in [Int.max, 1 << 31, TemporaryAllocationCounter.maximumThreshold + 1] {
+            var script = Script()
+            script.malloc(8, at: 0x1000, stack: 1, thread: 3)
+            script.malloc(8, at: 0x2000, stack: 1, thread: 4)
+            script.free(0x1000, thread: 3)
+            let counter = count(script, threshold: threshold)
+            #expect(counter.threshold == TemporaryAllocationCounter.maximumThreshold)
+            #expect(counter.total == 1)
+        }
+    }
+
     /// Thread ids 3 and 67 share the low bits the recent-thread cache is indexed by: each must keep its
     /// own ring. Each thread allocates, the other thread allocates, then the first frees: with threshold 0
     /// that is temporary (the other thread's allocation does not count), so all 200 are.

@@ -28,6 +28,14 @@ seed abort-no-end 0 16 "$fixtures/fixture-patterns" abort
 seed leaks 24000 8 "$fixtures/fixture-patterns" leaks
 seed threads 16000 4 "$fixtures/fixture-patterns" threads
 seed semantics-dlopen 50000 8 "$fixtures/fixture-semantics"
+# A leak scan (LEAK_SCAN record: leak kinds) at exit, of a program with leaks of every kind.
+leak_seed() { # NAME SCENARIO
+    "$cli" run --no-compress --leak-kinds -o "$work/$1.mtrace" --depth 8 -- "$fixtures/fixture-leakkinds" "$2" \
+        >/dev/null 2>&1 || true
+    python3 tools/fuzz/compact-trace.py "$work/$1.mtrace" "$corpus/$1.mtrace"
+}
+leak_seed leak-scan-chain chain
+leak_seed leak-scan-interior interior
 # A followed fork child: its own trace, whose PROCESS record names a parent.
 MALLOCTRACE_FOLLOW_CHILDREN=1 "$cli" run -o "$work/fork.%p.mtrace" --depth 8 -- "$fixtures/fixture-patterns" fork \
     >/dev/null 2>&1 || true

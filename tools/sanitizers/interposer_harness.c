@@ -22,6 +22,9 @@
 
 static long g_iterations;
 
+/* Defined in interpose.c, which is not compiled here; lifecycle.c calls it at start. */
+void mt_register_quick_exit_handler(void) {}
+
 static void record_pair(uintptr_t id) {
     /* The library records with the guard set and calls libc directly, exactly as a hook does. */
     t_guard = 1;
