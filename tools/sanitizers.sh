@@ -25,7 +25,11 @@ swift_tests() { # SANITIZER SCRATCH
     # swiftStacksMatch traces the CLI itself; a sanitized CLI defines malloc in its own executable (the
     # sanitizer runtime is linked in statically), which comes before LD_PRELOAD in symbol lookup, so the
     # hooks never run in it and the test would see no stacks at all.
-    swift test --skip-build --sanitize="$1" --scratch-path "$2" --skip swiftStacksMatch 2>&1 | tail -n 25 ||
+    # fileSizeLimitBelowOneWindow runs the CLI under `prlimit --fsize`: the TSan runtime itself dies there
+    # (its own writes hit SIGXFSZ: "ThreadSanitizer: DEADLYSIGNAL ... nested bug"), before any of our code.
+    local skips=(--skip swiftStacksMatch)
+    [[ $1 == thread ]] && skips+=(--skip fileSizeLimitBelowOneWindow)
+    swift test --skip-build --sanitize="$1" --scratch-path "$2" "${skips[@]}" 2>&1 | tail -n 40 ||
         failures+=("swift test --sanitize=$1")
 }
 

@@ -18,6 +18,7 @@ status is 1 when there were findings. Needs `swift build` first (and the fixture
 """
 import argparse
 import os
+import shutil
 import random
 import re
 import shlex
@@ -57,6 +58,14 @@ class Fixtures:
         # A reader that stays open (drained before every vector): writing to a FIFO nobody reads waits for
         # a reader, as with any Unix tool, which is not a hang of the CLI's own.
         self.fifo_reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+        # The traced programs are copies in the work directory: an argument vector without `--` can make a
+        # program's path the value of an output option (`check --sarif /bin/echo`), and the CLI, run as
+        # root, would then rightly overwrite it. Only files under `work` may ever be written.
+        self.programs = {}
+        for name in ["true", "sh", "echo"]:
+            copy = os.path.join(work, "bin-" + name)
+            shutil.copy2(shutil.which(name) or "/bin/" + name, copy)
+            self.programs[name] = copy
         self.directory = os.path.join(work, "dir")
         os.makedirs(self.directory, exist_ok=True)
         # Copies of the committed seeds: option values such as --save-baseline or --sarif may overwrite any
@@ -196,9 +205,10 @@ def positionals(rng, command, fixtures):
             else:
                 paths.append(source)
         return paths
-    programs = [["/bin/true"], ["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], ["/nonexistent"],
-                [fixtures.directory], [fixtures.fifo], [fixtures.empty], ["/bin/sh", "-c", "kill -SEGV $$"],
-                ["/bin/echo", "\udcff"], [""]]
+    sh, true, echo = fixtures.programs["sh"], fixtures.programs["true"], fixtures.programs["echo"]
+    programs = [[true], [sh, "-c", "echo out; echo err >&2; exit 3"], ["/nonexistent"],
+                [fixtures.directory], [fixtures.fifo], [fixtures.empty], [sh, "-c", "kill -SEGV $$"],
+                [echo, "\udcff"], [""]]
     program = rng.choice(programs)
     if command == "check" and rng.random() < 0.4:
         return [fixtures.trace(rng) for _ in range(rng.randrange(0, 3))]
