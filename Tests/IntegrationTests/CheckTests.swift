@@ -11,9 +11,13 @@ import Testing
         let result = try runProgram(
             Products.cli, ["check", "--format", "json"] + options + ["--"] + command, environment: environment,
             timeout: 120)
-        // The findings go to stderr when a command ran; the tool's own lines start with "malloctrace:".
-        let document = result.stderr.split(separator: "\n", omittingEmptySubsequences: false)
-            .filter { !$0.hasPrefix("malloctrace: ") }.joined(separator: "\n")
+        // The findings go to stderr when a command ran, as one JSON document from a line "{" to a line "}";
+        // around it are the tool's own "malloctrace:" lines (and, under tools/sanitizers.sh, LeakSanitizer's
+        // list of the suppressions it used).
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false)
+        let first = lines.firstIndex { $0 == "{" } ?? lines.endIndex
+        let last = lines.lastIndex { $0 == "}" } ?? lines.startIndex
+        let document = first <= last ? lines[first...last].joined(separator: "\n") : ""
         let object = try? JSONSerialization.jsonObject(with: Data(document.utf8))
         return (result.status, object as? [String: Any] ?? [:], result.stdout, result.stderr)
     }
