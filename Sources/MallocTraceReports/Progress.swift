@@ -36,7 +36,7 @@ public final class ProgressMeter {
         var line = "malloctrace: \(phase) \(Self.count(done)) \(unit)"
         if let total, total > 0 {
             // A crafted trace can claim any total: compute the share in floating point, never overflowing.
-            let share = min(100, Int((Double(done) / Double(total) * 100).rounded(.down)))
+            let share = Int(min(100, (Double(done) / Double(total) * 100).rounded(.down)))
             line += " of \(Self.count(total)) (\(share)%)"
         }
         write("\r\u{1B}[K" + line)

@@ -26,4 +26,12 @@ import Testing
         early.finish()
         #expect(capture.text.isEmpty)
     }
+
+    /// A crafted trace can claim any sequence numbers: `done * 100` used to overflow (a trap) near 2^64.
+    @Test func hugeCountsDoNotOverflowThePercentage() {
+        let capture = Capture()
+        let meter = ProgressMeter(enabled: true, delay: 0) { capture.text += $0 }
+        meter.update("reading", done: .max - 1, total: 7, unit: "events")
+        #expect(capture.text.hasSuffix("(100%)"))
+    }
 }
