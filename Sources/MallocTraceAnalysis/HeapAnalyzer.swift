@@ -281,6 +281,19 @@ public struct HeapAnalyzer {
         live.forEach { address, size, slot in body(address, size, sites[Int(slot)].statistics.stackID) }
     }
 
+    /// Every live block classified by a leak scan: the whole breakdown and one per allocating stack (only
+    /// stacks with live blocks appear). O(table capacity × log scanned blocks).
+    public func leakBreakdown(by scan: LeakScan) -> (total: LeakBreakdown, byStack: [UInt32: LeakBreakdown]) {
+        var total = LeakBreakdown()
+        var byStack: [UInt32: LeakBreakdown] = [:]
+        forEachLiveBlock { address, size, stackID in
+            let kind = scan.kind(ofBlockAt: address)
+            total.add(kind, bytes: size)
+            byStack[stackID, default: LeakBreakdown()].add(kind, bytes: size)
+        }
+        return (total, byStack)
+    }
+
     /// The totals so far; the analyzer can keep consuming afterwards.
     public func result() -> HeapAnalysis {
         var summary = HeapSummary()

@@ -12,12 +12,12 @@ public enum VerdictBuilder {
         tracePath: String, countedKinds: Set<LeakKind>, symbolizer backend: Symbolizer.Backend = .automatic,
         stacksForBaseline: Int = 0
     ) throws(TraceError) -> ProcessVerdict {
-        let reader = try TraceReader(path: tracePath)
-        let symbolizer = Symbolizer(backend: backend)
-        symbolizer.traceStart = reader.process?.startRealtime
-        let pass = TracePass.run(
-            reader: reader, filters: ReportFilters(), temporaryThreshold: 0, symbolizer: symbolizer,
-            countsSizes: false, countsThreads: false, countedLeakKinds: countedKinds)
+        var options = ReportOptions()
+        options.symbolizer = backend
+        options.leakKinds = countedKinds
+        let (pass, symbolizer) = try TracePass.run(
+            tracePath: tracePath, options: options, countsSizes: false, countsThreads: false)
+        let reader = pass.reader
         let hasScan = reader.leakScan != nil
         var candidates: [(stackID: UInt32, kind: LeakKind, amount: LeakAmount, function: AllocationFunction?)] = []
         var uncountedBytes: [LeakKind: UInt64] = [:]

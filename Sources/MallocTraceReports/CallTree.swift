@@ -134,13 +134,10 @@ public struct StackProfile: Sendable {
         tracePath: String, options: ReportOptions = ReportOptions(), progress: ProgressMeter = .silent,
         observer: ((Span<AllocatorEvent>) -> Void)? = nil
     ) throws(TraceError) -> StackProfile {
-        let reader = try TraceReader(path: tracePath)
-        let symbolizer = Symbolizer(backend: options.symbolizer)
-        symbolizer.traceStart = reader.process?.startRealtime
-        let pass = TracePass.run(
-            reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
-            symbolizer: symbolizer, countsSizes: false, countsThreads: false, countedLeakKinds: options.leakKinds,
-            progress: progress, observer: observer)
+        let (pass, symbolizer) = try TracePass.run(
+            tracePath: tracePath, options: options, countsSizes: false, countsThreads: false, progress: progress,
+            observer: observer)
+        let reader = pass.reader
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
             keepsAllocatorFrames: options.keepsAllocatorFrames)

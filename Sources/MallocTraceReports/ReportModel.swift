@@ -205,13 +205,9 @@ public struct Report {
     public static func make(
         tracePath: String, options: ReportOptions = ReportOptions(), progress: ProgressMeter = .silent
     ) throws(TraceError) -> Report {
-        let reader = try TraceReader(path: tracePath)
-        let symbolizer = Symbolizer(backend: options.symbolizer)
-        symbolizer.traceStart = reader.process?.startRealtime
-        let pass = TracePass.run(
-            reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
-            symbolizer: symbolizer, countsSizes: options.sections.contains(.histogram),
-            countsThreads: options.sections.contains(.threads), countedLeakKinds: options.leakKinds, progress: progress)
+        let (pass, symbolizer) = try TracePass.run(
+            tracePath: tracePath, options: options, countsSizes: options.sections.contains(.histogram),
+            countsThreads: options.sections.contains(.threads), progress: progress)
         let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
         progress.finish()
         return report

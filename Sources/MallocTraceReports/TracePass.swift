@@ -130,13 +130,11 @@ public struct TracePass {
         for site in analysis.sites { sites[site.stackID] = SiteFigures(site) }
         var leakKinds = LeakBreakdown()
         if let scan = reader.leakScan {
-            analyzer.forEachLiveBlock { address, size, stackID in
-                let kind = scan.kind(ofBlockAt: address)
-                leakKinds.add(kind, bytes: size)
-                sites[stackID, default: SiteFigures()].leakKinds.add(kind, bytes: size)
-            }
-            for (stackID, figures) in sites where !figures.leakKinds.isEmpty {
-                let leaked = figures.leakKinds.leaked(counting: countedLeakKinds)
+            let breakdown = analyzer.leakBreakdown(by: scan)
+            leakKinds = breakdown.total
+            for (stackID, kinds) in breakdown.byStack {
+                let leaked = kinds.leaked(counting: countedLeakKinds)
+                sites[stackID, default: SiteFigures()].leakKinds = kinds
                 sites[stackID]?.leakedBytes = leaked.bytes
                 sites[stackID]?.leakedBlocks = leaked.blocks
             }
@@ -155,6 +153,25 @@ public struct TracePass {
             reader: reader, summary: analysis.summary, sites: sites, temporaryAllocations: temporary.total,
             temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads, leakKinds: leakKinds,
             countedLeakKinds: countedLeakKinds)
+    }
+}
+
+extension TracePass {
+    /// Opens the trace at `tracePath` and runs one pass with `options`' filters, temporary threshold and
+    /// counted leak kinds: what every command that reads a trace does first. The symbolizer (stack patterns
+    /// resolve names while reading) comes back with the pass, for the frames the command then prints.
+    public static func run(
+        tracePath: String, options: ReportOptions, countsSizes: Bool, countsThreads: Bool,
+        progress: ProgressMeter = .silent, observer: ((Span<AllocatorEvent>) -> Void)? = nil
+    ) throws(TraceError) -> (pass: TracePass, symbolizer: Symbolizer) {
+        let reader = try TraceReader(path: tracePath)
+        let symbolizer = Symbolizer(backend: options.symbolizer)
+        symbolizer.traceStart = reader.process?.startRealtime
+        let pass = run(
+            reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
+            symbolizer: symbolizer, countsSizes: countsSizes, countsThreads: countsThreads,
+            countedLeakKinds: options.leakKinds, progress: progress, observer: observer)
+        return (pass, symbolizer)
     }
 }
 

@@ -276,15 +276,9 @@ struct RunCommand: ParsableCommand {
         var kinds = ""
         if let scan = reader.leakScan {
             // As `report` counts by default: definite and indirect leaks, not blocks reachable at exit.
-            var breakdown = LeakBreakdown()
-            var leakingStacks = Set<UInt32>()
-            analyzer.forEachLiveBlock { address, size, stackID in
-                let kind = scan.kind(ofBlockAt: address)
-                breakdown.add(kind, bytes: size)
-                if kind.map(LeakKind.countedByDefault.contains) ?? false { leakingStacks.insert(stackID) }
-            }
+            let (breakdown, byStack) = analyzer.leakBreakdown(by: scan)
             leaked = breakdown.leaked(counting: LeakKind.countedByDefault)
-            sites = leakingStacks.count
+            sites = byStack.values.count { $0.leaked(counting: LeakKind.countedByDefault).blocks > 0 }
             let reachable = breakdown[.reachable].bytes + breakdown[.possible].bytes
             kinds = " (definite and indirect; \(Formatting.bytes(reachable)) still reachable at exit)"
         }
