@@ -294,6 +294,10 @@ void mt_stacks_report_verification(void);
 /* Emits MODULE / MODULE_UNLOAD events for changes since the last call, and retires the interned stacks
  * with addresses in an unloaded module (mt_stacks_retire). Guard held. */
 void mt_modules_refresh(void);
+
+struct dl_phdr_info;
+/* The runtime address range [start, end) that a module's PT_LOAD segments span (start > end: none). */
+void mt_module_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end);
 void mt_modules_reset(void);
 
 /* ---- sampling by bytes (sampler.c) ----------------------------------------------------------- */

@@ -33,6 +33,18 @@ typedef struct mt_known_module {
     bool seen;
 } mt_known_module_t;
 
+void mt_module_span(const struct dl_phdr_info *info, uintptr_t *start, uintptr_t *end) {
+    *start = UINTPTR_MAX;
+    *end = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
+        if (phdr->p_type != PT_LOAD) continue;
+        uintptr_t segment = info->dlpi_addr + phdr->p_vaddr;
+        if (segment < *start) *start = segment;
+        if (segment + phdr->p_memsz > *end) *end = segment + phdr->p_memsz;
+    }
+}
+
 static mt_known_module_t g_modules[MT_MAX_TRACKED_MODULES];
 static uint32_t g_module_count;
 static uint32_t g_next_module_id = 1;
@@ -155,14 +167,8 @@ static int mt_visit_module(struct dl_phdr_info *info, size_t size, void *data) {
         }
     }
     uint32_t id = g_next_module_id++;
-    uintptr_t start = UINTPTR_MAX, end = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
-        if (phdr->p_type != PT_LOAD) continue;
-        uintptr_t segment = info->dlpi_addr + phdr->p_vaddr;
-        if (segment < start) start = segment;
-        if (segment + phdr->p_memsz > end) end = segment + phdr->p_memsz;
-    }
+    uintptr_t start, end;
+    mt_module_span(info, &start, &end);
     if (g_module_count < MT_MAX_TRACKED_MODULES) {
         g_modules[g_module_count++] = (mt_known_module_t){.load_bias = info->dlpi_addr,
                                                           .start = start,

@@ -55,14 +55,8 @@ static mt_stack_table_t *mt_new_table(uint64_t slots) {
 static int mt_find_self(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
     uintptr_t probe = (uintptr_t)data;
-    uintptr_t start = UINTPTR_MAX, end = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *phdr = &info->dlpi_phdr[i];
-        if (phdr->p_type != PT_LOAD) continue;
-        uintptr_t segment = info->dlpi_addr + phdr->p_vaddr;
-        if (segment < start) start = segment;
-        if (segment + phdr->p_memsz > end) end = segment + phdr->p_memsz;
-    }
+    uintptr_t start, end;
+    mt_module_span(info, &start, &end);
     if (probe < start || probe >= end) return 0;
     g_self_start = start;
     g_self_end = end;
