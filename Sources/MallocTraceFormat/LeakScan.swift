@@ -160,12 +160,17 @@ public struct LeakScan: Sendable {
             guard entries == Int(first.totalBlocks),
                 members.enumerated().allSatisfy({ $0.offset == Int($0.element.part) })
             else { continue }
-            var pairs = zip(members.flatMap(\.addresses), members.flatMap(\.kinds)).map { ($0, $1) }
-            if !zip(pairs, pairs.dropFirst()).allSatisfy({ $0.0 < $1.0 }) { pairs.sort { $0.0 < $1.0 } }
+            var addresses = members.flatMap(\.addresses)
+            var kinds = members.flatMap(\.kinds)
+            // The writer emits ascending addresses across parts: sort only a scan that is not (hostile input).
+            if addresses.indices.dropFirst().contains(where: { addresses[$0 - 1] >= addresses[$0] }) {
+                let order = addresses.indices.sorted { addresses[$0] < addresses[$1] }
+                (addresses, kinds) = (order.map { addresses[$0] }, order.map { kinds[$0] })
+            }
             return LeakScan(
                 trigger: Trigger(first.trigger), sequence: first.sequence, time: first.time,
                 duration: first.duration, threadsScanned: first.threadsScanned, threadsMissed: first.threadsMissed,
-                addresses: pairs.map(\.0), kinds: pairs.map(\.1))
+                addresses: addresses, kinds: kinds)
         }
         return nil
     }

@@ -50,6 +50,15 @@ import Testing
         #expect(scan.trigger == .exit)
     }
 
+    @Test func partsOutOfAddressOrderAreStillLookedUp() throws {
+        let first = scanRecord(part: 0, entries: [(0x9000, .definite), (0x9100, .indirect)], total: 3)
+        let second = scanRecord(part: 1, entries: [(0x1000, .reachable)], total: 3)
+        let scan = try #require(try reader([first, second]).leakScan)
+        #expect(scan.kind(ofBlockAt: 0x1000) == .reachable)
+        #expect(scan.kind(ofBlockAt: 0x9000) == .definite)
+        #expect(scan.kind(ofBlockAt: 0x9100) == .indirect)
+    }
+
     @Test func anIncompleteScanIsNotUsedAndSaysSo() throws {
         let reader = try reader([scanRecord(part: 0, entries: [(0x1000, .definite)], total: 2)])
         #expect(reader.leakScan == nil)
