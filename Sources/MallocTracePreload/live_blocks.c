@@ -82,11 +82,8 @@ static bool mt_grow(mt_live_shard_t *shard) {
     return true;
 }
 
-void mt_live_insert(const void *ptr, size_t size, const void *caller) {
-    if (ptr == NULL) return;
-    uintptr_t address = (uintptr_t)ptr;
-    uint64_t info = size & MT_LIVE_SIZE_MASK;
-    if ((uintptr_t)caller >= g_ldso_text_start && (uintptr_t)caller < g_ldso_text_end) info |= MT_LIVE_FROM_LDSO;
+/* Inserts or replaces the entry for `address`. */
+static void mt_live_put(uintptr_t address, uint64_t info) {
     uint64_t hash = mt_live_hash(address);
     mt_live_shard_t *shard = mt_shard_of(hash);
     int saved_errno = errno;
@@ -103,6 +100,13 @@ void mt_live_insert(const void *ptr, size_t size, const void *caller) {
     pthread_mutex_unlock(&shard->mutex);
     errno = saved_errno;
     if (!room) mt_fail("out of memory for the table of live blocks; tracing is off", NULL);
+}
+
+void mt_live_insert(const void *ptr, size_t size, const void *caller) {
+    if (ptr == NULL) return;
+    uint64_t info = size & MT_LIVE_SIZE_MASK;
+    if ((uintptr_t)caller >= g_ldso_text_start && (uintptr_t)caller < g_ldso_text_end) info |= MT_LIVE_FROM_LDSO;
+    mt_live_put((uintptr_t)ptr, info);
 }
 
 uint64_t mt_live_remove(const void *ptr) {
@@ -135,8 +139,8 @@ uint64_t mt_live_remove(const void *ptr) {
 }
 
 void mt_live_reinsert(const void *ptr, uint64_t info) {
-    if (info == MT_LIVE_ABSENT) return;
-    mt_live_insert(ptr, info & MT_LIVE_SIZE_MASK, (info & MT_LIVE_FROM_LDSO) ? (const void *)g_ldso_text_start : NULL);
+    if (info == MT_LIVE_ABSENT || ptr == NULL) return;
+    mt_live_put((uintptr_t)ptr, info); /* the entry as it was, ld.so flag included */
 }
 
 void mt_live_lock(void) {
