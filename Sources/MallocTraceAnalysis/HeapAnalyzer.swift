@@ -42,6 +42,8 @@ public struct HeapSummary: Sendable, Equatable {
     /// Time of the last event, nanoseconds since start.
     public var lastEventTime: UInt64 = 0
     public var threadCount: Int = 0
+
+    public init() {}
 }
 
 /// The result of one pass over a trace.

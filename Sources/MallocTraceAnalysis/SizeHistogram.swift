@@ -9,6 +9,13 @@ public struct SizeHistogram: Sendable, Equatable {
         public var maximumSize: UInt64
         public var allocationCalls: UInt64
         public var bytes: UInt64
+
+        public init(minimumSize: UInt64, maximumSize: UInt64, allocationCalls: UInt64, bytes: UInt64) {
+            self.minimumSize = minimumSize
+            self.maximumSize = maximumSize
+            self.allocationCalls = allocationCalls
+            self.bytes = bytes
+        }
     }
 
     /// Calls of bucket k at 2k, bytes at 2k + 1: one array, so one uniqueness check per event.

@@ -14,6 +14,12 @@ public struct ThreadTotals: Sendable {
         /// Nanoseconds since start of the thread's first and last heap event.
         public var firstEventTime: UInt64
         public var lastEventTime: UInt64
+
+        public init(threadID: UInt32, firstEventTime: UInt64, lastEventTime: UInt64) {
+            self.threadID = threadID
+            self.firstEventTime = firstEventTime
+            self.lastEventTime = lastEventTime
+        }
     }
 
     private var totals: [Totals] = []

@@ -83,6 +83,12 @@ public struct Module: Sendable, Equatable {
     public struct Segment: Sendable, Equatable {
         public var start: UInt64
         public var size: UInt64
+
+        public init(start: UInt64, size: UInt64) {
+            self.start = start
+            self.size = size
+        }
+
         public func contains(_ address: UInt64) -> Bool { address >= start && address - start < size }
     }
 

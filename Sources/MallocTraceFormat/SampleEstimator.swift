@@ -24,6 +24,14 @@ public struct SampleEstimator: Sendable, Equatable {
         self.rate = rate
     }
 
+    /// An estimator that has seen `samples` allocations standing for `estimatedAllocationCalls` calls (a
+    /// stored analysis).
+    public init(rate: UInt64, samples: UInt64, estimatedAllocationCalls: Double) {
+        self.init(rate: max(rate, 1))
+        self.samples = samples
+        self.estimatedAllocationCalls = estimatedAllocationCalls
+    }
+
     /// The probability that an allocation of `size` bytes was recorded.
     public func probability(ofSampling size: UInt64) -> Double {
         -expm1(-Double(size) / Double(rate))

@@ -78,7 +78,8 @@ public final class TraceCompressor {
             }
             let bytes = UnsafeRawBufferPointer(rebasing: input[payload..<payload + length])
             switch UInt32(kind) {
-            case MT_RECORD_PADDING.rawValue:
+            case MT_RECORD_PADDING.rawValue, MT_RECORD_INDEX.rawValue:
+                // An index describes the file it was appended to, not this one.
                 break
             case MT_RECORD_CHUNK.rawValue where length >= MemoryLayout<mt_chunk_header_t>.size:
                 try chunk(bytes)

@@ -42,6 +42,7 @@ public final class TraceReader {
 
     private let file: MappedFile
     private var chunks: [ChunkLocation] = []
+    private let indexLocation: TraceIndexRecord.Location?
     private var scanDiagnostics: [TraceDiagnostic] = []
 
     struct ChunkLocation {
@@ -87,6 +88,7 @@ public final class TraceReader {
         )
         leakScan = LeakScan.lastComplete(found.leakScanParts)
         processMemory = found.processMemory
+        indexLocation = found.index
         if !found.leakScanParts.isEmpty && leakScan == nil {
             scanDiagnostics.append(
                 .init(
@@ -151,6 +153,8 @@ public final class TraceReader {
             let kind = bytes[offset]
             let length = Int(cursor.field(\mt_record_header_t.length, of: offset))
             if kind == UInt8(MT_RECORD_END_OF_DATA.rawValue) { break }
+            // Anything after an index was not covered by it.
+            found.index?.isLast = false
             let payload = offset + headerSize
             let available = min(length, bytes.count - payload)
             if available < length {
@@ -211,6 +215,11 @@ public final class TraceReader {
                 }
             case MT_RECORD_PADDING.rawValue:
                 break
+            case MT_RECORD_INDEX.rawValue:
+                // Checked only when a report asks for it (``storedAnalysis()``); a cut-short one is useless.
+                found.index =
+                    available < length
+                    ? nil : TraceIndexRecord.Location(recordStart: offset, payload: payload..<payload + length, isLast: true)
             case MT_RECORD_PROCESS_STATS.rawValue:
                 if let memory = ProcessMemory.decode(bytes, at: payload, length: available) {
                     found.processMemory = memory
@@ -254,6 +263,7 @@ public final class TraceReader {
         var diagnostics: [TraceDiagnostic] = []
         var leakScanParts: [LeakScan.Part] = []
         var processMemory: ProcessMemory?
+        var index: TraceIndexRecord.Location?
     }
 
     /// A compressed chunk's location, or nil (with a diagnostic) when it cannot be decompressed safely.
@@ -310,6 +320,15 @@ public final class TraceReader {
             maxDepth: cursor.field(\mt_process_record_t.max_depth, of: offset),
             unwindMode: cursor.field(\mt_process_record_t.unwind_mode, of: offset),
             sampleRate: cursor.field(\mt_process_record_t.sample_rate, of: offset))
+    }
+
+    /// The payload of the trace's stored analysis (`MT_RECORD_INDEX`), when it still describes the events:
+    /// the last record, written with this reader's layout, over exactly the bytes before it, whose checksum
+    /// matches. Reads the whole file once (the checksum) but decodes no event. O(file size).
+    public func storedAnalysis() -> Result<[UInt8], TraceIndexRecord.Rejection> {
+        file.withBytes { (bytes: UnsafeRawBufferPointer) in
+            TraceIndexRecord.validate(indexLocation, in: bytes, pages: file.pageReleaser)
+        }
     }
 
     /// The thread ids that recorded events, in order of first appearance.

@@ -200,11 +200,32 @@ public struct Report {
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
 
+    /// Where a report's figures came from.
+    public enum Origin: Sendable, Equatable {
+        /// A pass over every event.
+        case events
+        /// The trace's stored analysis (``StoredAnalysis``): no event was read.
+        case storedAnalysis
+    }
+
+    /// Where this report's figures came from (not printed: both give the same report).
+    public var origin = Origin.events
+
     /// Runs the whole pipeline for one trace file: read and analyze in one pass, group, rank, and resolve
-    /// the frames that will be printed.
+    /// the frames that will be printed. With `storedAnalysisWriter` (the version of malloctrace that may
+    /// have written the trace's stored analysis), a stored analysis for exactly `options` is used instead of
+    /// the pass when it still covers the events; anything else makes the pass.
     public static func make(
-        tracePath: String, options: ReportOptions = ReportOptions(), progress: ProgressMeter = .silent
+        tracePath: String, options: ReportOptions = ReportOptions(), progress: ProgressMeter = .silent,
+        storedAnalysisWriter: String? = nil
     ) throws(TraceError) -> Report {
+        if let writer = storedAnalysisWriter {
+            let reader = try TraceReader(path: tracePath)
+            if let report = stored(reader: reader, options: options, writer: writer, progress: progress) {
+                progress.finish()
+                return report
+            }
+        }
         let (pass, symbolizer) = try TracePass.run(
             tracePath: tracePath, options: options, countsSizes: options.sections.contains(.histogram),
             countsThreads: options.sections.contains(.threads), progress: progress)
@@ -213,77 +234,77 @@ public struct Report {
         return report
     }
 
+    /// The report from `reader`'s stored analysis, if it has a valid one for `options` by `writer`.
+    static func stored(reader: TraceReader, options: ReportOptions, writer: String, progress: ProgressMeter) -> Report? {
+        // Only the default options are ever stored: other options need not read the whole file to learn that.
+        guard
+            StoredAnalysis.stamp(for: options, writer: writer)
+                == StoredAnalysis.stamp(for: StoredAnalysis.defaultOptions, writer: writer),
+            case .success(let payload) = reader.storedAnalysis(),
+            let digest = StoredAnalysis.decode(payload, options: options, writer: writer)
+        else { return nil }
+        let symbolizer = Symbolizer(backend: options.symbolizer)
+        symbolizer.traceStart = reader.process?.startRealtime
+        let presenter = StackPresenter(
+            resolver: FrameResolver(modules: digest.modules, symbolizer: symbolizer), stacks: digest.stacks,
+            generations: digest.generations, keepsAllocatorFrames: options.keepsAllocatorFrames)
+        var report = Report(
+            reader: reader, digest: digest, options: options, presenter: presenter, symbolizer: symbolizer,
+            progress: progress)
+        report.origin = .storedAnalysis
+        return report
+    }
+
     /// The report of a finished pass. Frames are resolved with `symbolizer` only as far as needed.
     public init(pass: TracePass, options: ReportOptions, symbolizer: Symbolizer, progress: ProgressMeter = .silent) {
-        let reader = pass.reader
+        let presenter = StackPresenter(
+            reader: pass.reader, symbolizer: symbolizer, keepsAllocatorFrames: options.keepsAllocatorFrames)
+        let digest = ReportDigest(pass: pass, options: options, presenter: presenter, progress: progress)
+        self.init(
+            reader: pass.reader, digest: digest, options: options, presenter: presenter, symbolizer: symbolizer,
+            progress: progress)
+    }
+
+    /// The report of `digest` (from a pass over `reader`'s events or from its stored analysis); the trace's
+    /// own records come from `reader`. Resolves the printed frames.
+    init(
+        reader: TraceReader, digest: ReportDigest, options: ReportOptions, presenter: StackPresenter,
+        symbolizer: Symbolizer, progress: ProgressMeter
+    ) {
         tracePath = reader.path
         process = reader.process
         end = reader.end
         isTruncated = reader.isTruncated
         diagnostics = reader.diagnostics.map(\.description)
-        sampling = reader.sampling
+        sampling = digest.sampling
         leakScan = reader.leakScan
-        leakKinds = pass.leakKinds
+        leakKinds = digest.leakKinds
         processMemory = reader.processMemory
-        var samples = ResidentSample.downsampled(
-            reader.residentSamples, to: Self.residentSampleLimit - (reader.processMemory == nil ? 0 : 1))
+        var samples = digest.residentSamples
         if let memory = reader.processMemory {
             samples.append(
                 ResidentSample(time: memory.time, residentBytes: memory.residentBytes, breakBytes: memory.breakBytes))
         }
         residentSamples = samples
         self.options = options
-        summary = pass.summary
-        temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0
-        temporaryBytes = reader.sampling == nil ? pass.temporaryBytes : 0
-        // The sizes of a sampled trace's events are estimates: no histogram of them.
-        histogram = options.sections.contains(.histogram) && reader.sampling == nil ? pass.histogram.buckets : []
-        threads =
-            options.sections.contains(.threads)
-            ? Array(
-                pass.threads.threads.sorted { ($0.allocationCalls, $1.threadID) > ($1.allocationCalls, $0.threadID) }
-                    .prefix(max(0, options.limit(for: .threads)))) : []
-
-        let presenter = StackPresenter(
-            reader: reader, symbolizer: symbolizer,
-            keepsAllocatorFrames: options.keepsAllocatorFrames)
-        // A sampled trace cannot say what was temporary: most allocations between two samples are missing.
-        let measurable = { (section: ReportSection) in reader.sampling == nil || section != .temporary }
-        let listed = ReportSection.allCases.filter {
-            $0.listsSites && options.sections.contains($0) && measurable($0)
-        }
-        // Grouping by function or file needs every stack's first shown frame; by stack, nothing is resolved
-        // before the top entries are known.
-        let groups =
-            listed.isEmpty && options.grouping != .stack
-            ? []
-            : SiteGroup.make(sites: pass.sites, grouping: options.grouping, presenter: presenter, progress: progress)
-        groupCount = options.grouping == .stack ? pass.sites.count : groups.count
-        leakSiteCount =
-            options.grouping == .stack
-            ? pass.sites.values.count { $0.leakedBlocks > 0 } : groups.count { $0.figures.leakedBlocks > 0 }
-
-        var rankedBySection:
-            [ReportSection: [(group: SiteGroup, representative: UInt32, bytes: UInt64, blocks: UInt64)]] =
-                [:]
-        for section in listed {
-            guard let ranking = SiteRanking(section) else { continue }
-            rankedBySection[section] = SiteGroup.ranked(groups, by: ranking, limit: options.limit(for: section))
-        }
-        let printed = Set(rankedBySection.values.flatMap { $0.map(\.representative) })
+        summary = digest.summary
+        temporaryAllocations = digest.temporaryAllocations
+        temporaryBytes = digest.temporaryBytes
+        histogram = digest.histogram
+        threads = digest.threads
+        groupCount = digest.groupCount
+        leakSiteCount = digest.leakSiteCount
+        let printed = digest.printedStacks
         presenter.prepareFrames(printed, progress: progress)
-        var sites: [ReportSection: [ReportSite]] = [:]
-        for (section, entries) in rankedBySection {
-            sites[section] = entries.map { entry in
+        sites = digest.sites.mapValues { entries in
+            entries.map { entry in
                 ReportSite(
-                    bytes: entry.bytes, blocks: entry.blocks, figures: entry.group.figures, group: entry.group.label,
-                    stackID: entry.representative, stackCount: entry.group.members.count,
-                    stack: presenter.frames(entry.representative))
+                    bytes: entry.bytes, blocks: entry.blocks, figures: entry.figures, group: entry.group,
+                    stackID: entry.stackID, stackCount: entry.stackCount, stack: presenter.frames(entry.stackID))
             }
         }
-        self.sites = sites
         symbolization =
-            printed.isEmpty && listed.isEmpty
+            printed.isEmpty && digest.sites.isEmpty
             ? nil : Self.notes(for: sites.values.flatMap { $0.flatMap(\.stack) }, symbolizer: symbolizer)
     }
 

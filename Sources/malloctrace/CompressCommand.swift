@@ -13,7 +13,8 @@ struct CompressCommand: ParsableCommand {
             per allocation call, so that the traced program never waits for a compressor; this command \
             rewrites each FILE with zstd-compressed chunks, typically 5-8 times smaller, and replaces it \
             atomically: if anything fails, the file stays as it was. `report` and `diff` read both forms and \
-            give the same results. Files that are already compressed are left alone.
+            give the same results. Files that are already compressed are left alone. Each compressed file also \
+            gets a stored analysis (what `report` shows without options), so that such a report is instant.
 
             Examples:
               LD_PRELOAD=$(malloctrace preload-path) MALLOCTRACE_OUTPUT=/tmp/app.%p.mtrace ./app
@@ -38,6 +39,8 @@ struct CompressCommand: ParsableCommand {
             let message: String
             do throws(TraceFileCompressor.Failure) {
                 let outcome = try TraceFileCompressor.compress(path: path, level: level)
+                // One pass over the events, so that a default `report` need not make it.
+                StoredAnalysis.store(inTraceAt: path, writer: MallocTrace.configuration.version)
                 let ratio = Double(outcome.originalBytes) / Double(max(outcome.compressedBytes, 1))
                 message =
                     "compressed \(path): \(Formatting.bytes(UInt64(outcome.originalBytes))) ->"

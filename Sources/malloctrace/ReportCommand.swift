@@ -214,6 +214,12 @@ struct ReportCommand: ParsableCommand {
 
     @OptionGroup var analysis: AnalysisOptions
 
+    @Flag(
+        help: ArgumentHelp(
+            "Read every event even when the trace has a stored analysis (`run` and `compress` store one, which a"
+                + " report without options reads instead of the events; any other option reads the events anyway)."))
+    var noIndex = false
+
     func selectedSections() throws -> Set<ReportSection> {
         var selected = Set<ReportSection>()
         for name in sections.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
@@ -258,7 +264,9 @@ struct ReportCommand: ParsableCommand {
         }
         let report: Report
         do {
-            report = try Report.make(tracePath: trace, options: options, progress: makeProgressMeter())
+            report = try Report.make(
+                tracePath: trace, options: options, progress: makeProgressMeter(),
+                storedAnalysisWriter: noIndex ? nil : MallocTrace.configuration.version)
         } catch {
             throw CommandFailure(error.description)
         }

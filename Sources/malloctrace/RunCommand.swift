@@ -111,7 +111,9 @@ struct RunCommand: ParsableCommand {
         // Compressed on a second thread while the summary reads the trace, once the summary has mapped it.
         let compression = noCompress ? nil : TraceCompression(paths: [tracePath] + children)
         defer { compression?.finish() }
-        try summarize(tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
+        let analysis = try summarize(tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
+        // Stored once compressed: the pass above read the same events, so `report` need not read them again.
+        if let analysis, analysis.isStorable { compression?.storeAnalysis(analysis.digest, in: tracePath) }
         if followChildren { listChildTraces(children) }
         throw ExitCode(termination.shellStatus)
     }
@@ -231,10 +233,11 @@ struct RunCommand: ParsableCommand {
     }
 
     /// Prints the summary; calls `onceOpened` as soon as nothing more needs the trace's name (the reader
-    /// has mapped the file, or there is nothing to read).
+    /// has mapped the file, or there is nothing to read). Returns the analysis behind it: what a default
+    /// `report` shows, before any frame is resolved.
     private func summarize(
         tracePath: String, termination: ChildProcess.Termination, onceOpened: () -> Void
-    ) throws {
+    ) throws -> (digest: ReportDigest, isStorable: Bool)? {
         func say(_ line: String) { StandardError.say(line) }
         guard FileManager.default.fileExists(atPath: tracePath) else {
             onceOpened()
@@ -242,7 +245,7 @@ struct RunCommand: ParsableCommand {
                 "no trace was written to \(tracePath): the library could not create it (see the malloctrace: line"
                     + " above, if any) or \(command[0]) never loaded libmalloctrace.so (did it clear LD_PRELOAD?)")
             if case .exited(0) = termination { throw ExitCode(1) }
-            return
+            return nil
         }
         // Totals only: no symbolization, so the summary costs one pass over the events and nothing more.
         let reader: TraceReader
@@ -252,12 +255,12 @@ struct RunCommand: ParsableCommand {
         } catch {
             onceOpened()
             say("wrote \(tracePath), but cannot read it back: \(error)")
-            return
+            return nil
         }
-        var analyzer = HeapAnalyzer()
-        reader.forEachEventBatch { analyzer.consume($0) }
-        let analysis = analyzer.result()
-        let summary = analysis.summary
+        // The pass a default `report` makes (no symbolization), so that its result can be stored.
+        let analysis = StoredAnalysis.analyze(reader)
+        let digest = analysis.digest
+        let summary = digest.summary
         say("wrote \(tracePath)")
         // Byte figures of a sampled trace are estimates: mark them.
         let about = reader.sampling == nil ? "" : "≈"
@@ -271,15 +274,12 @@ struct RunCommand: ParsableCommand {
             "\(calls), \(frees), \(about)\(Formatting.bytes(summary.bytesAllocated)) allocated;"
                 + " peak \(about)\(Formatting.bytes(summary.peakBytes)) at \(Formatting.seconds(nanoseconds: summary.peakTime))"
         )
-        var leaked = LeakAmount(bytes: summary.leakedBytes, blocks: summary.leakedBlocks)
-        var sites = analysis.sites.count { $0.leakedBlocks > 0 }
+        // As `report` counts by default: with a leak scan, definite and indirect leaks, not blocks reachable at exit.
+        let leaked = LeakAmount(bytes: summary.leakedBytes, blocks: summary.leakedBlocks)
+        let sites = digest.leakSiteCount
         var kinds = ""
-        if let scan = reader.leakScan {
-            // As `report` counts by default: definite and indirect leaks, not blocks reachable at exit.
-            let (breakdown, byStack) = analyzer.leakBreakdown(by: scan)
-            leaked = breakdown.leaked(counting: LeakKind.countedByDefault)
-            sites = byStack.values.count { $0.leaked(counting: LeakKind.countedByDefault).blocks > 0 }
-            let reachable = breakdown[.reachable].bytes + breakdown[.possible].bytes
+        if reader.leakScan != nil {
+            let reachable = digest.leakKinds[.reachable].bytes + digest.leakKinds[.possible].bytes
             kinds = " (definite and indirect; \(Formatting.bytes(reachable)) still reachable at exit)"
         }
         // A trace without an END from a program that exited: the library stopped writing (its own line
@@ -298,6 +298,7 @@ struct RunCommand: ParsableCommand {
             "leaked \(about)\(Formatting.bytes(leaked.bytes)) in \(blocks) from"
                 + " \(Formatting.counted(UInt64(sites), "call stack"))\(kinds)\(ending)")
         say("details: malloctrace report \(tracePath)")
+        return analysis
     }
 }
 

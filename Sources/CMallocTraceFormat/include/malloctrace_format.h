@@ -81,6 +81,7 @@ enum mt_record_kind {
     MT_RECORD_PADDING = 4,       /* ignore the payload */
     MT_RECORD_LEAK_SCAN = 5,     /* mt_leak_scan_record_t + the kind of every live block (exit-time scan) */
     MT_RECORD_PROCESS_STATS = 6, /* mt_process_stats_record_t: peak and current RSS, program break at the end */
+    MT_RECORD_INDEX = 10,        /* mt_index_record_t + stored analysis: derived data for instant reports */
 };
 
 /* MT_RECORD_PROCESS payload: fixed part, then `exe_length` bytes of executable path and
@@ -220,6 +221,39 @@ enum mt_leak_scan_trigger {
     MT_LEAK_SCAN_ON_DEMAND = 2,          /* malloctrace_scan_leaks() */
     MT_LEAK_SCAN_AT_QUICK_EXIT = 3,      /* quick_exit */
 };
+
+/* MT_RECORD_INDEX payload: the analysis a default `malloctrace report` prints, stored by `malloctrace run`
+ * and `compress` after they have read every event, so that a later report need not read them again.
+ * Derived data, never trusted over the events: a reader uses it only when it is the last record of the
+ * file, its `layout` is the reader's MT_INDEX_LAYOUT, `covered_bytes` is exactly this record's offset and
+ * `checksum` equals the checksum of the file's first `covered_bytes` bytes; otherwise (damaged, cut
+ * short, events changed or appended, another writer) it is ignored and the events are read as usual.
+ * Older readers skip the record by its length. Written only into compressed traces (the preload library's
+ * zero-filled tail ends the records of an uncompressed one); `compress` drops an index it copies.
+ *
+ *   0        4        8                16           24
+ *   +--------+--------+----------------+------------+----------------------------------+
+ *   | layout | rsvd   | covered bytes  | checksum   | stored analysis (docs/trace-format.md 4.8)
+ *   +--------+--------+----------------+------------+----------------------------------+
+ *
+ * checksum: four 64-bit lanes, lane i starting at MT_INDEX_SEED + i; the bytes are read as little-endian
+ * u64 words w[0], w[1], ... (the last word zero-padded), word j goes to lane j % 4:
+ *   lane = rotl64(lane ^ (w * MT_INDEX_PRIME1), 31) * MT_INDEX_PRIME2
+ * and the result is (rotl64(lane0, 1) + rotl64(lane1, 7) + rotl64(lane2, 12) + rotl64(lane3, 18)) ^ length.
+ * It detects changes, not attacks: an index is a cache of what the events say, not a signature.
+ */
+typedef struct mt_index_record {
+    uint32_t layout;        /* MT_INDEX_LAYOUT of the writer */
+    uint32_t reserved;      /* 0 */
+    uint64_t covered_bytes; /* file bytes the analysis was computed from: 0 up to this record's header */
+    uint64_t checksum;      /* of those bytes, as above */
+} mt_index_record_t;
+
+#define MT_INDEX_LAYOUT 1u
+#define MT_INDEX_SEED 0x6d616c6c6f637472ull /* "malloctr" */
+#define MT_INDEX_PRIME1 0x9E3779B185EBCA87ull
+#define MT_INDEX_PRIME2 0xC2B2AE3D27D4EB4Full
+#define MT_INDEX_MAX_PAYLOAD (64u << 20) /* a reader ignores a larger index */
 
 /*
  * Events inside a chunk. Each starts with one opcode byte. Integers are LEB128 varints ("v");
