@@ -34,5 +34,6 @@ _Static_assert(offsetof(mt_process_stats_record_t, start_break) == 32, "start_br
 _Static_assert(offsetof(mt_process_stats_record_t, how) == 40, "how at 40");
 _Static_assert(MT_EVENT_RSS_SAMPLE >= MT_EVENT_FIRST_SIZED, "older readers skip RSS samples by length");
 _Static_assert(sizeof(mt_index_record_t) == 24, "index record is 24 bytes");
+_Static_assert(offsetof(mt_index_record_t, payload_checksum) == 4, "payload_checksum at 4");
 _Static_assert(offsetof(mt_index_record_t, covered_bytes) == 8, "covered_bytes at 8");
 _Static_assert(offsetof(mt_index_record_t, checksum) == 16, "checksum at 16");

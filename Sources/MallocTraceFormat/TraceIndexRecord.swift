@@ -21,7 +21,8 @@ public enum TraceIndexRecord {
 
     /// Why an index was not used.
     public enum Rejection: Error, Equatable, Sendable {
-        case missing, notLast, tooShort, otherLayout(UInt32), otherCoverage, checksumMismatch, tooLarge
+        case missing, notLast, tooShort, otherLayout(UInt32), otherCoverage, checksumMismatch, payloadChecksumMismatch
+        case tooLarge
     }
 
     /// The checksum of malloctrace_format.h (MT_RECORD_INDEX): four independent lanes, so that it runs at
@@ -88,7 +89,10 @@ public enum TraceIndexRecord {
         let computed = checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<location.recordStart]))
         pages.release(0..<location.recordStart)
         guard computed == expected else { return .failure(.checksumMismatch) }
-        return .success(Array(UnsafeRawBufferPointer(rebasing: bytes[start + fixed..<location.payload.upperBound])))
+        let payload = UnsafeRawBufferPointer(rebasing: bytes[start + fixed..<location.payload.upperBound])
+        guard UInt32(truncatingIfNeeded: checksum(payload)) == cursor.field(\mt_index_record_t.payload_checksum, of: start)
+        else { return .failure(.payloadChecksumMismatch) }
+        return .success(Array(payload))
     }
 
     /// Appends an index record holding `payload` to the compressed trace at `path`, covering the whole file
@@ -116,7 +120,7 @@ public enum TraceIndexRecord {
             record += [UInt8(MT_RECORD_INDEX.rawValue), 0, 0, 0]
             Self.append(UInt32(length), to: &record)
             Self.append(MT_INDEX_LAYOUT, to: &record)
-            Self.append(UInt32(0), to: &record)
+            payload.withUnsafeBytes { Self.append(UInt32(truncatingIfNeeded: checksum($0)), to: &record) }
             Self.append(UInt64(bytes.count), to: &record)
             Self.append(sum, to: &record)
             record += payload

@@ -226,14 +226,15 @@ enum mt_leak_scan_trigger {
  * and `compress` after they have read every event, so that a later report need not read them again.
  * Derived data, never trusted over the events: a reader uses it only when it is the last record of the
  * file, its `layout` is the reader's MT_INDEX_LAYOUT, `covered_bytes` is exactly this record's offset and
- * `checksum` equals the checksum of the file's first `covered_bytes` bytes; otherwise (damaged, cut
- * short, events changed or appended, another writer) it is ignored and the events are read as usual.
+ * `checksum` equals the checksum of the file's first `covered_bytes` bytes and `payload_checksum` the low
+ * 32 bits of the checksum of the stored analysis; otherwise (damaged, cut short, events changed or
+ * appended, another writer) it is ignored and the events are read as usual.
  * Older readers skip the record by its length. Written only into compressed traces (the preload library's
  * zero-filled tail ends the records of an uncompressed one); `compress` drops an index it copies.
  *
  *   0        4        8                16           24
  *   +--------+--------+----------------+------------+----------------------------------+
- *   | layout | rsvd   | covered bytes  | checksum   | stored analysis (docs/trace-format.md 4.8)
+ *   | layout | p.sum  | covered bytes  | checksum   | stored analysis (docs/trace-format.md 4.8)
  *   +--------+--------+----------------+------------+----------------------------------+
  *
  * checksum: four 64-bit lanes, lane i starting at MT_INDEX_SEED + i; the bytes are read as little-endian
@@ -243,10 +244,10 @@ enum mt_leak_scan_trigger {
  * It detects changes, not attacks: an index is a cache of what the events say, not a signature.
  */
 typedef struct mt_index_record {
-    uint32_t layout;        /* MT_INDEX_LAYOUT of the writer */
-    uint32_t reserved;      /* 0 */
-    uint64_t covered_bytes; /* file bytes the analysis was computed from: 0 up to this record's header */
-    uint64_t checksum;      /* of those bytes, as above */
+    uint32_t layout;           /* MT_INDEX_LAYOUT of the writer */
+    uint32_t payload_checksum; /* low 32 bits of the checksum of the stored analysis that follows */
+    uint64_t covered_bytes;    /* file bytes the analysis was computed from: 0 up to this record's header */
+    uint64_t checksum;         /* of those bytes, as above */
 } mt_index_record_t;
 
 #define MT_INDEX_LAYOUT 1u
