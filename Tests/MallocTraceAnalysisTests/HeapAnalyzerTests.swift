@@ -204,6 +204,49 @@ extension HeapAnalysis {
         }
         #expect(table.count == reference.count)
     }
+
+    /// Sizes and slots too large for the packed entry keep their figures through growth, replacement and
+    /// the shifts of deletion.
+    @Test func addressTableKeepsOversizedFigures() {
+        var table = AddressTable(capacity: 4)
+        var reference: [UInt64: (size: UInt64, slot: Int32)] = [:]
+        var random = LinearCongruential(seed: 7)
+        for step in 0..<30000 {
+            let key = (random.next() % 2048 + 1) * 16
+            if random.next() % 3 != 0 {
+                let huge = step % 5 == 0
+                let size = huge ? (UInt64(1) << 40) + random.next() : random.next() % 4096
+                let slot = step % 7 == 0 ? Int32.max - Int32(step) : Int32(random.next() % 1000)
+                let previous = table.insert(key, size: size, slot: slot)
+                #expect(previous?.size == reference[key]?.size && previous?.slot == reference[key]?.slot)
+                reference[key] = (size, slot)
+            } else {
+                let removed = table.remove(key)
+                let expected = reference.removeValue(forKey: key)
+                #expect(removed?.size == expected?.size && removed?.slot == expected?.slot)
+            }
+        }
+        var seen = 0
+        table.forEach { key, size, slot in
+            seen += 1
+            #expect(reference[key]?.size == size && reference[key]?.slot == slot)
+        }
+        #expect(seen == reference.count && table.count == reference.count)
+    }
+
+    /// The bound: at most 32 bytes of table per live block with a million live blocks (and at every
+    /// size on the way there, once past the initial table).
+    @Test func addressTableNeedsAtMost32BytesPerLiveBlock() {
+        var table = AddressTable()
+        var largest = 0.0
+        for index in 1...1_000_000 {
+            table.insert(UInt64(index) &* 48 &+ 0x5555_0000_0000, size: UInt64(index % 500), slot: Int32(index % 3000))
+            if index >= 10_000 { largest = max(largest, Double(table.allocatedBytes) / Double(table.count)) }
+        }
+        #expect(table.count == 1_000_000)
+        #expect(Double(table.allocatedBytes) / 1_000_000 <= 32)
+        #expect(largest <= 32)
+    }
 }
 
 struct LinearCongruential {
