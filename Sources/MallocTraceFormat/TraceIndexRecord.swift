@@ -26,8 +26,14 @@ public enum TraceIndexRecord {
     }
 
     /// The checksum of malloctrace_format.h (MT_RECORD_INDEX): four independent lanes, so that it runs at
-    /// memory speed (about 10 ms for 100 MB) instead of waiting on one multiply chain.
+    /// memory speed instead of waiting on one multiply chain.
     public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        checksum(bytes, pages: nil)
+    }
+
+    /// The checksum; with `pages`, the pages of `bytes` (a mapped file from its start) are given back every
+    /// few MiB, so that checking a large trace does not keep it resident.
+    static func checksum(_ bytes: UnsafeRawBufferPointer, pages: PageReleaser?) -> UInt64 {
         var lanes: (UInt64, UInt64, UInt64, UInt64) = (
             MT_INDEX_SEED, MT_INDEX_SEED &+ 1, MT_INDEX_SEED &+ 2, MT_INDEX_SEED &+ 3
         )
@@ -37,15 +43,23 @@ public enum TraceIndexRecord {
         }
         let count = bytes.count
         var offset = 0
+        let releaseStep = 4 << 20
+        var released = 0
         if let base = bytes.baseAddress {
             while offset &+ 32 <= count {
-                lanes.0 = mix(lanes.0, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
-                lanes.1 = mix(lanes.1, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 8, as: UInt64.self)))
-                lanes.2 = mix(
-                    lanes.2, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 16, as: UInt64.self)))
-                lanes.3 = mix(
-                    lanes.3, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset &+ 24, as: UInt64.self)))
-                offset &+= 32
+                let stop = min(count & ~31, offset &+ releaseStep)
+                while offset < stop {
+                    @inline(__always) func word(_ at: Int) -> UInt64 {
+                        UInt64(littleEndian: base.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+                    }
+                    lanes.0 = mix(lanes.0, word(offset))
+                    lanes.1 = mix(lanes.1, word(offset &+ 8))
+                    lanes.2 = mix(lanes.2, word(offset &+ 16))
+                    lanes.3 = mix(lanes.3, word(offset &+ 24))
+                    offset &+= 32
+                }
+                pages?.release(released - PageReleaser.remappedBehind..<offset)
+                released = offset
             }
         }
         // The last 1-31 bytes: whole words in turn, then one zero-padded word.
@@ -62,6 +76,7 @@ public enum TraceIndexRecord {
             lane += 1
             offset += 8
         }
+        pages?.release(released - PageReleaser.remappedBehind..<count)
         @inline(__always) func rotate(_ value: UInt64, _ by: UInt64) -> UInt64 { (value << by) | (value >> (64 - by)) }
         return (rotate(lanes.0, 1) &+ rotate(lanes.1, 7) &+ rotate(lanes.2, 12) &+ rotate(lanes.3, 18))
             ^ UInt64(count)
@@ -85,12 +100,13 @@ public enum TraceIndexRecord {
         let covered = cursor.field(\mt_index_record_t.covered_bytes, of: start)
         guard covered == UInt64(location.recordStart) else { return .failure(.otherCoverage) }
         let expected = cursor.field(\mt_index_record_t.checksum, of: start)
-        // The check reads the whole file but keeps none of it mapped.
-        let computed = checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<location.recordStart]))
-        pages.release(0..<location.recordStart)
+        // The check reads the whole file but keeps little of it mapped at a time.
+        let computed = checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<location.recordStart]), pages: pages)
         guard computed == expected else { return .failure(.checksumMismatch) }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[start + fixed..<location.payload.upperBound])
-        guard UInt32(truncatingIfNeeded: checksum(payload)) == cursor.field(\mt_index_record_t.payload_checksum, of: start)
+        guard
+            UInt32(truncatingIfNeeded: checksum(payload))
+                == cursor.field(\mt_index_record_t.payload_checksum, of: start)
         else { return .failure(.payloadChecksumMismatch) }
         return .success(Array(payload))
     }

@@ -219,7 +219,8 @@ public final class TraceReader {
                 // Checked only when a report asks for it (``storedAnalysis()``); a cut-short one is useless.
                 found.index =
                     available < length
-                    ? nil : TraceIndexRecord.Location(recordStart: offset, payload: payload..<payload + length, isLast: true)
+                    ? nil
+                    : TraceIndexRecord.Location(recordStart: offset, payload: payload..<payload + length, isLast: true)
             case MT_RECORD_PROCESS_STATS.rawValue:
                 if let memory = ProcessMemory.decode(bytes, at: payload, length: available) {
                     found.processMemory = memory

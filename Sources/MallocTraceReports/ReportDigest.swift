@@ -40,8 +40,7 @@ public struct ReportDigest: Sendable, Equatable {
 
     /// Groups and ranks the sites of a finished pass; `presenter` resolves first frames when grouping by
     /// function or file (and is then reused for the printed frames).
-    public init(pass: TracePass, options: ReportOptions, presenter: StackPresenter, progress: ProgressMeter = .silent)
-    {
+    public init(pass: TracePass, options: ReportOptions, presenter: StackPresenter, progress: ProgressMeter = .silent) {
         let reader = pass.reader
         sampling = reader.sampling
         summary = pass.summary

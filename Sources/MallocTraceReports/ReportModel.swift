@@ -235,7 +235,8 @@ public struct Report {
     }
 
     /// The report from `reader`'s stored analysis, if it has a valid one for `options` by `writer`.
-    static func stored(reader: TraceReader, options: ReportOptions, writer: String, progress: ProgressMeter) -> Report? {
+    static func stored(reader: TraceReader, options: ReportOptions, writer: String, progress: ProgressMeter) -> Report?
+    {
         // Only the default options are ever stored: other options need not read the whole file to learn that.
         guard
             StoredAnalysis.stamp(for: options, writer: writer)

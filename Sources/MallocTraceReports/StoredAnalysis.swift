@@ -232,7 +232,8 @@ public enum StoredAnalysis {
         var residentSamples: [ResidentSample] = []
         for _ in 0..<(try input.count()) {
             residentSamples.append(
-                ResidentSample(time: try input.varint(), residentBytes: try input.varint(), breakBytes: try input.varint()))
+                ResidentSample(
+                    time: try input.varint(), residentBytes: try input.varint(), breakBytes: try input.varint()))
         }
         guard input.isAtEnd else { throw .invalid }
         return ReportDigest(
@@ -392,7 +393,8 @@ extension StoredAnalysis {
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold, symbolizer: nil,
             countsSizes: options.sections.contains(.histogram), countsThreads: options.sections.contains(.threads),
             countedLeakKinds: options.leakKinds)
-        let presenter = StackPresenter(reader: reader, symbolizer: nil, keepsAllocatorFrames: options.keepsAllocatorFrames)
+        let presenter = StackPresenter(
+            reader: reader, symbolizer: nil, keepsAllocatorFrames: options.keepsAllocatorFrames)
         let digest = ReportDigest(pass: pass, options: options, presenter: presenter)
         return (digest, reader.diagnostics.count == diagnosticsBefore)
     }

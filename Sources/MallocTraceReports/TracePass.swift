@@ -98,31 +98,29 @@ public struct TracePass {
             progress.update("reading stacks", done: 0, total: nil, unit: "events")
             reader.forEachEventBatch(onStack: { matcher.define($0, frames: $1, modules: $2, generation: $3) }) { _ in }
         }
+        // The selected events of a batch, in order; reused from batch to batch.
+        var accepted: [AllocatorEvent] = []
         reader.forEachEventBatch { (batch: Span<AllocatorEvent>) in
             count &+= UInt64(batch.count)
             if count & 0xFFFF < UInt64(batch.count), let last = batch.indices.last {
                 progress.update("reading", done: batch[last].sequence, total: lastSequence, unit: "events")
             }
-            // Unfiltered, every accumulator takes the whole batch at once (their fast paths).
+            // Every accumulator takes a whole batch at once (their fast paths): unfiltered the reader's, else
+            // the selected events of it, which is the same as taking them one by one.
+            func consume(_ events: Span<AllocatorEvent>) {
+                analyzer.consume(events)
+                temporary.consume(events)
+                if countsSizes { histogram.consume(events) }
+                if countsThreads { threads.consume(events) }
+                observer?(events)
+            }
             if !filtering {
-                analyzer.consume(batch)
-                temporary.consume(batch)
-                if countsSizes { histogram.consume(batch) }
-                if countsThreads { threads.consume(batch) }
-                observer?(batch)
+                consume(batch)
                 return
             }
-            var accepted: [AllocatorEvent] = []
-            for index in batch.indices {
-                let event = batch[index]
-                if !filter.accept(event) { continue }
-                if observer != nil { accepted.append(event) }
-                analyzer.consume(event)
-                temporary.consume(event)
-                if countsSizes { histogram.consume(event) }
-                if countsThreads { threads.consume(event) }
-            }
-            if let observer, !accepted.isEmpty { observer(accepted.span) }
+            accepted.removeAll(keepingCapacity: true)
+            for index in batch.indices where filter.accept(batch[index]) { accepted.append(batch[index]) }
+            if !accepted.isEmpty { consume(accepted.span) }
         }
         var analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]

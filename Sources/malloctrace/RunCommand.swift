@@ -111,7 +111,8 @@ struct RunCommand: ParsableCommand {
         // Compressed on a second thread while the summary reads the trace, once the summary has mapped it.
         let compression = noCompress ? nil : TraceCompression(paths: [tracePath] + children)
         defer { compression?.finish() }
-        let analysis = try summarize(tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
+        let analysis = try summarize(
+            tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
         // Stored once compressed: the pass above read the same events, so `report` need not read them again.
         if let analysis, analysis.isStorable { compression?.storeAnalysis(analysis.digest, in: tracePath) }
         if followChildren { listChildTraces(children) }

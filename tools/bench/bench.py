@@ -432,7 +432,11 @@ def measure_reports(tracers, name, kept, runs, timeout, work):
             info["ht_calls"] = None
     commands = {}
     if "mt" in kept and "mt_calls" in info:
+        # The default report (from the trace's stored analysis), a full pass over the events with the same
+        # options, and a full pass with a filter that selects every event (the filtering path).
         commands["mt"] = [tracers.malloctrace, "report", kept["mt"]]
+        commands["mt-full"] = [tracers.malloctrace, "report", "--no-index", kept["mt"]]
+        commands["mt-filter"] = [tracers.malloctrace, "report", "--from", "0", kept["mt"]]
     if "ht" in kept:
         commands["ht"] = [tracers.heaptrack_print, kept["ht"]]
     results = {k: [] for k in commands}
@@ -452,21 +456,24 @@ def measure_reports(tracers, name, kept, runs, timeout, work):
     return info
 
 
-def measure_workload(tracers, w, env0, runs, timeout, work):
-    """Everything measured for one workload: the four variants, trace sizes, reading the traces."""
+def measure_workload(tracers, w, env0, runs, timeout, work, reports_only=False):
+    """Everything measured for one workload: the four variants, trace sizes, reading the traces.
+    `reports_only`: one traced run each with malloctrace and heaptrack, then only the reading of the traces."""
     env = dict(env0, **w.env)
     scans = []
+    variants = ["mt", "ht"] if reports_only else MEASURED_VARIANTS
     results, sizes, failures, kept = measure_variants(
-        tracers, w.key, w.argv, env, runs, 1, w.prepare, timeout, work, keep=True, scans=scans)
-    entry = dict(stats={v: stats_of(results[v]) for v in MEASURED_VARIANTS},
-                 raw={v: [r.as_dict() for r in results[v]] for v in MEASURED_VARIANTS},
+        tracers, w.key, w.argv, env, 1 if reports_only else runs, 0 if reports_only else 1, w.prepare, timeout,
+        work, keep=True, variants=variants, scans=scans)
+    entry = dict(stats={v: stats_of(results[v]) for v in variants},
+                 raw={v: [r.as_dict() for r in results[v]] for v in variants},
                  failures=failures, trace_bytes={}, bytes_per_call={}, leak_scans=scans)
     log("    reading the traces: malloctrace report vs heaptrack_print, %d runs each" % runs)
     entry["reports"] = measure_reports(tracers, w.key, kept, runs, timeout, work)
     # Bytes per allocation call use malloctrace's count (heaptrack's if malloctrace's report failed).
     calls = entry["reports"].get("mt_calls") or entry["reports"].get("ht_calls")
     for v in ("mt", "smp", "ht"):
-        size = median(sizes[v])
+        size = median(sizes.get(v, []))
         entry["trace_bytes"][v] = size
         entry["bytes_per_call"][v] = size / calls if size is not None and calls else None
     shutil.rmtree(os.path.join(work, "kept"), ignore_errors=True)
@@ -709,6 +716,23 @@ def evaluate_targets(workloads, data, startup):
             w.key, "ok" if ok else "FAIL", speedup, fmt_mb(mt["maxrss_mb"]), fmt_mb(ht["maxrss_mb"])))
     targets.append(("`malloctrace report` ≥ 10× faster than heaptrack_print with max RSS no larger, every workload",
                     combine(verdicts), ", ".join(details)))
+    for key, title in (("mt-full", "full pass (`report --no-index`)"),
+                       ("mt-filter", "full pass with a filter (`report --from 0`)")):
+        verdicts, details = [], []
+        for w in workloads:
+            stats = data.get(w.key, {}).get("reports", {}).get("stats", {})
+            mt, ht = stats.get(key), stats.get("ht")
+            if not mt or not ht:
+                verdicts.append(None)
+                details.append("%s n/a" % w.key)
+                continue
+            speedup = ht["wall"] / mt["wall"]
+            ok = speedup >= 3 and mt["maxrss_mb"] <= ht["maxrss_mb"]
+            verdicts.append(ok)
+            details.append("%s %s %.2f× as fast, %s vs %s RSS" % (
+                w.key, "ok" if ok else "FAIL", speedup, fmt_mb(mt["maxrss_mb"]), fmt_mb(ht["maxrss_mb"])))
+        targets.append(("%s ≥ 3× faster than heaptrack_print with max RSS no larger, every workload" % title,
+                        combine(verdicts), ", ".join(details)))
     return targets
 
 
@@ -731,11 +755,27 @@ def measured(workloads, data):
     return [(w, data[w.key]) for w in workloads if data.get(w.key)]
 
 
-def render(meta, workloads, data, startup, targets, scan_big=None):
-    lines = []
-    add = lines.append
-    add("# malloctrace benchmark results")
+def render_reading(add, workloads, data):
+    """The table of `malloctrace report` (stored analysis, full pass, full pass with a filter) vs heaptrack_print."""
+    add("## Reading the trace: `malloctrace report` vs `heaptrack_print` (median wall, peak RSS)")
     add("")
+    add("| workload | report (stored analysis) | full pass (`--no-index`) | full pass, filter (`--from 0`) |"
+        " heaptrack_print | speed-up: default / full / filter | RSS: default / full / filter |"
+        " RSS heaptrack_print |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for w, entry in measured(workloads, data):
+        stats = entry.get("reports", {}).get("stats", {})
+        ht = stats.get("ht")
+        mts = [stats.get(k) for k in ("mt", "mt-full", "mt-filter")]
+        add("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            w.title, *[fmt_s(m["wall"]) if m else "–" for m in mts], fmt_s(ht["wall"]) if ht else "–",
+            " / ".join(fmt_ratio(ht["wall"] / m["wall"]) if m and ht else "–" for m in mts),
+            " / ".join(fmt_mb(m["maxrss_mb"]) if m else "–" for m in mts),
+            fmt_mb(ht["maxrss_mb"]) if ht else "–"))
+    add("")
+
+
+def render_header(add, meta):
     add("- Date: %s; mode: %s, %d runs per command (medians), interleaved" % (
         meta["date"], meta["mode"], meta["runs"]))
     m = meta["machine"]
@@ -744,6 +784,36 @@ def render(meta, workloads, data, startup, targets, scan_big=None):
     add("- Repository: %s; malloctrace build: %s" % (meta["revision"], meta["build"]))
     add("- Tools: " + "; ".join("%s: %s" % (k, v) for k, v in meta["versions"]))
     add("- Total benchmark time: %s" % fmt_s(meta["elapsed"]))
+
+
+def render_reports_only(meta, workloads, data, targets):
+    """`--reports-only`: each workload traced once by each tool, then only the reading of the traces."""
+    lines = []
+    add = lines.append
+    add("# malloctrace benchmark results: reading the traces")
+    add("")
+    render_header(add, meta)
+    add("")
+    render_reading(add, workloads, data)
+    add("## Targets (from the performance issue)")
+    add("")
+    for name, passed, detail in targets:
+        if "report" not in name and "full pass" not in name:
+            continue
+        mark = "PASS" if passed else ("N/A" if passed is None else "FAIL")
+        add("- **%s** %s — %s" % (mark, name, detail))
+    add("")
+    add("Each workload was traced once with `malloctrace run` and once with `heaptrack`; the commands above then"
+        " read those traces, interleaved round by round. See tools/bench/README.md.")
+    return "\n".join(lines) + "\n"
+
+
+def render(meta, workloads, data, startup, targets, scan_big=None):
+    lines = []
+    add = lines.append
+    add("# malloctrace benchmark results")
+    add("")
+    render_header(add, meta)
     if "/release/" not in meta["malloctrace"] and not meta["build"].startswith("release"):
         add("")
         add("> The malloctrace CLI measured here may not be a release build (%s): `malloctrace report`"
@@ -825,18 +895,7 @@ def render(meta, workloads, data, startup, targets, scan_big=None):
             "–" if bpc.get("ht") is None else "%.1f" % bpc["ht"]))
     add("")
 
-    add("## Reading the trace: `malloctrace report` vs `heaptrack_print` (median wall, peak RSS)")
-    add("")
-    add("| workload | malloctrace report | heaptrack_print | speed-up | RSS malloctrace | RSS heaptrack_print |")
-    add("|---|---:|---:|---:|---:|---:|")
-    for w, entry in measured(workloads, data):
-        stats = entry.get("reports", {}).get("stats", {})
-        mt, ht = stats.get("mt"), stats.get("ht")
-        add("| %s | %s | %s | %s | %s | %s |" % (
-            w.title, fmt_s(mt["wall"]) if mt else "–", fmt_s(ht["wall"]) if ht else "–",
-            fmt_ratio(ht["wall"] / mt["wall"]) if mt and ht else "–",
-            fmt_mb(mt["maxrss_mb"]) if mt else "–", fmt_mb(ht["maxrss_mb"]) if ht else "–"))
-    add("")
+    render_reading(add, workloads, data)
 
     if startup:
         add("## Fixed start-up cost: /bin/true (median of %d runs)" % startup["runs"])
@@ -912,6 +971,8 @@ def main():
     parser.add_argument("--only", help="comma-separated workloads: churn1,churn8,stl,sqlite,python,git,cc1,startup,"
                                        "scan1m")
     parser.add_argument("--timeout", type=float, default=900, help="seconds before one run is killed")
+    parser.add_argument("--reports-only", action="store_true",
+                        help="trace each workload once per tool, then measure only the reading of the traces")
     args = parser.parse_args()
 
     started = time.time()
@@ -936,7 +997,7 @@ def main():
     env0 = base_env()
 
     startup = None
-    if selected is None or "startup" in selected:
+    if (selected is None or "startup" in selected) and not args.reports_only:
         startup_runs = 10 if args.quick else 20
         log("== start-up cost: /bin/true, %d runs each" % startup_runs)
         results, _, failures, _ = measure_variants(
@@ -949,18 +1010,21 @@ def main():
     for index, w in enumerate(workloads, 1):
         log("== [%d/%d] %s (%s): %s" % (index, len(workloads), w.title, w.note, " ".join(w.argv)))
         workload_start = time.time()
-        data[w.key] = measure_workload(tracers, w, env0, runs, args.timeout, work)
+        data[w.key] = measure_workload(tracers, w, env0, runs, args.timeout, work, reports_only=args.reports_only)
         data[w.key]["elapsed"] = time.time() - workload_start
         log("    done in %.0f s" % data[w.key]["elapsed"])
 
     scan_big = None
-    if selected is None or "scan1m" in selected:
+    if (selected is None or "scan1m" in selected) and not args.reports_only:
         scan_big = measure_big_scan(tracers, work, LIVE_BLOCKS[mode], env0, runs, args.timeout)
 
     meta["load_end"] = loadavg()
     meta["elapsed"] = time.time() - started
     targets = evaluate_targets(workloads, data, startup)
-    report = render(meta, workloads, data, startup, targets, scan_big)
+    if args.reports_only:
+        report = render_reports_only(meta, workloads, data, targets)
+    else:
+        report = render(meta, workloads, data, startup, targets, scan_big)
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # malloctrace benchmark suite: one command, see tools/bench/README.md.
 #
-#   tools/bench/run.sh [--quick] [--runs N] [--only LIST] [--keep-temp]
+#   tools/bench/run.sh [--quick] [--runs N] [--only LIST] [--reports-only] [--keep-temp]
 #
 # Installs what it needs with apt-get (when missing), builds a release CLI
 # (`swift build -c release`) unless MALLOCTRACE_BIN names a malloctrace binary to use,
@@ -11,11 +11,13 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: tools/bench/run.sh [--quick] [--runs N] [--only LIST] [--keep-temp]
+usage: tools/bench/run.sh [--quick] [--runs N] [--only LIST] [--reports-only] [--keep-temp]
 
   --quick       smaller inputs and 3 runs per command instead of 5 (a few minutes)
   --runs N      runs per command (default 5, or 3 with --quick)
   --only LIST   comma-separated subset of: churn1,churn8,stl,sqlite,python,git,cc1,startup,scan1m
+  --reports-only  trace each workload once per tool, then measure only reading the traces:
+                `malloctrace report` (stored analysis, full pass, full pass with a filter) vs heaptrack_print
   --keep-temp   keep the scratch directory (inputs, logs) under /tmp
 
 environment:
@@ -33,6 +35,7 @@ while [ $# -gt 0 ]; do
         --quick) bench_args+=(--quick) ;;
         --runs) [ $# -ge 2 ] || { usage >&2; exit 2; }; bench_args+=(--runs "$2"); shift ;;
         --only) [ $# -ge 2 ] || { usage >&2; exit 2; }; bench_args+=(--only "$2"); shift ;;
+        --reports-only) bench_args+=(--reports-only) ;;
         --keep-temp) keep_temp=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
