@@ -35,6 +35,10 @@ public struct ReportDigest: Sendable, Equatable {
     /// The resident set over time, downsampled, without the state at the end (the report adds it).
     public var residentSamples: [ResidentSample]
 
+    /// The printed stacks' frames as resolved when the analysis was stored, and what they were resolved
+    /// with; nil from a pass (frames are then resolved by the report).
+    public var frames: StoredFrames?
+
     /// The stack ids the lists print.
     public var printedStacks: Set<UInt32> { Set(sites.values.flatMap { $0.map(\.stackID) }) }
 
@@ -96,7 +100,8 @@ public struct ReportDigest: Sendable, Equatable {
         summary: HeapSummary, temporaryAllocations: UInt64, temporaryBytes: UInt64,
         histogram: [SizeHistogram.Bucket], threads: [ThreadTotals.Totals], leakKinds: LeakBreakdown,
         groupCount: Int, leakSiteCount: Int, sites: [ReportSection: [Entry]], stacks: [UInt32: [UInt64]],
-        generations: [UInt32: Int], modules: [Module], sampling: SampleEstimator?, residentSamples: [ResidentSample]
+        generations: [UInt32: Int], modules: [Module], sampling: SampleEstimator?, residentSamples: [ResidentSample],
+        frames: StoredFrames?
     ) {
         self.summary = summary
         self.temporaryAllocations = temporaryAllocations
@@ -112,5 +117,24 @@ public struct ReportDigest: Sendable, Equatable {
         self.modules = modules
         self.sampling = sampling
         self.residentSamples = residentSamples
+        self.frames = frames
+    }
+}
+
+/// The frames a stored analysis prints, resolved when it was stored. `heaptrack_print` reads frames its
+/// recorder resolved while the program ran; these are reused only when nothing that decides them has
+/// changed since (``MallocTraceSymbolication/Symbolizer/inputsFingerprint(modules:)``: the same symbolizer,
+/// module files and debug files), so that a report from them is the report a new symbolization would give.
+public struct StoredFrames: Sendable, Equatable {
+    public var fingerprint: String
+    /// The shown frames (inlined calls expanded, allocator frames folded as the stored options say), by stack.
+    public var byStack: [UInt32: [ReportFrame]]
+
+    /// The modules (path and build-id) these frames come from: what the fingerprint covers.
+    static func modules(of byStack: [UInt32: [ReportFrame]], in modules: [Module]) -> [(
+        path: String, buildID: [UInt8]
+    )] {
+        let paths = Set(byStack.values.flatMap { $0.compactMap(\.module) })
+        return modules.filter { paths.contains($0.path) }.map { ($0.path, $0.buildID) }
     }
 }

@@ -249,6 +249,13 @@ public struct Report {
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: digest.modules, symbolizer: symbolizer), stacks: digest.stacks,
             generations: digest.generations, keepsAllocatorFrames: options.keepsAllocatorFrames)
+        if let frames = digest.frames,
+            frames.fingerprint
+                == symbolizer.inputsFingerprint(
+                    modules: StoredFrames.modules(of: frames.byStack, in: digest.modules))
+        {
+            presenter.reuse(frames.byStack)
+        }
         var report = Report(
             reader: reader, digest: digest, options: options, presenter: presenter, symbolizer: symbolizer,
             progress: progress)

@@ -88,6 +88,12 @@ public final class StackPresenter {
         }
     }
 
+    /// Takes `frames` as the shown frames of their stacks, resolved earlier with the same inputs (a stored
+    /// analysis): they are neither resolved nor folded again.
+    public func reuse(_ frames: [UInt32: [ReportFrame]]) {
+        shown.merge(frames) { _, stored in stored }
+    }
+
     /// The frames shown for stack `id`, innermost first. Empty when the stack is unknown or was not recorded.
     public func frames(_ id: UInt32) -> [ReportFrame] {
         if let cached = shown[id] { return cached }

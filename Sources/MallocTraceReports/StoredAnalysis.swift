@@ -1,5 +1,6 @@
 public import MallocTraceAnalysis
 public import MallocTraceFormat
+import MallocTraceSymbolication
 
 /// The stored analysis of a trace (its `MT_RECORD_INDEX` record): the ``ReportDigest`` of one set of report
 /// options, written by `run` and `compress` after their pass over the events, so that a report with the
@@ -125,6 +126,18 @@ public enum StoredAnalysis {
             out.varint(sample.residentBytes)
             out.varint(sample.breakBytes)
         }
+        if let frames = digest.frames {
+            out.varint(1)
+            out.string(frames.fingerprint)
+            out.varint(UInt64(frames.byStack.count))
+            for (id, stack) in frames.byStack.sorted(by: { $0.key < $1.key }) {
+                out.varint(UInt64(id))
+                out.varint(UInt64(stack.count))
+                for frame in stack { out.frame(frame) }
+            }
+        } else {
+            out.varint(0)
+        }
         return out.bytes
     }
 
@@ -235,12 +248,24 @@ public enum StoredAnalysis {
                 ResidentSample(
                     time: try input.varint(), residentBytes: try input.varint(), breakBytes: try input.varint()))
         }
+        var frames: StoredFrames?
+        if try input.varint() != 0 {
+            let fingerprint = try input.string()
+            var byStack: [UInt32: [ReportFrame]] = [:]
+            for _ in 0..<(try input.count()) {
+                let id = try input.uint32()
+                var stack: [ReportFrame] = []
+                for _ in 0..<(try input.count()) { stack.append(try input.frame()) }
+                byStack[id] = stack
+            }
+            frames = StoredFrames(fingerprint: fingerprint, byStack: byStack)
+        }
         guard input.isAtEnd else { throw .invalid }
         return ReportDigest(
             summary: summary, temporaryAllocations: temporaryAllocations, temporaryBytes: temporaryBytes,
             histogram: histogram, threads: threads, leakKinds: leakKinds, groupCount: groupCount,
             leakSiteCount: leakSiteCount, sites: sites, stacks: stacks, generations: generations, modules: modules,
-            sampling: sampling, residentSamples: residentSamples)
+            sampling: sampling, residentSamples: residentSamples, frames: frames)
     }
 }
 
@@ -263,6 +288,25 @@ private struct IndexWriter {
     }
 
     mutating func string(_ text: String) { bytes(Array(text.utf8)) }
+
+    /// 0 for nil, else 1 and the string.
+    mutating func optional(_ text: String?) {
+        varint(text == nil ? 0 : 1)
+        if let text { string(text) }
+    }
+
+    mutating func frame(_ frame: ReportFrame) {
+        varint(frame.address)
+        optional(frame.module)
+        varint(frame.offset == nil ? 0 : 1)
+        if let offset = frame.offset { varint(offset) }
+        optional(frame.function)
+        optional(frame.file)
+        varint(frame.line == nil ? 0 : 1)
+        if let line = frame.line { varint(UInt64(bitPattern: Int64(line))) }
+        varint(frame.isInlined ? 1 : 0)
+        optional(frame.problem)
+    }
 
     mutating func amount(_ amount: LeakAmount) {
         varint(amount.bytes)
@@ -341,6 +385,23 @@ private struct IndexReader {
 
     mutating func string() throws(Failure) -> String { String(decoding: try bytes(), as: UTF8.self) }
 
+    mutating func optional() throws(Failure) -> String? {
+        try varint() == 0 ? nil : try string()
+    }
+
+    mutating func frame() throws(Failure) -> ReportFrame {
+        let address = try varint()
+        let module = try optional()
+        let offset = try varint() == 0 ? nil : try varint()
+        var frame = ReportFrame(address: address, module: module, offset: offset)
+        frame.function = try optional()
+        frame.file = try optional()
+        frame.line = try varint() == 0 ? nil : Int(Int64(bitPattern: try varint()))
+        frame.isInlined = try varint() != 0
+        frame.problem = try optional()
+        return frame
+    }
+
     /// An allocation function by raw value; 0 is none.
     mutating func function() throws(Failure) -> AllocationFunction? {
         let raw = try varint()
@@ -399,6 +460,24 @@ extension StoredAnalysis {
         return (digest, reader.diagnostics.count == diagnosticsBefore)
     }
 
+    /// Resolves the frames `digest` prints, as a default report would now, and keeps them in it with what
+    /// decided them (``StoredFrames``). `traceStart`: the process's start (``ProcessDetails/startRealtime``).
+    /// Costs one symbolization of the printed addresses (an llvm-symbolizer run).
+    public static func resolveFrames(of digest: inout ReportDigest, traceStart: UInt64?) {
+        let symbolizer = Symbolizer(backend: defaultOptions.symbolizer)
+        symbolizer.traceStart = traceStart
+        let presenter = StackPresenter(
+            resolver: FrameResolver(modules: digest.modules, symbolizer: symbolizer), stacks: digest.stacks,
+            generations: digest.generations, keepsAllocatorFrames: defaultOptions.keepsAllocatorFrames)
+        let printed = digest.printedStacks
+        presenter.prepareFrames(printed)
+        var byStack: [UInt32: [ReportFrame]] = [:]
+        for id in printed { byStack[id] = presenter.frames(id) }
+        // Taken after resolving: a symbolizer that failed on the way describes itself differently.
+        let fingerprint = symbolizer.inputsFingerprint(modules: StoredFrames.modules(of: byStack, in: digest.modules))
+        digest.frames = StoredFrames(fingerprint: fingerprint, byStack: byStack)
+    }
+
     /// Appends `digest` (an ``analyze(_:)`` of the same events) to the compressed trace at `path` as its
     /// stored analysis. False when the file is not a compressed trace ending on a record boundary or cannot
     /// be written; the trace is then as it was, or ends in a record every reader ignores.
@@ -407,11 +486,14 @@ extension StoredAnalysis {
         TraceIndexRecord.append(encode(digest, options: defaultOptions, writer: writer), toTraceAt: path)
     }
 
-    /// Reads the trace at `path` once and stores its analysis in it (traces `run` did not summarize).
+    /// Reads the trace at `path` once and stores its analysis in it (traces `run` did not summarize), with
+    /// the printed frames when `resolvingFrames`.
     @discardableResult
-    public static func store(inTraceAt path: String, writer: String) -> Bool {
+    public static func store(inTraceAt path: String, writer: String, resolvingFrames: Bool) -> Bool {
         guard let reader = try? TraceReader(path: path) else { return false }
-        let (digest, isStorable) = analyze(reader)
-        return isStorable && store(digest, inTraceAt: path, writer: writer)
+        var (digest, isStorable) = analyze(reader)
+        guard isStorable else { return false }
+        if resolvingFrames { resolveFrames(of: &digest, traceStart: reader.process?.startRealtime) }
+        return store(digest, inTraceAt: path, writer: writer)
     }
 }

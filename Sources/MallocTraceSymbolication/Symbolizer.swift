@@ -64,7 +64,7 @@ public final class Symbolizer {
     /// By path and build-id: a path rebuilt between two traces is two modules.
     private var modules: [String: PreparedModule] = [:]
     private var cache: [ModuleAddress: Symbolication] = [:]
-    private let debugFiles: DebugFiles
+    let debugFiles: DebugFiles
 
     /// Path of the llvm-symbolizer in use, if any.
     public private(set) var symbolizerPath: String?

@@ -40,7 +40,7 @@ struct CompressCommand: ParsableCommand {
             do throws(TraceFileCompressor.Failure) {
                 let outcome = try TraceFileCompressor.compress(path: path, level: level)
                 // One pass over the events, so that a default `report` need not make it.
-                StoredAnalysis.store(inTraceAt: path, writer: MallocTrace.configuration.version)
+                StoredAnalysis.store(inTraceAt: path, writer: MallocTrace.configuration.version, resolvingFrames: true)
                 let ratio = Double(outcome.originalBytes) / Double(max(outcome.compressedBytes, 1))
                 message =
                     "compressed \(path): \(Formatting.bytes(UInt64(outcome.originalBytes))) ->"

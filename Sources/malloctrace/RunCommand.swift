@@ -114,7 +114,11 @@ struct RunCommand: ParsableCommand {
         let analysis = try summarize(
             tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
         // Stored once compressed: the pass above read the same events, so `report` need not read them again.
-        if let analysis, analysis.isStorable { compression?.storeAnalysis(analysis.digest, in: tracePath) }
+        if let compression, var digest = analysis?.digest, analysis?.isStorable == true {
+            // While the trace is being compressed: the printed frames, so that the report need not resolve them.
+            StoredAnalysis.resolveFrames(of: &digest, traceStart: analysis?.traceStart)
+            compression.storeAnalysis(digest, in: tracePath)
+        }
         if followChildren { listChildTraces(children) }
         throw ExitCode(termination.shellStatus)
     }
@@ -238,7 +242,7 @@ struct RunCommand: ParsableCommand {
     /// `report` shows, before any frame is resolved.
     private func summarize(
         tracePath: String, termination: ChildProcess.Termination, onceOpened: () -> Void
-    ) throws -> (digest: ReportDigest, isStorable: Bool)? {
+    ) throws -> (digest: ReportDigest, isStorable: Bool, traceStart: UInt64?)? {
         func say(_ line: String) { StandardError.say(line) }
         guard FileManager.default.fileExists(atPath: tracePath) else {
             onceOpened()
@@ -299,7 +303,7 @@ struct RunCommand: ParsableCommand {
             "leaked \(about)\(Formatting.bytes(leaked.bytes)) in \(blocks) from"
                 + " \(Formatting.counted(UInt64(sites), "call stack"))\(kinds)\(ending)")
         say("details: malloctrace report \(tracePath)")
-        return analysis
+        return (analysis.digest, analysis.isStorable, reader.process?.startRealtime)
     }
 }
 

@@ -31,7 +31,11 @@ final class TraceCompression: @unchecked Sendable {
                 do throws(TraceFileCompressor.Failure) {
                     _ = try TraceFileCompressor.compress(path: path)
                     compressed.insert(path)
-                    if path != paths.first { StoredAnalysis.store(inTraceAt: path, writer: Self.writer) }
+                    // A followed child's analysis without its frames: resolving them costs an llvm-symbolizer
+                    // run per process, too much for a build's hundreds of short processes.
+                    if path != paths.first {
+                        StoredAnalysis.store(inTraceAt: path, writer: Self.writer, resolvingFrames: false)
+                    }
                 } catch  where !error.isAlreadyCompressed {
                     failures.append((path, error.description))
                 } catch {}

@@ -102,6 +102,37 @@ import Testing
         try expectSameReports(trace, arguments: ["--from", "0"])
     }
 
+    /// The frames resolved when the analysis was stored are reused only while the symbolizer and the files
+    /// are the ones they were resolved with: a symbolizer that changed since resolves them again.
+    @Test func storedFramesAreReusedOnlyWithTheSameSymbolizer() throws {
+        let real = try #require(SymbolizerLocator.locate(environment: [:]).path)
+        let scratch = try Scratch()
+        let log = scratch.path("symbolizer.log")
+        let wrapper = scratch.path("llvm-symbolizer")
+        try "#!/bin/sh\necho started >> \(log)\nexec \(real) \"$@\"\n".write(
+            toFile: wrapper, atomically: true, encoding: .utf8)
+        #expect(chmod(wrapper, 0o755) == 0)
+        let environment = ["MALLOCTRACE_SYMBOLIZER": wrapper]
+        let (run, trace) = try traceFixture("patterns", ["leaks"], in: scratch, environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        func starts() -> Int {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+        #expect(starts() == 1)  // `run` resolved the printed frames once
+        let stored = try runProgram(Products.cli, ["report", trace], environment: environment)
+        #expect(starts() == 1)
+        let full = try runProgram(Products.cli, ["report", trace, "--no-index"], environment: environment)
+        #expect(starts() == 2)
+        #expect(stored.stdout == full.stdout && !stored.stdout.isEmpty)
+        // Another symbolizer (the same script, rewritten): the stored frames are not used.
+        try "#!/bin/sh\necho started >> \(log)\nexec \(real) \"$@\"\n\n".write(
+            toFile: wrapper, atomically: true, encoding: .utf8)
+        #expect(chmod(wrapper, 0o755) == 0)
+        let again = try runProgram(Products.cli, ["report", trace], environment: environment)
+        #expect(starts() == 3)
+        #expect(again.stdout == full.stdout)
+    }
+
     /// Flips one byte at `offset` (counted from the end when negative).
     private func flipByte(in path: String, at offset: Int) throws {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -117,8 +148,8 @@ import Testing
         let reader = try TraceReader(path: trace)
         #expect(reader.diagnostics.isEmpty)
 
-        // Damaged stored analysis (its last bytes), changed events (a byte in the middle of the file), and an
-        // index cut short.
+        // Damaged stored analysis (its last bytes), a changed record before it (a byte of the PROCESS record's
+        // start time, which is the first record), and an index cut short.
         let damaged = scratch.path("damaged.mtrace")
         try FileManager.default.copyItem(atPath: trace, toPath: damaged)
         try flipByte(in: damaged, at: -9)
@@ -128,7 +159,7 @@ import Testing
 
         let changed = scratch.path("changed.mtrace")
         try FileManager.default.copyItem(atPath: trace, toPath: changed)
-        try flipByte(in: changed, at: size / 3)
+        try flipByte(in: changed, at: 16 + 8 + 9)
         #expect(try TraceReader(path: changed).storedAnalysis() == .failure(.checksumMismatch))
         #expect(try origin(changed) == .events)
         try expectSameReports(changed)
