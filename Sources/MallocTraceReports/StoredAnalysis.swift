@@ -1,4 +1,4 @@
-public import MallocTraceAnalysis
+import MallocTraceAnalysis
 public import MallocTraceFormat
 import MallocTraceSymbolication
 

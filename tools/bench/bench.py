@@ -773,6 +773,19 @@ def render_reading(add, workloads, data):
             " / ".join(fmt_mb(m["maxrss_mb"]) if m else "–" for m in mts),
             fmt_mb(ht["maxrss_mb"]) if ht else "–"))
     add("")
+    add("CPU time (user + sys, median) of the same runs: on a busy machine wall time also counts waiting for a CPU.")
+    add("")
+    add("| workload | report (stored analysis) | full pass | full pass, filter | heaptrack_print |"
+        " speed-up by CPU: default / full / filter |")
+    add("|---|---:|---:|---:|---:|---:|")
+    for w, entry in measured(workloads, data):
+        stats = entry.get("reports", {}).get("stats", {})
+        ht = stats.get("ht")
+        mts = [stats.get(k) for k in ("mt", "mt-full", "mt-filter")]
+        add("| %s | %s | %s | %s | %s | %s |" % (
+            w.title, *[fmt_s(m["cpu"]) if m else "–" for m in mts], fmt_s(ht["cpu"]) if ht else "–",
+            " / ".join(fmt_ratio(ht["cpu"] / m["cpu"]) if m and ht and m["cpu"] > 0 else "–" for m in mts)))
+    add("")
 
 
 def render_header(add, meta):
