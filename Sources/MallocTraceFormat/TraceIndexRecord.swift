@@ -1,4 +1,5 @@
 internal import CMallocTraceFormat
+internal import CZstd
 
 #if canImport(Glibc)
     import Glibc
@@ -17,12 +18,14 @@ public enum TraceIndexRecord {
         var payload: Range<Int>
         /// False when another record follows it: events were appended after the analysis.
         var isLast: Bool
+        /// Record flag `MT_RECORD_FLAG_ZSTD`: the stored analysis is one zstd frame.
+        var isCompressed: Bool
     }
 
     /// Why an index was not used.
     public enum Rejection: Error, Equatable, Sendable {
         case missing, notLast, tooShort, otherLayout(UInt32), otherCoverage, checksumMismatch, payloadChecksumMismatch
-        case tooLarge
+        case tooLarge, undecompressable
     }
 
     /// The checksum of malloctrace_format.h (MT_RECORD_INDEX): four independent lanes, so that it runs at
@@ -108,14 +111,34 @@ public enum TraceIndexRecord {
             UInt32(truncatingIfNeeded: checksum(payload))
                 == cursor.field(\mt_index_record_t.payload_checksum, of: start)
         else { return .failure(.payloadChecksumMismatch) }
-        return .success(Array(payload))
+        guard location.isCompressed else { return .success(Array(payload)) }
+        return decompress(payload)
+    }
+
+    /// The stored analysis of a compressed index: one zstd frame that states a content size of at most
+    /// `MT_INDEX_MAX_PAYLOAD` and fills the payload exactly, decompressed into a buffer of that size.
+    private static func decompress(_ frame: UnsafeRawBufferPointer) -> Result<[UInt8], Rejection> {
+        guard let source = frame.baseAddress, !frame.isEmpty else { return .failure(.undecompressable) }
+        let size = ZSTD_getFrameContentSize(source, frame.count)
+        // Larger than the limit, or ZSTD_CONTENTSIZE_UNKNOWN / _ERROR (the two largest values).
+        guard size <= UInt64(MT_INDEX_MAX_PAYLOAD), ZSTD_findFrameCompressedSize(source, frame.count) == frame.count
+        else { return .failure(.undecompressable) }
+        var output = [UInt8](repeating: 0, count: Int(size))
+        let written = output.withUnsafeMutableBytes {
+            ZSTD_decompress($0.baseAddress, $0.count, source, frame.count)
+        }
+        guard ZSTD_isError(written) == 0, written == Int(size) else { return .failure(.undecompressable) }
+        return .success(output)
     }
 
     /// Appends an index record holding `payload` to the compressed trace at `path`, covering the whole file
     /// as it is now. Returns false (and leaves the file as it was) when the file is not a compressed trace
     /// that ends on a record boundary, or cannot be written.
-    public static func append(_ payload: [UInt8], toTraceAt path: String) -> Bool {
-        guard payload.count <= Int(MT_INDEX_MAX_PAYLOAD) else { return false }
+    public static func append(_ analysis: [UInt8], toTraceAt path: String) -> Bool {
+        guard analysis.count <= Int(MT_INDEX_MAX_PAYLOAD) else { return false }
+        // Paths and names repeat (modules, frames, the fingerprint): zstd makes the index a few times smaller.
+        let compressed = compress(analysis)
+        let payload = compressed ?? analysis
         let file: MappedFile
         do { file = try MappedFile(path: path) } catch { return false }
         var record: [UInt8] = []
@@ -133,7 +156,7 @@ public enum TraceIndexRecord {
             let length = MemoryLayout<mt_index_record_t>.size + payload.count
             guard length <= Int(UInt32.max) else { return false }
             record.reserveCapacity(8 + length + 8)
-            record += [UInt8(MT_RECORD_INDEX.rawValue), 0, 0, 0]
+            record += [UInt8(MT_RECORD_INDEX.rawValue), compressed == nil ? 0 : UInt8(MT_RECORD_FLAG_ZSTD.rawValue), 0, 0]
             Self.append(UInt32(length), to: &record)
             Self.append(MT_INDEX_LAYOUT, to: &record)
             payload.withUnsafeBytes { Self.append(UInt32(truncatingIfNeeded: checksum($0)), to: &record) }
@@ -160,6 +183,17 @@ public enum TraceIndexRecord {
         }
         // A torn append leaves a record that fails its checks: a reader ignores it and reads the events.
         return ok
+    }
+
+    /// `bytes` as one zstd frame (level 3, content size stated), or nil when that is not smaller.
+    private static func compress(_ bytes: [UInt8]) -> [UInt8]? {
+        let bound = ZSTD_compressBound(bytes.count)
+        var output = [UInt8](repeating: 0, count: bound)
+        let written = output.withUnsafeMutableBytes { destination in
+            bytes.withUnsafeBytes { ZSTD_compress(destination.baseAddress, bound, $0.baseAddress, $0.count, 3) }
+        }
+        guard ZSTD_isError(written) == 0, written < bytes.count else { return nil }
+        return Array(output.prefix(written))
     }
 
     /// True when the records after the file header end exactly where the file ends: no zero fill, and no

@@ -71,6 +71,8 @@ enum mt_record_flag {
      * events are one zstd frame (see MT_RECORD_CHUNK below). Written by `malloctrace run` / `compress`
      * after the target has exited, never by the preload library. */
     MT_RECORD_FLAG_ZSTD = 0x01,
+    /* INDEX uses the same bit: its stored analysis (after mt_index_record_t) is one zstd frame that states
+     * its content size (at most MT_INDEX_MAX_PAYLOAD). */
 };
 
 enum mt_record_kind {
@@ -236,6 +238,9 @@ enum mt_leak_scan_trigger {
  *   +--------+--------+----------------+------------+----------------------------------+
  *   | layout | p.sum  | covered bytes  | checksum   | stored analysis (docs/trace-format.md 4.8)
  *   +--------+--------+----------------+------------+----------------------------------+
+ *
+ * With record flag MT_RECORD_FLAG_ZSTD the stored analysis is one zstd frame (content size stated, at most
+ * MT_INDEX_MAX_PAYLOAD); payload_checksum covers the bytes as stored.
  *
  * checksum: four 64-bit lanes, lane i starting at MT_INDEX_SEED + i; the bytes are read as little-endian
  * u64 words w[0], w[1], ... (the last word zero-padded), word j goes to lane j % 4:
