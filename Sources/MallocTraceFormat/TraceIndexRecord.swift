@@ -156,7 +156,9 @@ public enum TraceIndexRecord {
             let length = MemoryLayout<mt_index_record_t>.size + payload.count
             guard length <= Int(UInt32.max) else { return false }
             record.reserveCapacity(8 + length + 8)
-            record += [UInt8(MT_RECORD_INDEX.rawValue), compressed == nil ? 0 : UInt8(MT_RECORD_FLAG_ZSTD.rawValue), 0, 0]
+            record += [
+                UInt8(MT_RECORD_INDEX.rawValue), compressed == nil ? 0 : UInt8(MT_RECORD_FLAG_ZSTD.rawValue), 0, 0,
+            ]
             Self.append(UInt32(length), to: &record)
             Self.append(MT_INDEX_LAYOUT, to: &record)
             payload.withUnsafeBytes { Self.append(UInt32(truncatingIfNeeded: checksum($0)), to: &record) }

@@ -220,7 +220,8 @@ public final class TraceReader {
                 found.index =
                     available < length
                     ? nil
-                    : TraceIndexRecord.Location(recordStart: offset, payload: payload..<payload + length, isLast: true,
+                    : TraceIndexRecord.Location(
+                        recordStart: offset, payload: payload..<payload + length, isLast: true,
                         isCompressed: bytes[offset + 1] & UInt8(MT_RECORD_FLAG_ZSTD.rawValue) != 0)
             case MT_RECORD_PROCESS_STATS.rawValue:
                 if let memory = ProcessMemory.decode(bytes, at: payload, length: available) {

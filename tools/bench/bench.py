@@ -701,23 +701,10 @@ def evaluate_targets(workloads, data, startup):
     targets.append(("trace bytes per allocation call ≤ heaptrack's on every workload", combine(verdicts),
                     "B/call, malloctrace vs heaptrack: " + ", ".join(details)))
 
-    verdicts, details = [], []
-    for w in workloads:
-        stats = data.get(w.key, {}).get("reports", {}).get("stats", {})
-        mt, ht = stats.get("mt"), stats.get("ht")
-        if not mt or not ht:
-            verdicts.append(None)
-            details.append("%s n/a" % w.key)
-            continue
-        speedup = ht["wall"] / mt["wall"]
-        ok = speedup >= 10 and mt["maxrss_mb"] <= ht["maxrss_mb"]
-        verdicts.append(ok)
-        details.append("%s %s %.2f× as fast, %s vs %s RSS" % (
-            w.key, "ok" if ok else "FAIL", speedup, fmt_mb(mt["maxrss_mb"]), fmt_mb(ht["maxrss_mb"])))
-    targets.append(("`malloctrace report` ≥ 10× faster than heaptrack_print with max RSS no larger, every workload",
-                    combine(verdicts), ", ".join(details)))
-    for key, title in (("mt-full", "full pass (`report --no-index`)"),
-                       ("mt-filter", "full pass with a filter (`report --from 0`)")):
+    # Reading the traces: (command, its name in the target, speed-up it must reach).
+    for key, title, factor in (("mt", "`malloctrace report`", 10),
+                               ("mt-full", "full pass (`report --no-index`)", 3),
+                               ("mt-filter", "full pass with a filter (`report --from 0`)", 3)):
         verdicts, details = [], []
         for w in workloads:
             stats = data.get(w.key, {}).get("reports", {}).get("stats", {})
@@ -727,11 +714,11 @@ def evaluate_targets(workloads, data, startup):
                 details.append("%s n/a" % w.key)
                 continue
             speedup = ht["wall"] / mt["wall"]
-            ok = speedup >= 3 and mt["maxrss_mb"] <= ht["maxrss_mb"]
+            ok = speedup >= factor and mt["maxrss_mb"] <= ht["maxrss_mb"]
             verdicts.append(ok)
             details.append("%s %s %.2f× as fast, %s vs %s RSS" % (
                 w.key, "ok" if ok else "FAIL", speedup, fmt_mb(mt["maxrss_mb"]), fmt_mb(ht["maxrss_mb"])))
-        targets.append(("%s ≥ 3× faster than heaptrack_print with max RSS no larger, every workload" % title,
+        targets.append(("%s ≥ %d× faster than heaptrack_print with max RSS no larger, every workload" % (title, factor),
                         combine(verdicts), ", ".join(details)))
     return targets
 
