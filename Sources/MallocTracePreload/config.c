@@ -224,6 +224,18 @@ bool mt_read_config(void) {
         return false;
     }
 
+    /* Sampled events are rare: reading the clock for each costs nothing measurable, and 16 of them can span
+     * minutes, which would put an event far before its time (in a periodic profile, in the wrong interval). */
+    uint64_t clock_every = g_config.sample_rate != 0 ? 1 : MT_DEFAULT_CLOCK_EVERY;
+    const char *clock_text = mt_getenv("MALLOCTRACE_CLOCK_EVERY");
+    if (clock_text != NULL && *clock_text != '\0' &&
+        (!mt_parse_number(clock_text, MT_DEFAULT_CLOCK_EVERY, &clock_every) || clock_every == 0)) {
+        mt_fail("MALLOCTRACE_CLOCK_EVERY must be a whole number of events from 1 to 16, not '", clock_text,
+                "'; tracing is off", NULL);
+        return false;
+    }
+    g_config.clock_every = (uint32_t)clock_every;
+
     const char *follow = mt_getenv("MALLOCTRACE_FOLLOW_CHILDREN");
     g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
     return true;
@@ -283,6 +295,7 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_SAMPLE_SEED");
     unsetenv("MALLOCTRACE_LEAK_SCAN");
     unsetenv("MALLOCTRACE_RSS");
+    unsetenv("MALLOCTRACE_CLOCK_EVERY");
 }
 
 void mt_scrub_deferred_environment(void) {

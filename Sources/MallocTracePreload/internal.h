@@ -188,7 +188,12 @@ typedef struct mt_config {
     bool sample_seed_given;
     bool leak_scan;   /* MALLOCTRACE_LEAK_SCAN=1 */
     bool rss_samples; /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
+    /* MALLOCTRACE_CLOCK_EVERY: events per read of the coarse clock, 1-16 (16; 1 when sampling). A thread that
+     * goes idle stamps up to this many of its next events with the time of its last read. */
+    uint32_t clock_every;
 } mt_config_t;
+
+#define MT_DEFAULT_CLOCK_EVERY 16
 
 extern mt_config_t g_config;
 

@@ -2,7 +2,7 @@
  * The process's memory as the kernel counts it: resident set size and program break, sampled while the
  * process runs (MT_EVENT_RSS_SAMPLE) and once when the trace ends (MT_RECORD_PROCESS_STATS).
  *
- * Samples ride on the recorder's clock: a thread reads the coarse clock every MT_CLOCK_EVERY events, and only
+ * Samples ride on the recorder's clock: a thread reads the coarse clock every g_config.clock_every events, and only
  * when that clock has moved does it compare it with g_rss_next_sample_ns. The per-event path gains nothing;
  * a sample costs one pread of /proc/self/statm (~1.5 us) at most every MT_RSS_SAMPLE_INTERVAL_NS.
  */
