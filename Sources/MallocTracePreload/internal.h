@@ -269,6 +269,47 @@ uint64_t mt_rss_break_bytes(void);
 /* Appends the PROCESS_STATS record for an END of reason `how` (enum mt_end_reason). Guard held. */
 void mt_rss_write_end_stats(uint32_t how);
 
+/* ---- control API (control.c) ----------------------------------------------------------------- */
+
+/* Set between mt_control_pause and mt_control_resume: the hooks record no allocation, only the releases of
+ * blocks that may have been recorded (g_recorded_filter). One well-predicted load on the hot path. */
+extern _Atomic bool g_paused;
+static inline bool mt_control_is_paused(void) { return atomic_load_explicit(&g_paused, memory_order_relaxed); }
+
+/* One byte per address hash, set for every recorded block (malloc family and pools), never cleared. */
+#define MT_RECORDED_FILTER_BITS 22
+#define MT_RECORDED_FILTER_SLOTS (1u << MT_RECORDED_FILTER_BITS)
+extern _Atomic(_Atomic uint8_t *) g_recorded_filter;
+static inline size_t mt_recorded_slot(const void *ptr) {
+    return (size_t)((((uint64_t)(uintptr_t)ptr >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - MT_RECORDED_FILTER_BITS));
+}
+/* Notes a recorded block; the store is skipped when the byte is set already, so lines stay shared. */
+static inline void mt_recorded_note(const void *ptr) {
+    _Atomic uint8_t *filter = atomic_load_explicit(&g_recorded_filter, memory_order_relaxed);
+    if (MT_UNLIKELY(filter == NULL || ptr == NULL)) return;
+    _Atomic uint8_t *slot = &filter[mt_recorded_slot(ptr)];
+    if (!atomic_load_explicit(slot, memory_order_relaxed)) atomic_store_explicit(slot, 1, memory_order_relaxed);
+}
+/* False only for a block that was certainly never recorded (while paused, its release need not be). */
+bool mt_recorded_may_contain(const void *ptr);
+
+/* At every start of tracing (not paused; the filter is mapped once per process image). Guard held. */
+void mt_control_start(void);
+/* The control core, shared by the exported malloctrace_* functions (malloctrace.h) and any other control
+ * channel. Each may be called with or without the guard held by the calling code itself, but never from a
+ * signal handler that interrupted the tracer (they write into the calling thread's chunk). Each does nothing
+ * unless this process is tracing. Pause and resume are idempotent (not counted). */
+void mt_control_pause(void);
+void mt_control_resume(void);
+void mt_control_mark(const char *name);
+void mt_control_snapshot(const char *name);
+/* Pools: ids from 1; 0 means "no pool" (not tracing) and makes every other pool call do nothing. */
+uint64_t mt_control_pool_create(const char *name);
+void mt_control_pool_alloc(uint64_t pool, const void *ptr, size_t size);
+void mt_control_pool_free(uint64_t pool, const void *ptr);
+void mt_control_pool_destroy(uint64_t pool);
+void mt_control_pool_backing(uint64_t pool, const void *block);
+
 /* ---- stacks (stacks.c) ------------------------------------------------------------------------ */
 
 void mt_stacks_initialize(void);

@@ -145,6 +145,7 @@ static bool mt_start_tracing(void) {
     g_leak_scan = g_config.leak_scan;
     if (g_leak_scan) mt_unblock_stop_signal();
     mt_rss_start(g_config.rss_samples);
+    mt_control_start();
     mt_modules_refresh();
     return true;
 }
