@@ -21,6 +21,8 @@ static dev_t g_statm_device;
 static ino_t g_statm_inode;
 static uintptr_t g_start_break;
 
+int mt_rss_descriptor(void) { return g_statm_fd; }
+
 /* The program may close our descriptor and get its number back for a file of its own: read only our statm. */
 static bool mt_statm_is_ours(void) {
     struct stat now;

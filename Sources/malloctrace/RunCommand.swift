@@ -31,6 +31,10 @@ struct RunCommand: ParsableCommand {
             Pyroscope, Parca or a cron job to pick up. Each profile reads the trace from its start: combine it \
             with --sample-rate for a long-running program.
 
+            With --paused, the library loads idle (one predictable branch per allocation call) and records \
+            nothing until `malloctrace ctl PID start`; --control serves `ctl` while recording from the start \
+            (see `malloctrace ctl --help` and docs/control.md).
+
             Examples:
               malloctrace run -- ./server --port 8080
               malloctrace run -o /tmp/build.%p.mtrace --depth 32 -- make -j2
@@ -69,6 +73,15 @@ struct RunCommand: ParsableCommand {
             "Directory for --profile-every's profiles (created if missing), named EXE.PID.SEQ.TIME.pb.gz.",
             valueName: "directory"))
     var profileDir: String?
+
+    @Flag(
+        help: ArgumentHelp(
+            "Load the library idle: nothing is recorded until `malloctrace ctl PID start` (which --paused enables)."))
+    var paused = false
+
+    @Flag(
+        help: "Serve `malloctrace ctl PID start|stop|mark|snapshot` while the program runs (a thread of the library).")
+    var control = false
 
     @Flag(help: "Also trace the processes it starts (fork, exec, posix_spawn, system), each into its own file.")
     var followChildren = false
@@ -130,6 +143,8 @@ struct RunCommand: ParsableCommand {
         if let sampleRate { environment["MALLOCTRACE_SAMPLE_RATE"] = String(sampleRate.bytes) }
         // A profile's cut by time is exact only when every event reads the clock (see IntervalProfiler).
         if profileEvery != nil { environment["MALLOCTRACE_CLOCK_EVERY"] = "1" }
+        if paused { environment["MALLOCTRACE_START"] = "paused" }
+        if control || paused { environment["MALLOCTRACE_CONTROL"] = "1" }
         if let profileDir { try PeriodicProfiles.prepare(directory: profileDir) }
         let started = Date()
 
