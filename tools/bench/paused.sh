@@ -23,7 +23,7 @@ trap 'rm -rf "$work"' EXIT
 gcc -O2 -g -fno-builtin -pthread -o "$work/churn" tools/bench/workloads/churn.c
 gcc -O2 -o "$work/measure" tools/bench/measure.c
 # Calls the allocator sees: allocation calls and frees, counted from one recorded run.
-"$work/measure" "$work/count" LD_PRELOAD="$library" MALLOCTRACE_OUTPUT="$work/count.mtrace" -- "$work/churn" 1 "$calls"
+"$work/measure" "$work/count" LD_PRELOAD="$library" MALLOCTRACE_OUTPUT="$work/count.mtrace" -- "$work/churn" 1 "$calls" >/dev/null
 events=$("$MALLOCTRACE_BIN" report "$work/count.mtrace" --format json --sections summary |
     python3 -c 'import json,sys; s=json.load(sys.stdin)["summary"]; print(s["allocation_calls"]+s["free_calls"])')
 modes=(untraced paused paused-nocontrol recording)
@@ -39,7 +39,7 @@ settings() {
 for round in $(seq "$rounds"); do
     for mode in "${modes[@]}"; do
         # shellcheck disable=SC2046
-        "$work/measure" "$work/$mode.$round" $(settings "$mode") -- "$work/churn" 1 "$calls"
+        "$work/measure" "$work/$mode.$round" $(settings "$mode") -- "$work/churn" 1 "$calls" >/dev/null
         rm -f "$work"/*.*.mtrace
     done
 done
