@@ -293,8 +293,10 @@ public struct Report {
             symbolizerPath: symbolizer.hasDebugInfoBackend ? symbolizer.symbolizerPath : nil)
         // One entry per return address: its outermost frame (the function that contains the call).
         var byAddress: [UInt64: ReportFrame] = [:]
-        for frame in frames where !frame.isInlined { byAddress[frame.address] = frame }
-        for frame in frames where byAddress[frame.address] == nil { byAddress[frame.address] = frame }
+        for frame in frames where !frame.isInlined && !frame.isPoolFrame { byAddress[frame.address] = frame }
+        for frame in frames where byAddress[frame.address] == nil && !frame.isPoolFrame {
+            byAddress[frame.address] = frame
+        }
         notes.printedAddresses = byAddress.count
         var problems: [String: [String: Int]] = [:]
         for frame in byAddress.values {
