@@ -37,8 +37,13 @@ public enum PoolBlocks {
     /// holds, inside a stand-in module named after the pool (``Module/poolName``).
     public static func frameAddress(pool: UInt32) -> UInt64 { 0xFFFF_FFFF_0000_0000 | UInt64(pool) }
 
+    /// The pool whose frame `address` is, if it is one.
+    public static func pool(ofFrame address: UInt64) -> UInt32? {
+        address >> 32 == 0xFFFF_FFFF ? UInt32(truncatingIfNeeded: address) : nil
+    }
+
     /// Stack ids from here on are the reader's: one per pool and stack of the pool's blocks.
-    static let firstSyntheticStack: UInt32 = 0xF000_0000
+    public static let firstSyntheticStack: UInt32 = 0xF000_0000
 }
 
 /// A mark or a snapshot (malloctrace_mark, malloctrace_snapshot), or a pause or resume.

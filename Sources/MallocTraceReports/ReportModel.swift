@@ -196,6 +196,10 @@ public struct Report {
     public var residentSamples: [ResidentSample]
     /// Points ``residentSamples`` keeps at most.
     public static let residentSampleLimit = 500
+    /// Pools of the control API (malloctrace.h), with their selected blocks' figures, by name.
+    public var pools: [PoolUsage]
+    /// Marks, snapshots, pauses and resumes, in sequence order (not affected by filters).
+    public var marks: [TraceMark]
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -233,6 +237,8 @@ public struct Report {
         }
         residentSamples = samples
         self.options = options
+        pools = PoolUsage.make(sites: pass.sites, reader: reader)
+        marks = reader.marks
         summary = pass.summary
         temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0
         temporaryBytes = reader.sampling == nil ? pass.temporaryBytes : 0
