@@ -166,4 +166,23 @@ import Testing
         #expect(pools.count == 1 && pools.first?.integer("allocation_calls") == 256)
         #expect(summary.objects("marks").count == 4)
     }
+
+    /// The Swift product: the same calls from Swift, in a program that runs the same untraced.
+    @Test func swiftProgramsUseTheSameCalls() throws {
+        let program = Products.directory.appendingPathComponent("malloctrace-swift-arena").path
+        let untraced = try runProgram(program, [])
+        #expect(untraced.status == 0 && untraced.stdout == "checksum 4950\n", "\(untraced.stderr)")
+        let scratch = try Scratch()
+        let trace = scratch.path("swift.mtrace")
+        let traced = try runProgram(Products.cli, ["run", "-o", trace, "--", program])
+        #expect(traced.status == 0 && traced.stdout == untraced.stdout, "\(traced.stderr)")
+        let summary = try summary(trace)
+        let pools = summary.objects("pools")
+        #expect(pools.count == 1)
+        #expect(pools.first?.string("name") == "swift-arena")
+        #expect(pools.first?.integer("allocation_calls") == 100)
+        #expect(pools.first?.integer("bytes_allocated") == 6400)
+        #expect(pools.first?.integer("leaked_blocks") == 0)
+        #expect(summary.objects("marks").compactMap { $0.string("name") } == ["filled"])
+    }
 }
