@@ -43,7 +43,7 @@ public enum AllocatorFrames {
     /// (nil: anything). libstdc++'s containers allocate through `_M_allocate`, `_M_get_node`,
     /// `_M_allocate_node` and friends, which only wrap `allocator_traits::allocate`.
     static let layers: [(prefix: String, member: String?)] = [
-        ("operator new(", nil), ("operator new[](", nil),
+        ("operator new(", nil), ("operator new[](", nil), ("malloctrace_pool_alloc(", nil),
         ("std::__new_allocator<", ">::allocate("), ("__gnu_cxx::new_allocator<", ">::allocate("),
         ("std::allocator<", ">::allocate("), ("std::allocator_traits<", ">::allocate("),
         ("__gnu_cxx::__alloc_traits<", ">::allocate("),

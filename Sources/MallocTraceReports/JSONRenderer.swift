@@ -136,8 +136,8 @@ public enum JSONRenderer {
             "pools": .array(
                 report.pools.map { pool in
                     .object([
-                        "id": .unsigned(UInt64(pool.id)),
                         "name": .string(pool.name),
+                        "pools": .unsigned(UInt64(pool.poolCount)),
                         "allocation_calls": .unsigned(pool.figures.allocationCalls),
                         "bytes_allocated": .unsigned(pool.figures.bytesAllocated),
                         "peak_bytes": .unsigned(pool.figures.peakBytes),

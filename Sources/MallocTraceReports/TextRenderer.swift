@@ -111,7 +111,8 @@ public enum TextRenderer {
             rows.append(
                 (
                     index == 0 ? "pools" : "",
-                    "\(pool.name): \(Formatting.bytes(figures.bytesAllocated)) in "
+                    "\(pool.name)\(pool.poolCount > 1 ? " (\(pool.poolCount) pools)" : ""): "
+                        + "\(Formatting.bytes(figures.bytesAllocated)) in "
                         + Formatting.counted(figures.allocationCalls, "block") + ", peak "
                         + Formatting.bytes(figures.peakBytes) + ", leaked \(Formatting.bytes(figures.leakedBytes)) in "
                         + Formatting.counted(figures.leakedBlocks, "block")
