@@ -27,6 +27,7 @@ public struct HTMLReportModel {
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
             symbolizer: symbolizer, countsSizes: true, countsThreads: options.sections.contains(.threads),
             countedLeakKinds: options.leakKinds, progress: progress, observer: { timeline.consume($0) })
+        try pass.checkMarks()
         let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
