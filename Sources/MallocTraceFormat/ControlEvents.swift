@@ -133,7 +133,8 @@ extension SideEvents {
         let start = payload.position
         let length = Int(try payload.varint32("name length"))
         guard length <= ControlNames.maxBytes else {
-            throw DecodeFailure(offset: start, reason: "name of \(length) bytes is longer than \(ControlNames.maxBytes)")
+            throw DecodeFailure(
+                offset: start, reason: "name of \(length) bytes is longer than \(ControlNames.maxBytes)")
         }
         return String(decoding: try payload.bytes(length), as: UTF8.self)
     }

@@ -1,7 +1,7 @@
+import Foundation
 public import MallocTraceAnalysis
 public import MallocTraceFormat
 import MallocTraceSymbolication
-import Foundation
 
 /// One side of a diff: a trace read in one pass, with its sites grouped by symbolized frames.
 public struct DiffSide {

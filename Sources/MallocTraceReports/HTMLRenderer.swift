@@ -213,20 +213,23 @@ public enum HTMLRenderer {
         for mark in marks where mark.kind == .pause || mark.kind == .resume {
             if mark.kind == .pause, pausedAt == nil { pausedAt = x(mark.time) }
             if mark.kind == .resume, let start = pausedAt {
-                svg += "<rect x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(1, x(mark.time) - start)))\" "
+                svg +=
+                    "<rect x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(1, x(mark.time) - start)))\" "
                     + "height=\"\(f(bottom - top))\" class=\"paused\"><title>paused</title></rect>\n"
                 pausedAt = nil
             }
         }
         if let start = pausedAt {
-            svg += "<rect x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(1, right - start)))\" "
+            svg +=
+                "<rect x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(1, right - start)))\" "
                 + "height=\"\(f(bottom - top))\" class=\"paused\"><title>paused to the end</title></rect>\n"
         }
         for (index, mark) in marks.filter({ $0.kind == .mark || $0.kind == .snapshot }).enumerated() {
             let position = x(mark.time)
             let what = mark.kind == .mark ? "mark" : "snapshot"
             let title = "\(what) \(mark.name) at \(Formatting.seconds(nanoseconds: mark.time))"
-            svg += "<g class=\"\(what)\"><title>\(escaped(title))</title>"
+            svg +=
+                "<g class=\"\(what)\"><title>\(escaped(title))</title>"
                 + "<line x1=\"\(f(position))\" y1=\"\(f(top))\" x2=\"\(f(position))\" y2=\"\(f(bottom))\"/>"
                 + "<text x=\"\(f(position + 3))\" y=\"\(f(top + 10 + Double(index % 2) * 12))\">"
                 + "\(escaped(mark.name))</text></g>\n"

@@ -132,7 +132,8 @@ public enum TextRenderer {
             let ignored = report.summary.ignoredFrees
             rows.append(
                 (
-                    "paused", Formatting.counted(UInt64(pauses), "time")
+                    "paused",
+                    Formatting.counted(UInt64(pauses), "time")
                         + (ignored > 0
                             ? "; \(Formatting.counted(ignored, "free")) of blocks allocated while paused not counted"
                             : "")

@@ -87,7 +87,8 @@ public struct TracePass {
         }
         if !filters.threads.isEmpty { filter.threads = Set(filters.threads) }
         filter.fromMark = filters.fromMark.map(EventFilter.MarkBound.mark)
-        filter.toMark = filters.snapshot.map(EventFilter.MarkBound.snapshot) ?? filters.toMark.map(EventFilter.MarkBound.mark)
+        filter.toMark =
+            filters.snapshot.map(EventFilter.MarkBound.snapshot) ?? filters.toMark.map(EventFilter.MarkBound.mark)
         let matcher =
             filters.include.isEmpty && filters.exclude.isEmpty
             ? nil : StackMatcher(include: filters.include, exclude: filters.exclude, symbolizer: symbolizer)

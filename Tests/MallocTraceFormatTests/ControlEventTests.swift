@@ -9,8 +9,9 @@ import Testing
     private static func code(_ opcode: mt_event_opcode) -> UInt8 { UInt8(opcode.rawValue) }
 
     /// A control event: each value a varint, `name` (if any) as length and bytes at the end.
-    private static func control(_ stream: inout Events, _ opcode: mt_event_opcode, _ values: [UInt64], name: String? = nil)
-    {
+    private static func control(
+        _ stream: inout Events, _ opcode: mt_event_opcode, _ values: [UInt64], name: String? = nil
+    ) {
         var payload = Fields()
         for value in values { payload.varint(value) }
         if let name {
@@ -61,7 +62,9 @@ import Testing
     @Test func aLargePoolsDestructionSpillsOverBatches() throws {
         var stream = Events()
         let count: UInt64 = 3000
-        for index in 0..<count { Self.control(&stream, MT_EVENT_POOL_ALLOC, [index + 1, 1, 0x1000 + index * 16, 16, 0]) }
+        for index in 0..<count {
+            Self.control(&stream, MT_EVENT_POOL_ALLOC, [index + 1, 1, 0x1000 + index * 16, 16, 0])
+        }
         Self.control(&stream, MT_EVENT_POOL_DESTROY, [count + 1, 1])
         stream.allocation(seq: count + 2, size: 5, at: 0x9000_0000, stack: 0)
         let (_, decoded) = try Self.read([(1, stream)])
@@ -76,7 +79,9 @@ import Testing
     @Test func pausedAllocationsAreDroppedAcrossThreadsAndBatches() throws {
         var main = Events()
         main.allocation(seq: 1, size: 10, at: 0x1000, stack: 0)
-        for index in UInt64(0)..<3000 { main.allocation(seq: 3 + index, size: 20, at: 0x10_0000 + index * 32, stack: 0) }
+        for index in UInt64(0)..<3000 {
+            main.allocation(seq: 3 + index, size: 20, at: 0x10_0000 + index * 32, stack: 0)
+        }
         main.free(seq: 3003, at: 0x1000)
         main.allocation(seq: 3005, size: 30, at: 0x2000, stack: 0)
         var other = Events()
