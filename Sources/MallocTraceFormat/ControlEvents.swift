@@ -76,13 +76,8 @@ extension SideEvents {
         _ code: UInt8, at start: Int, _ cursor: ByteCursor, threadID: UInt32, time: UInt64, catalog: inout Catalog,
         into event: inout AllocatorEvent
     ) throws(DecodeFailure) -> ByteCursor {
-        var cursor = cursor
-        let length = try cursor.varint()
-        guard length <= UInt64(cursor.remaining) else {
-            throw DecodeFailure(offset: start, reason: "event of \(length) bytes runs past its chunk")
-        }
-        var payload = ByteCursor(cursor.bytes, from: cursor.position, to: cursor.position + Int(length))
-        try cursor.skip(Int(length))
+        let sized = try sizedPayload(at: start, cursor)
+        var payload = sized.payload
         catalog.hasControlEvents = true
         let sequence = try payload.varint()
         event = AllocatorEvent(
@@ -126,7 +121,7 @@ extension SideEvents {
             event.address = ControlNames.hash(text)
             event.size = UInt64(catalog.internName(text))
         }
-        return cursor
+        return sized.after
     }
 
     private static func name(_ payload: inout ByteCursor) throws(DecodeFailure) -> String {
