@@ -33,3 +33,6 @@ _Static_assert(offsetof(mt_process_stats_record_t, brk_bytes) == 24, "brk_bytes 
 _Static_assert(offsetof(mt_process_stats_record_t, start_break) == 32, "start_break at 32");
 _Static_assert(offsetof(mt_process_stats_record_t, how) == 40, "how at 40");
 _Static_assert(MT_EVENT_RSS_SAMPLE >= MT_EVENT_FIRST_SIZED, "older readers skip RSS samples by length");
+_Static_assert(MT_EVENT_POOL_CREATE >= MT_EVENT_FIRST_SIZED && MT_EVENT_SNAPSHOT <= 0x8F,
+               "the control API's events are sized (older readers skip them) and within 0x88-0x8F");
+_Static_assert(MT_EVENT_SNAPSHOT - MT_EVENT_POOL_CREATE == 7, "eight control events, 0x88-0x8F");

@@ -35,7 +35,9 @@
  * Asynchronous cancellation inside malloc is undefined for libc already.
  *
  * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
- * tables never freed), the sampled-bucket counts, the next RSS sample time (one CAS elects the sampling thread), and
+ * tables never freed), the sampled-bucket counts, the pause flag and the recorded-address filter (control.c:
+ * relaxed bytes, only ever set, mapped once before tracing starts), the next RSS sample time (one CAS elects the
+ * sampling thread), and
  * _dl_find_object in the fast unwinder. glibc's _dl_find_object (new in glibc 2.35: this library needs 2.35 or later)
  * reads a snapshot that dlopen and dlclose update under the loader lock with a version counter; it never locks,
  * allocates or blocks, so it is safe where dl_iterate_phdr would take the loader lock.
