@@ -8,9 +8,9 @@
  *   '2'  work_two:   each frees those, then keeps 500 blocks of 80 B             (4,000 frees; 2,000 calls, 160,000 B)
  *   '3'  work_three: each frees 250 of its 80 B blocks and keeps 777 blocks of 24 B
  *
- * Traced paused, started before '1' and stopped before '3' (as CtlTests does), the trace holds the work_*
- * allocations of phases 1 and 2 and the frees of phases 2 and 3: 6,000 allocation calls, 5,000 frees,
- * 352,000 B allocated, peak 192,000 B, 80,000 B in 1,000 blocks still live at exit.
+ * Traced paused, started before '1' and stopped before '3' (as CtlTests does), the report counts the work_*
+ * calls of phases 1 and 2: 6,000 allocation calls, 4,000 frees, 352,000 B allocated, peak 192,000 B; phase 3's
+ * frees, made while paused, still release their blocks: 80,000 B in 1,000 blocks live at exit.
  */
 #include <pthread.h>
 #include <stdlib.h>

@@ -72,8 +72,8 @@ final class DrivenProcess {
         #expect(driven.line() == "done", "phase \(number)")
     }
 
-    private func workFigures(_ trace: String) throws -> [String: Int] {
-        let summary = try jsonReport(trace, arguments: ["--include", "work_"]).object("summary")
+    private func workFigures(_ trace: String, _ window: [String] = []) throws -> [String: Int] {
+        let summary = try jsonReport(trace, arguments: ["--include", "work_"] + window).object("summary")
         let keys = [
             "allocation_calls", "free_calls", "bytes_allocated", "peak_bytes", "leaked_bytes", "leaked_blocks",
             "unmatched_frees",
@@ -97,18 +97,35 @@ final class DrivenProcess {
         let snapshot = try ctl([String(pid), "snapshot", "one"])
         #expect(snapshot.status == 0, "\(snapshot.stderr)")
         phase(driven, "2")
+        #expect(try ctl([String(pid), "mark", "after two"]).status == 0)
+        #expect(try ctl([String(pid), "snapshot", "two"]).status == 0)
         let stopped = try ctl([String(pid), "stop"])
         #expect(stopped.status == 0 && stopped.stdout == "\(pid): paused\n", "\(stopped.stdout)\(stopped.stderr)")
         phase(driven, "3")
         let (exit, stderr) = driven.finish()
         #expect(exit == 0, "\(stderr)")
-        // Exactly what the four threads did between start and stop (control.c's top comment): phase 3's
-        // allocations are not recorded, its frees of blocks recorded before are.
+        // Exactly what the four threads did between start and stop (control.c's top comment): phase 3's calls
+        // are not counted, but its frees still release the blocks recorded before the stop.
         #expect(
             try workFigures(trace) == [
-                "allocation_calls": 6000, "free_calls": 5000, "bytes_allocated": 352_000, "peak_bytes": 192_000,
+                "allocation_calls": 6000, "free_calls": 4000, "bytes_allocated": 352_000, "peak_bytes": 192_000,
                 "leaked_bytes": 80000, "leaked_blocks": 1000, "unmatched_frees": 0,
             ])
+        // Marks bound a report exactly: phase 2 alone (its frees release blocks from before the window).
+        #expect(
+            try workFigures(trace, ["--from-mark", "after one", "--to-mark", "after two"]) == [
+                "allocation_calls": 2000, "free_calls": 0, "bytes_allocated": 160_000, "peak_bytes": 160_000,
+                "leaked_bytes": 160_000, "leaked_blocks": 2000, "unmatched_frees": 0,
+            ])
+        // Snapshots name the live sets after phases 1 and 2.
+        let diff = try runProgram(Products.cli, ["diff", trace + "@one", trace + "@two", "--format", "json"])
+        #expect(diff.status == 0, "\(diff.stderr)")
+        let totals = try #require(try JSONSerialization.jsonObject(with: Data(diff.stdout.utf8)) as? [String: Any])
+            .object("summary")
+        #expect(totals.object("before").integer("leaked_bytes") == 192_000, "\(totals)")
+        #expect(totals.object("before").integer("leaked_blocks") == 4000)
+        #expect(totals.object("after").integer("leaked_bytes") == 160_000)
+        #expect(totals.object("after").integer("leaked_blocks") == 2000)
         // The socket goes with the process; a request now says so.
         #expect(!FileManager.default.fileExists(atPath: "/tmp/malloctrace-\(geteuid())/\(pid).sock"))
         let gone = try ctl([String(pid), "start"])
