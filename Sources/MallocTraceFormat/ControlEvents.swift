@@ -22,16 +22,12 @@ public enum ControlNames {
 /// How pool blocks stay apart from heap blocks, and how their stacks name their pool.
 public enum PoolBlocks {
     /// Pool blocks are keyed apart from heap addresses (a pool's first block often starts where its backing
-    /// block does): bits 62-63 set, the pool id's low 14 bits in 48-61, the address's low 48 bits below.
-    /// (x86-64 and AArch64 user addresses have 47 or 48 bits.)
-    public static func key(pool: UInt32, address: UInt64) -> UInt64 {
-        0xC000_0000_0000_0000 | UInt64(pool & 0x3FFF) << 48 | address & 0xFFFF_FFFF_FFFF
-    }
+    /// block does, and two pools may hand out the same address): the reader gives each live pool block a key
+    /// of its own, with the top two bits set, which no user-space address has.
+    public static let keyTag: UInt64 = 0xC000_0000_0000_0000
 
-    /// The address a block key stands for.
-    public static func address(ofKey key: UInt64) -> UInt64 {
-        key & 0xC000_0000_0000_0000 == 0xC000_0000_0000_0000 ? key & 0xFFFF_FFFF_FFFF : key
-    }
+    /// True for a pool block's key (``AllocatorEvent/address`` of a pool block).
+    public static func isKey(_ address: UInt64) -> Bool { address & keyTag == keyTag }
 
     /// The innermost frame of every stack of a pool's blocks: an address in kernel space, which no user stack
     /// holds, inside a stand-in module named after the pool (``Module/poolName``).

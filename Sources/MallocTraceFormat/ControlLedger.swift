@@ -5,7 +5,7 @@
 ///   allocation is delivered, and releases are delivered as non-primary (they keep the live set right without
 ///   counting as calls). A thread that allocated just after another paused is dropped here too, so the
 ///   paused interval is exact in sequence order.
-/// - A pool block's address becomes ``PoolBlocks/key(pool:address:)`` and its stack a stack of the reader's
+/// - A pool block's address becomes a key of its own (``PoolBlocks/keyTag``) and its stack a stack of the reader's
 ///   whose innermost frame names the pool (defined in ``Catalog/poolStacks``). Destroying a pool releases
 ///   every block it still holds (non-primary releases of ``AllocationFunction/poolDestroy``).
 /// - A backing block (malloctrace_pool_backing) leaves the heap's count when a pool claims it (a
@@ -16,7 +16,9 @@
 /// Memory: one entry per live pool block and claimed backing block, and per distinct (pool, stack).
 struct ControlLedger {
     private var paused = false
-    private var poolBlocks: [UInt32: Set<UInt64>] = [:]
+    /// Live blocks of each pool: address → key.
+    private var poolBlocks: [UInt32: [UInt64: UInt64]] = [:]
+    private var nextKey: UInt64 = 0
     private var claimed = Set<UInt64>()
     private var syntheticStacks: [UInt64: UInt32] = [:]
     /// Events that did not fit into the batch that produced them (a destroyed pool's releases).
@@ -58,16 +60,16 @@ struct ControlLedger {
             case .allocation, .failedAllocation:
                 if paused { continue }
                 if event.function == .poolAlloc {
-                    event.address = PoolBlocks.key(pool: event.poolID, address: event.address)
-                    poolBlocks[event.poolID, default: []].insert(event.address)
+                    event.address = key(pool: event.poolID, address: event.address)
                     event.stackID = syntheticStack(pool: event.poolID, stack: event.stackID, catalog: &catalog)
                 }
                 emit(event)
             case .release:
                 if paused { event.isPrimary = false }
                 if event.function == .poolFree {
-                    event.address = PoolBlocks.key(pool: event.poolID, address: event.address)
-                    poolBlocks[event.poolID]?.remove(event.address)
+                    // An unknown block gets a key no block has: an unmatched free, as for the heap.
+                    event.address =
+                        poolBlocks[event.poolID]?.removeValue(forKey: event.address) ?? PoolBlocks.keyTag | (1 << 61)
                 } else if !claimed.isEmpty && claimed.remove(event.address) != nil {
                     continue
                 }
@@ -81,7 +83,7 @@ struct ControlLedger {
                 case .poolCreate:
                     break
                 case .poolDestroy:
-                    for key in (poolBlocks.removeValue(forKey: event.poolID) ?? []).sorted() {
+                    for key in (poolBlocks.removeValue(forKey: event.poolID) ?? [:]).values.sorted() {
                         emit(Self.release(key, like: event, function: .poolDestroy))
                     }
                 case .poolBacking:
@@ -94,6 +96,16 @@ struct ControlLedger {
             }
         }
         return count
+    }
+
+    /// The key of the pool's block at `address`: the live one's (an allocation over a live block means its
+    /// release went unrecorded, as for the heap), else a new one.
+    private mutating func key(pool: UInt32, address: UInt64) -> UInt64 {
+        if let live = poolBlocks[pool]?[address] { return live }
+        let key = PoolBlocks.keyTag | (nextKey & ((1 << 61) - 1))
+        nextKey &+= 1
+        poolBlocks[pool, default: [:]][address] = key
+        return key
     }
 
     private static func release(_ address: UInt64, like event: AllocatorEvent, function: AllocationFunction)

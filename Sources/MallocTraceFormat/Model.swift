@@ -85,7 +85,7 @@ public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
     /// and for releases that were not calls of the program (while paused, a pool's destruction).
     public var isPrimary: Bool
     /// The pool (malloctrace_pool_create) of a pool block; 0 for the malloc family. A pool block's
-    /// ``address`` is ``PoolBlocks/key(pool:address:)``, apart from the heap's addresses.
+    /// ``address`` is a key of the reader's (``PoolBlocks/keyTag``), apart from the heap's addresses.
     public var poolID: UInt32 = 0
 
     public init(

@@ -7,9 +7,9 @@
  *
  * Pausing costs the hooks one load of g_paused (a line that only pause/resume write). While paused no
  * allocation is recorded, but the release of a block recorded before the pause still is: otherwise it would
- * stay live in every report. Which blocks were recorded is answered by g_recorded_filter, one byte per hash
- * of an address, set for every recorded block and never cleared: "no" is exact, "maybe" records the free,
- * and the reader ignores a free of an address it does not hold (a block allocated while paused).
+ * stay live in every report. Which blocks were recorded is answered by g_recorded_filter, one byte per 256-byte
+ * granule of addresses, set for every recorded block and never cleared: "no" is exact, "maybe" records the
+ * free, and the reader ignores a free of an address it does not hold (a block allocated while paused).
  */
 #include "internal.h"
 
@@ -28,7 +28,7 @@ static _Atomic uint64_t g_next_pool_id;
 void mt_control_start(void) {
     atomic_store_explicit(&g_paused, false, memory_order_relaxed);
     if (atomic_load_explicit(&g_recorded_filter, memory_order_relaxed) != NULL) return;
-    /* Untouched pages cost nothing; a program touches at most one page per 4 KiB of address hashes. */
+    /* Untouched pages cost nothing: a program touches one page of it per 1 MiB of heap addresses it uses. */
     void *filter = mt_map_memory(MT_RECORDED_FILTER_SLOTS, MAP_NORESERVE);
     if (filter != NULL) atomic_store_explicit(&g_recorded_filter, filter, memory_order_release);
 }

@@ -94,7 +94,7 @@ public enum DiffRenderer {
         func side(_ side: DiffSide) -> JSON {
             .object([
                 "path": .string(side.tracePath),
-                "snapshot": side.snapshot.map { .string($0) } ?? .null,
+                "snapshot": .optional(side.snapshot, JSON.string),
                 "pid": .optional(side.process?.pid) { .unsigned(UInt64($0)) },
                 "executable": .optional(side.process?.executable, JSON.string),
                 "arguments": .array((side.process?.arguments ?? []).map(JSON.string)),

@@ -89,6 +89,9 @@ public enum JSONRenderer {
             "filters": .object([
                 "from_ns": .optional(filters.from) { .unsigned(ReportFilters.nanoseconds($0)) },
                 "to_ns": .optional(filters.to) { .unsigned(ReportFilters.nanoseconds($0)) },
+                "from_mark": .optional(filters.fromMark, JSON.string),
+                "to_mark": .optional(filters.toMark, JSON.string),
+                "snapshot": .optional(filters.snapshot, JSON.string),
                 "threads": .array(filters.threads.map { .unsigned(UInt64($0)) }),
                 "include": .array(filters.include.map { .string($0.description) }),
                 "exclude": .array(filters.exclude.map { .string($0.description) }),

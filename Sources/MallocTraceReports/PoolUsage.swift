@@ -1,4 +1,4 @@
-public import MallocTraceFormat
+import MallocTraceFormat
 
 /// The totals of the pools of one name (malloctrace_pool_create): their blocks' figures summed over their
 /// stacks. Pools that share a name (one arena per request) are one entry.
