@@ -37,3 +37,6 @@ _Static_assert(sizeof(mt_index_record_t) == 24, "index record is 24 bytes");
 _Static_assert(offsetof(mt_index_record_t, payload_checksum) == 4, "payload_checksum at 4");
 _Static_assert(offsetof(mt_index_record_t, covered_bytes) == 8, "covered_bytes at 8");
 _Static_assert(offsetof(mt_index_record_t, checksum) == 16, "checksum at 16");
+_Static_assert(MT_EVENT_POOL_CREATE >= MT_EVENT_FIRST_SIZED && MT_EVENT_SNAPSHOT <= 0x8F,
+               "the control API's events are sized (older readers skip them) and within 0x88-0x8F");
+_Static_assert(MT_EVENT_SNAPSHOT - MT_EVENT_POOL_CREATE == 7, "eight control events, 0x88-0x8F");

@@ -197,6 +197,9 @@ struct ChunkDecoder {
         case opcode(MT_EVENT_STACK):
             cursor = try SideEvents.absorbStack(at: start, cursor, catalog: &catalog)
             return false
+        case opcode(MT_EVENT_POOL_CREATE)...opcode(MT_EVENT_SNAPSHOT):
+            cursor = try SideEvents.absorbControlEvent(
+                code, at: start, cursor, threadID: threadID, time: time, catalog: &catalog, into: &event)
         case opcode(MT_EVENT_FIRST_SIZED)...:
             cursor = try SideEvents.absorbSizedEvent(code, at: start, cursor, catalog: &catalog)
             return false

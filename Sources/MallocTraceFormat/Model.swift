@@ -10,6 +10,17 @@ public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomSt
     case valloc
     case pvalloc
     case free
+    /// The control API (malloctrace.h): a block handed out or given back by a pool, every block of a pool
+    /// released at once, a mark, a snapshot. ``pause`` is pausing (``AllocatorEvent/size`` 1) or resuming (0).
+    /// ``poolCreate`` and ``poolBacking`` are consumed by the reader and never delivered.
+    case poolAlloc = 11
+    case poolFree
+    case poolDestroy
+    case mark
+    case snapshot
+    case pause
+    case poolCreate
+    case poolBacking
 
     /// The C name, as users know it.
     public var description: String {
@@ -24,6 +35,14 @@ public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomSt
         case .valloc: "valloc"
         case .pvalloc: "pvalloc"
         case .free: "free"
+        case .poolAlloc: "malloctrace_pool_alloc"
+        case .poolFree: "malloctrace_pool_free"
+        case .poolDestroy: "malloctrace_pool_destroy"
+        case .mark: "malloctrace_mark"
+        case .snapshot: "malloctrace_snapshot"
+        case .pause: "malloctrace_pause"
+        case .poolCreate: "malloctrace_pool_create"
+        case .poolBacking: "malloctrace_pool_backing"
         }
     }
 }
@@ -43,6 +62,10 @@ public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
         case failedAllocation
         /// The block at ``AllocatorEvent/address`` stopped existing.
         case release
+        /// Not a heap change: a mark, a snapshot, pausing or resuming (``AllocatorEvent/function``), in the same
+        /// sequence order as the heap events. ``AllocatorEvent/address`` holds ``ControlNames/hash(_:)`` of a
+        /// mark's or snapshot's name and ``AllocatorEvent/size`` its index in ``TraceReader/controlNames``.
+        case control
     }
 
     /// Position in the process-wide order of heap changes.
@@ -58,8 +81,12 @@ public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
     public var stackID: UInt32
     public var kind: Kind
     public var function: AllocationFunction
-    /// False only for the release half of a realloc that also produced a block or failed.
+    /// False only for the release half of a realloc that also produced a block or failed, for control events,
+    /// and for releases that were not calls of the program (while paused, a pool's destruction).
     public var isPrimary: Bool
+    /// The pool (malloctrace_pool_create) of a pool block; 0 for the malloc family. A pool block's
+    /// ``address`` is a key of the reader's (``PoolBlocks/keyTag``), apart from the heap's addresses.
+    public var poolID: UInt32 = 0
 
     public init(
         kind: Kind, function: AllocationFunction, sequence: UInt64, threadID: UInt32, time: UInt64, size: UInt64,
@@ -99,6 +126,9 @@ public struct Module: Sendable, Equatable {
     public var segments: [Segment]
     public var buildID: [UInt8]
     public var isUnloaded: Bool
+    /// Set for the reader's stand-in for a pool (``PoolBlocks/frameAddress(pool:)``): the innermost frame of
+    /// every pool block's stack lies in it and reads as the pool's name.
+    public var poolName: String?
     /// The reader's module generation (see ``TraceReader/stackGenerations``) when this module was reported:
     /// it was loaded from then until ``unloadedAt`` (excluded), or to the end.
     public var loadedAt: Int = 0
@@ -149,6 +179,9 @@ public struct ProcessDetails: Sendable, Equatable {
     public var unwindMode: UInt32
     /// Mean bytes between sample points (`--sample-rate`); 0 when every call was recorded.
     public var sampleRate: UInt32 = 0
+    /// `CLOCK_MONOTONIC` at start, in nanoseconds: event times count from it (a reader of a live trace uses it
+    /// to tell how far the process's clock has come).
+    public var startMonotonic: UInt64 = 0
 }
 
 /// How the process ended, when it reached the tracer's exit path.

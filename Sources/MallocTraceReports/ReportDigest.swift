@@ -34,6 +34,9 @@ public struct ReportDigest: Sendable, Equatable {
     public var sampling: SampleEstimator?
     /// The resident set over time, downsampled, without the state at the end (the report adds it).
     public var residentSamples: [ResidentSample]
+    /// Per pool name (malloctrace.h pools), and the marks, snapshots, pauses and resumes, as the pass found them.
+    public var pools: [PoolUsage]
+    public var marks: [TraceMark]
 
     /// The printed stacks' frames as resolved when the analysis was stored, and what they were resolved
     /// with; nil from a pass (frames are then resolved by the report).
@@ -49,6 +52,8 @@ public struct ReportDigest: Sendable, Equatable {
         sampling = reader.sampling
         summary = pass.summary
         leakKinds = pass.leakKinds
+        pools = PoolUsage.make(sites: pass.sites, reader: reader)
+        marks = reader.marks
         residentSamples = ResidentSample.downsampled(
             reader.residentSamples, to: Report.residentSampleLimit - (reader.processMemory == nil ? 0 : 1))
         temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0
@@ -101,7 +106,7 @@ public struct ReportDigest: Sendable, Equatable {
         histogram: [SizeHistogram.Bucket], threads: [ThreadTotals.Totals], leakKinds: LeakBreakdown,
         groupCount: Int, leakSiteCount: Int, sites: [ReportSection: [Entry]], stacks: [UInt32: [UInt64]],
         generations: [UInt32: Int], modules: [Module], sampling: SampleEstimator?, residentSamples: [ResidentSample],
-        frames: StoredFrames?
+        pools: [PoolUsage], marks: [TraceMark], frames: StoredFrames?
     ) {
         self.summary = summary
         self.temporaryAllocations = temporaryAllocations
@@ -117,6 +122,8 @@ public struct ReportDigest: Sendable, Equatable {
         self.modules = modules
         self.sampling = sampling
         self.residentSamples = residentSamples
+        self.pools = pools
+        self.marks = marks
         self.frames = frames
     }
 }

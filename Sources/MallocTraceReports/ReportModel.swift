@@ -196,6 +196,10 @@ public struct Report {
     public var residentSamples: [ResidentSample]
     /// Points ``residentSamples`` keeps at most.
     public static let residentSampleLimit = 500
+    /// Pools of the control API (malloctrace.h), with their selected blocks' figures, by name.
+    public var pools: [PoolUsage]
+    /// Marks, snapshots, pauses and resumes, in sequence order (not affected by filters).
+    public var marks: [TraceMark]
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -295,6 +299,8 @@ public struct Report {
         }
         residentSamples = samples
         self.options = options
+        pools = digest.pools
+        marks = digest.marks
         summary = digest.summary
         temporaryAllocations = digest.temporaryAllocations
         temporaryBytes = digest.temporaryBytes
@@ -322,8 +328,10 @@ public struct Report {
             symbolizerPath: symbolizer.hasDebugInfoBackend ? symbolizer.symbolizerPath : nil)
         // One entry per return address: its outermost frame (the function that contains the call).
         var byAddress: [UInt64: ReportFrame] = [:]
-        for frame in frames where !frame.isInlined { byAddress[frame.address] = frame }
-        for frame in frames where byAddress[frame.address] == nil { byAddress[frame.address] = frame }
+        for frame in frames where !frame.isInlined && !frame.isPoolFrame { byAddress[frame.address] = frame }
+        for frame in frames where byAddress[frame.address] == nil && !frame.isPoolFrame {
+            byAddress[frame.address] = frame
+        }
         notes.printedAddresses = byAddress.count
         var problems: [String: [String: Int]] = [:]
         for frame in byAddress.values {

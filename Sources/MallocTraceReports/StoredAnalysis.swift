@@ -28,7 +28,8 @@ public enum StoredAnalysis {
             "top=" + all.map { "\($0.rawValue):\(options.limit(for: $0))" }.joined(separator: ","),
             "group=\(options.grouping.rawValue)", "keep=\(options.keepsAllocatorFrames)",
             "temporary=\(options.temporaryThreshold)",
-            "filters=\(filters.isEmpty ? "" : "\(filters.summary)|\(filters.from ?? -1)|\(filters.to ?? -1)")",
+            "filters=\(filters.isEmpty ? "" : "\(filters.summary)|\(filters.from ?? -1)|\(filters.to ?? -1)")"
+                + "|\(filters.fromMark ?? "")|\(filters.toMark ?? "")|\(filters.snapshot ?? "")",
             "leak-kinds=" + options.leakKinds.sorted().map(\.description).joined(separator: ","),
         ]
         return parts.joined(separator: ";")
@@ -42,7 +43,7 @@ public enum StoredAnalysis {
         for value in [
             summary.allocationCalls, summary.failedCalls, summary.freeCalls, summary.bytesAllocated,
             summary.peakBytes, summary.peakBlocks, summary.peakTime, summary.leakedBytes, summary.leakedBlocks,
-            summary.unmatchedFrees, summary.lastEventTime, UInt64(summary.threadCount),
+            summary.unmatchedFrees, summary.ignoredFrees, summary.lastEventTime, UInt64(summary.threadCount),
         ] {
             out.varint(value)
         }
@@ -111,6 +112,7 @@ public enum StoredAnalysis {
             out.varint(module.isUnloaded ? 1 : 0)
             out.varint(UInt64(max(0, module.loadedAt)))
             out.varint(module.unloadedAt.map { UInt64(max(0, $0)) + 1 } ?? 0)
+            out.optional(module.poolName)
         }
         if let sampling = digest.sampling {
             out.varint(1)
@@ -125,6 +127,20 @@ public enum StoredAnalysis {
             out.varint(sample.time)
             out.varint(sample.residentBytes)
             out.varint(sample.breakBytes)
+        }
+        out.varint(UInt64(digest.pools.count))
+        for pool in digest.pools {
+            out.string(pool.name)
+            out.varint(UInt64(pool.poolCount))
+            out.figures(pool.figures)
+        }
+        out.varint(UInt64(digest.marks.count))
+        for mark in digest.marks {
+            out.string(mark.kind.rawValue)
+            out.string(mark.name)
+            out.varint(mark.sequence)
+            out.varint(mark.time)
+            out.varint(UInt64(mark.threadID))
         }
         if let frames = digest.frames {
             out.varint(1)
@@ -165,6 +181,7 @@ public enum StoredAnalysis {
         summary.leakedBytes = try input.varint()
         summary.leakedBlocks = try input.varint()
         summary.unmatchedFrees = try input.varint()
+        summary.ignoredFrees = try input.varint()
         summary.lastEventTime = try input.varint()
         summary.threadCount = try input.int()
         for _ in 0..<(try input.count()) {
@@ -232,6 +249,7 @@ public enum StoredAnalysis {
             module.loadedAt = try input.int()
             let unloadedAt = try input.int()
             module.unloadedAt = unloadedAt == 0 ? nil : unloadedAt - 1
+            module.poolName = try input.optional()
             modules.append(module)
         }
         var sampling: SampleEstimator?
@@ -247,6 +265,18 @@ public enum StoredAnalysis {
             residentSamples.append(
                 ResidentSample(
                     time: try input.varint(), residentBytes: try input.varint(), breakBytes: try input.varint()))
+        }
+        var pools: [PoolUsage] = []
+        for _ in 0..<(try input.count()) {
+            pools.append(PoolUsage(name: try input.string(), poolCount: try input.int(), figures: try input.figures()))
+        }
+        var marks: [TraceMark] = []
+        for _ in 0..<(try input.count()) {
+            guard let kind = TraceMark.Kind(rawValue: try input.string()) else { throw .invalid }
+            marks.append(
+                TraceMark(
+                    kind: kind, name: try input.string(), sequence: try input.varint(), time: try input.varint(),
+                    threadID: try input.uint32()))
         }
         var frames: StoredFrames?
         if try input.varint() != 0 {
@@ -265,7 +295,7 @@ public enum StoredAnalysis {
             summary: summary, temporaryAllocations: temporaryAllocations, temporaryBytes: temporaryBytes,
             histogram: histogram, threads: threads, leakKinds: leakKinds, groupCount: groupCount,
             leakSiteCount: leakSiteCount, sites: sites, stacks: stacks, generations: generations, modules: modules,
-            sampling: sampling, residentSamples: residentSamples, frames: frames)
+            sampling: sampling, residentSamples: residentSamples, pools: pools, marks: marks, frames: frames)
     }
 }
 

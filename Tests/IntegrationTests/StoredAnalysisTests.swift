@@ -16,6 +16,9 @@ import Testing
         ("leak-kinds", "leakkinds", ["chain"], ["--leak-kinds"]),
         ("sampling", "patterns", ["sampling"], ["--sample-rate", "4K"]),
         ("stl", "stl", [], []),
+        ("pools", "api", ["pool"], []),
+        ("pause", "api", ["pause"], []),
+        ("marks", "api", ["marks"], []),
     ]
 
     /// The version `run` stamps its index with.
