@@ -87,7 +87,9 @@ let package = Package(
         ),
         .testTarget(
             name: "MallocTraceReportsTests",
-            dependencies: ["MallocTraceReports", "MallocTraceAnalysis", "MallocTraceFormat"],
+            dependencies: [
+                "MallocTraceReports", "MallocTraceAnalysis", "MallocTraceFormat", "MallocTraceSymbolication",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -334,7 +334,7 @@ private struct IndexWriter {
         optional(frame.file)
         varint(frame.line == nil ? 0 : 1)
         if let line = frame.line { varint(UInt64(bitPattern: Int64(line))) }
-        varint(frame.isInlined ? 1 : 0)
+        varint((frame.isInlined ? 1 : 0) | (frame.isPoolFrame ? 2 : 0))
         optional(frame.problem)
     }
 
@@ -427,7 +427,9 @@ private struct IndexReader {
         frame.function = try optional()
         frame.file = try optional()
         frame.line = try varint() == 0 ? nil : Int(Int64(bitPattern: try varint()))
-        frame.isInlined = try varint() != 0
+        let flags = try varint()
+        frame.isInlined = flags & 1 != 0
+        frame.isPoolFrame = flags & 2 != 0
         frame.problem = try optional()
         return frame
     }

@@ -1,0 +1,55 @@
+import MallocTraceAnalysis
+import MallocTraceFormat
+import MallocTraceSymbolication
+import Testing
+
+@testable import MallocTraceReports
+
+/// The stored analysis (StoredAnalysis.swift) encodes every stored property of the values below by name. A
+/// property added to one of them would be left out of the index silently, and a report from the index would
+/// then differ from the full pass: this fails first. When it does, encode the new property in
+/// StoredAnalysis.encode/decode, bump ``StoredAnalysis/layoutVersion``, and update the list here.
+@Suite struct StoredAnalysisFieldsTests {
+    private func names(_ value: Any) -> [String] { Mirror(reflecting: value).children.compactMap(\.label) }
+
+    /// The report of an empty trace (a file header and nothing else).
+    private func emptyReport() throws -> Report {
+        let header: [UInt8] = Array("MTRACE\u{1a}\n".utf8) + [1, 0, 16, 0, 0, 0, 0, 0]
+        let reader = try TraceReader(bytes: header)
+        let pass = TracePass.run(reader: reader, filters: ReportFilters(), temporaryThreshold: 0, symbolizer: nil)
+        return Report(pass: pass, options: ReportOptions(), symbolizer: Symbolizer(backend: .symbolTables))
+    }
+
+    @Test func everyStoredFieldIsKnown() throws {
+        #expect(
+            names(try emptyReport()) == [
+                "tracePath", "process", "end", "isTruncated", "diagnostics", "options", "summary",
+                "temporaryAllocations", "temporaryBytes", "sites", "histogram", "threads", "leakSiteCount",
+                "groupCount", "symbolization", "sampling", "leakScan", "leakKinds", "processMemory",
+                "residentSamples", "pools", "marks", "origin",
+            ])
+        #expect(
+            names(HeapSummary()) == [
+                "allocationCalls", "failedCalls", "freeCalls", "callsByFunction", "bytesAllocated", "peakBytes",
+                "peakBlocks", "peakTime", "leakedBytes", "leakedBlocks", "unmatchedFrees", "ignoredFrees",
+                "lastEventTime", "threadCount",
+            ])
+        #expect(
+            names(SiteFigures()) == [
+                "allocationCalls", "bytesAllocated", "peakBytes", "peakBlocks", "leakedBytes", "leakedBlocks",
+                "temporaryAllocations", "temporaryBytes", "leakKinds", "function",
+            ])
+        #expect(
+            names(ReportFrame(address: 0, module: nil, offset: nil)) == [
+                "address", "module", "offset", "function", "file", "line", "isInlined", "problem", "isPoolFrame",
+            ])
+        #expect(
+            names(Module(id: 0, path: "", loadBias: 0, segments: [], buildID: [])) == [
+                "id", "path", "loadBias", "segments", "buildID", "isUnloaded", "poolName", "loadedAt", "unloadedAt",
+            ])
+        #expect(
+            names(TraceMark(kind: .mark, name: "", sequence: 0, time: 0, threadID: 0)) == [
+                "kind", "name", "sequence", "time", "threadID",
+            ])
+    }
+}
