@@ -44,7 +44,11 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let count = markNames.count
         let from = Int(control[3]) % count, to = Int(control[3]) / count % count
         if from < count - 1 { options.filters.fromMark = markNames[from] }
-        if control[3] & 0x80 != 0 { options.filters.snapshot = markNames[to] } else { options.filters.toMark = markNames[to] }
+        if control[3] & 0x80 != 0 {
+            options.filters.snapshot = markNames[to]
+        } else {
+            options.filters.toMark = markNames[to]
+        }
     }
     options.keepsAllocatorFrames = flags & 16 != 0
     if flags & 64 != 0 { options.sections = [.summary, .leaks] }
