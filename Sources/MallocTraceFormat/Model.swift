@@ -173,6 +173,9 @@ public struct ProcessDetails: Sendable, Equatable {
     public var unwindMode: UInt32
     /// Mean bytes between sample points (`--sample-rate`); 0 when every call was recorded.
     public var sampleRate: UInt32 = 0
+    /// `CLOCK_MONOTONIC` at start, in nanoseconds: event times count from it (a reader of a live trace uses it
+    /// to tell how far the process's clock has come).
+    public var startMonotonic: UInt64 = 0
 }
 
 /// How the process ended, when it reached the tracer's exit path.

@@ -313,7 +313,8 @@ public final class TraceReader {
             pageSize: cursor.field(\mt_process_record_t.page_size, of: offset),
             maxDepth: cursor.field(\mt_process_record_t.max_depth, of: offset),
             unwindMode: cursor.field(\mt_process_record_t.unwind_mode, of: offset),
-            sampleRate: cursor.field(\mt_process_record_t.sample_rate, of: offset))
+            sampleRate: cursor.field(\mt_process_record_t.sample_rate, of: offset),
+            startMonotonic: cursor.field(\mt_process_record_t.start_monotonic_ns, of: offset))
     }
 
     /// The thread ids that recorded events, in order of first appearance.

@@ -140,6 +140,8 @@ static inline __attribute__((always_inline)) bool mt_should_record(void) {
 /* The failure policy: print one "malloctrace: ..." line (only the first time) and stop tracing.
  * The target keeps running untouched. Each part is a plain string; the call ends with NULL. */
 void mt_fail(const char *first, ...) __attribute__((sentinel));
+/* The copy of stderr that messages go to (-1 when none). */
+int mt_stderr_descriptor_number(void);
 /* Prints one "malloctrace: ..." line made of the parts, without changing anything. */
 void mt_say(const char *first, ...) __attribute__((sentinel));
 
@@ -190,7 +192,15 @@ typedef struct mt_config {
     bool sample_seed_given;
     bool leak_scan;   /* MALLOCTRACE_LEAK_SCAN=1 */
     bool rss_samples; /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
+    /* MALLOCTRACE_CLOCK_EVERY: events per read of the coarse clock, 1-16 (16; 1 when sampling). A thread that
+     * goes idle stamps up to this many of its next events with the time of its last read. */
+    uint32_t clock_every;
+    bool start_paused;     /* MALLOCTRACE_START=paused: the library loads idle until `ctl PID start` */
+    bool control;          /* MALLOCTRACE_CONTROL=1 (or START=paused): serve `malloctrace ctl` (control_server.c) */
+    char control_dir[108]; /* MALLOCTRACE_CONTROL_DIR; empty: /tmp/malloctrace-EUID */
 } mt_config_t;
+
+#define MT_DEFAULT_CLOCK_EVERY 16
 
 extern mt_config_t g_config;
 
@@ -225,6 +235,10 @@ void mt_file_resume(void);
 /* Locks for fork(): the child must not inherit a mutex held by another thread. */
 void mt_file_lock(void);
 void mt_file_unlock(void);
+/* The trace file's descriptor (-1 when none), for the control thread's own descriptor table. */
+int mt_file_descriptor(void);
+/* Whether that descriptor, in the calling thread's table, is the trace file. */
+bool mt_file_descriptor_is_trace(void);
 /* In a forked child: forget the parent's file without touching it. */
 void mt_file_forget(void);
 
@@ -262,6 +276,8 @@ void mt_rss_start(bool sampling);
 /* True for the one thread that moves the next sample time past `now`: it takes the sample. */
 bool mt_rss_claim_sample(uint64_t now);
 uint64_t mt_rss_resident_bytes(void);
+/* The /proc/self/statm descriptor (-1 when none). */
+int mt_rss_descriptor(void);
 uint64_t mt_rss_break_bytes(void);
 /* Appends the PROCESS_STATS record for an END of reason `how` (enum mt_end_reason). Guard held. */
 void mt_rss_write_end_stats(uint32_t how);
@@ -310,6 +326,14 @@ void mt_control_pool_alloc(uint64_t pool, const void *ptr, size_t size);
 void mt_control_pool_free(uint64_t pool, const void *ptr);
 void mt_control_pool_destroy(uint64_t pool);
 void mt_control_pool_backing(uint64_t pool, const void *block);
+
+/* ---- control channel (control_server.c) ---------------------------------------------------------- */
+
+/* Starts the thread that serves `malloctrace ctl` on DIR/PID.sock when control is on (g_config.control), once
+ * per traced process (at load, and in a followed child's fork handler). Guard held. */
+void mt_control_server_start(void);
+/* Removes this process's socket (at exit); a socket left by a killed process is replaced by the next one. */
+void mt_control_server_remove_socket(void);
 
 /* ---- stacks (stacks.c) ------------------------------------------------------------------------ */
 

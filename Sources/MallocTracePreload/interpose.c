@@ -218,6 +218,7 @@ static bool mt_end_trace(uint32_t how, int status) {
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
+    if (how != MT_END_EXEC) mt_control_server_remove_socket(); /* an exec'd image takes the pid's socket over */
     t_guard = was_guarded;
     return true;
 }
