@@ -148,6 +148,25 @@ final class DrivenProcess {
         #expect(missing.status != 0 && missing.stderr.contains("no process"), "\(missing.stderr)")
     }
 
+    /// A malformed control or clock variable is one `malloctrace:` line; the program runs as it would untraced.
+    @Test(arguments: [
+        ("MALLOCTRACE_START", "later", "MALLOCTRACE_START must be 'running' or 'paused', not 'later'"),
+        ("MALLOCTRACE_CONTROL", "yes", "MALLOCTRACE_CONTROL must be 0 or 1, not 'yes'"),
+        ("MALLOCTRACE_CONTROL_DIR", "relative", "MALLOCTRACE_CONTROL_DIR must be an absolute path"),
+        ("MALLOCTRACE_CLOCK_EVERY", "0", "MALLOCTRACE_CLOCK_EVERY must be a whole number of events from 1 to 16"),
+    ])
+    func malformedVariablesTurnTracingOffWithOneLine(name: String, value: String, message: String) throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("bad.mtrace")
+        let result = try runProgram(
+            Products.fixture("allocators"), [],
+            environment: ["LD_PRELOAD": Products.preloadLibrary, "MALLOCTRACE_OUTPUT": trace, name: value])
+        #expect(result.status == 0)
+        #expect(result.stderr.hasPrefix("malloctrace: " + message), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: trace))
+    }
+
     /// The target runs as `nobody`; root's request reaches the socket (root passes the directory's permissions)
     /// and is refused by the process; another ordinary user cannot even open the socket. Nothing is recorded.
     @Test(

@@ -31,6 +31,11 @@ module CZstd [system] {
     link "zstd"
     export *
 }
+module CZlib [system] {
+    header "$PWD/Sources/CZlib/shim.h"
+    link "z"
+    export *
+}
 module CMallocTraceDemangle {
     header "$PWD/Sources/CMallocTraceDemangle/include/malloctrace_demangle.h"
     export *
@@ -69,7 +74,7 @@ module MallocTraceSymbolication
 module MallocTraceReports
 swiftc "${flags[@]}" -module-name FuzzPipeline tools/fuzz/FuzzPipeline.swift "$out/MallocTraceFormat.o" \
     "$out/MallocTraceAnalysis.o" "$out/MallocTraceSymbolication.o" "$out/MallocTraceReports.o" \
-    "$out/CMallocTraceDemangle.o" -lzstd -lstdc++ -o "$out/fuzz-pipeline"
+    "$out/CMallocTraceDemangle.o" -lzstd -lz -lstdc++ -o "$out/fuzz-pipeline"
 if [[ $# -gt 0 && -f "$1" ]]; then
     exec "$out/fuzz-pipeline" "$@"
 fi
