@@ -291,11 +291,48 @@ public enum StoredAnalysis {
             frames = StoredFrames(fingerprint: fingerprint, byStack: byStack)
         }
         guard input.isAtEnd else { throw .invalid }
-        return ReportDigest(
+        let digest = ReportDigest(
             summary: summary, temporaryAllocations: temporaryAllocations, temporaryBytes: temporaryBytes,
             histogram: histogram, threads: threads, leakKinds: leakKinds, groupCount: groupCount,
             leakSiteCount: leakSiteCount, sites: sites, stacks: stacks, generations: generations, modules: modules,
             sampling: sampling, residentSamples: residentSamples, pools: pools, marks: marks, frames: frames)
+        guard isPlausible(digest) else { throw .invalid }
+        return digest
+    }
+
+    /// Counts and byte figures a pass could have produced: below 2^58 (a trace would need that many events),
+    /// and a finite sampling estimate. The renderers add and multiply a few of them, which a crafted index
+    /// with valid checksums could otherwise make overflow; such an index is ignored like a damaged one.
+    private static func isPlausible(_ digest: ReportDigest) -> Bool {
+        let limit: UInt64 = 1 << 58
+        func amounts(_ breakdown: LeakBreakdown) -> [UInt64] {
+            [breakdown.unclassified.bytes, breakdown.unclassified.blocks]
+                + breakdown.byKind.values.flatMap { [$0.bytes, $0.blocks] }
+        }
+        func figures(_ figures: SiteFigures) -> [UInt64] {
+            [
+                figures.allocationCalls, figures.bytesAllocated, figures.peakBytes, figures.peakBlocks,
+                figures.leakedBytes, figures.leakedBlocks, figures.temporaryAllocations, figures.temporaryBytes,
+            ] + amounts(figures.leakKinds)
+        }
+        let summary = digest.summary
+        var values = [
+            summary.allocationCalls, summary.failedCalls, summary.freeCalls, summary.bytesAllocated,
+            summary.peakBytes, summary.peakBlocks, summary.leakedBytes, summary.leakedBlocks, summary.unmatchedFrees,
+            summary.ignoredFrees, digest.temporaryAllocations, digest.temporaryBytes,
+        ]
+        values += summary.callsByFunction.values
+        values += digest.histogram.flatMap { [$0.allocationCalls, $0.bytes] }
+        values += digest.threads.flatMap { [$0.allocationCalls, $0.failedCalls, $0.freeCalls, $0.bytesAllocated] }
+        values += amounts(digest.leakKinds)
+        values += digest.sites.values.flatMap { $0.flatMap { [$0.bytes, $0.blocks] + figures($0.figures) } }
+        values += digest.pools.flatMap { figures($0.figures) }
+        guard values.allSatisfy({ $0 < limit }) else { return false }
+        if let sampling = digest.sampling {
+            let estimate = sampling.estimatedAllocationCalls
+            guard estimate.isFinite, estimate >= 0, estimate < Double(limit) else { return false }
+        }
+        return true
     }
 }
 

@@ -52,4 +52,45 @@ import Testing
                 "kind", "name", "sequence", "time", "threadID",
             ])
     }
+
+    /// A stored analysis is read from an untrusted file: cut short or with any byte changed, it decodes to a
+    /// value or to nothing, never to a trap.
+    @Test func damagedPayloadsNeverTrap() throws {
+        let header: [UInt8] = Array("MTRACE\u{1a}\n".utf8) + [1, 0, 16, 0, 0, 0, 0, 0]
+        let reader = try TraceReader(bytes: header)
+        let pass = TracePass.run(reader: reader, filters: ReportFilters(), temporaryThreshold: 0, symbolizer: nil)
+        let presenter = StackPresenter(reader: reader, symbolizer: nil, keepsAllocatorFrames: false)
+        var digest = ReportDigest(pass: pass, options: ReportOptions(), presenter: presenter)
+        var frame = ReportFrame(address: 0x1234, module: "/lib/x.so", offset: 0x34)
+        frame.function = "f"
+        frame.line = -3
+        digest.frames = StoredFrames(fingerprint: "inputs", byStack: [7: [frame]])
+        digest.stacks = [7: [0x1234, 0x5678]]
+        let payload = StoredAnalysis.encode(digest, options: ReportOptions(), writer: "w")
+        #expect(StoredAnalysis.decode(payload, options: ReportOptions(), writer: "w") == digest)
+        #expect(StoredAnalysis.decode(payload, options: ReportOptions(), writer: "v") == nil)
+        // Figures no pass could give (the renderers add and multiply some) make the index unusable.
+        var huge = digest
+        huge.summary.allocationCalls = 1 << 60
+        #expect(
+            StoredAnalysis.decode(
+                StoredAnalysis.encode(huge, options: ReportOptions(), writer: "w"), options: ReportOptions(),
+                writer: "w") == nil)
+        var sampled = digest
+        sampled.sampling = SampleEstimator(rate: 512, samples: 1, estimatedAllocationCalls: .nan)
+        #expect(
+            StoredAnalysis.decode(
+                StoredAnalysis.encode(sampled, options: ReportOptions(), writer: "w"), options: ReportOptions(),
+                writer: "w") == nil)
+        for length in 0..<payload.count {
+            #expect(StoredAnalysis.decode(Array(payload.prefix(length)), options: ReportOptions(), writer: "w") == nil)
+        }
+        for index in payload.indices {
+            for value: UInt8 in [0x00, 0x7F, 0x80, 0xFF] {
+                var changed = payload
+                changed[index] = value
+                _ = StoredAnalysis.decode(changed, options: ReportOptions(), writer: "w")
+            }
+        }
+    }
 }
