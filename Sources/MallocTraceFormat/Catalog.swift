@@ -16,6 +16,11 @@ struct Catalog {
     var sampling: SampleEstimator?
     /// RSS samples, in the order their chunks were decoded (not necessarily in time order across threads).
     var residentSamples: [ResidentSample] = []
+    /// How allocations without a CHUNK_INFO event get their usable size (from the ALLOCATOR record).
+    var usableRule = UsableSizeRule.unknown
+    /// The program's own mappings and mallopt calls, in decoding order.
+    var mappings: [MappingEvent] = []
+    var malloptCalls: [MalloptCall] = []
 
     init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
         self.stacks = stacks

@@ -196,6 +196,8 @@ public struct Report {
     public var residentSamples: [ResidentSample]
     /// Points ``residentSamples`` keeps at most.
     public static let residentSampleLimit = 500
+    /// The allocator's view (`report --allocator`), when asked for.
+    public var allocator: AllocatorReport?
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -282,6 +284,9 @@ public struct Report {
             }
         }
         self.sites = sites
+        allocator = pass.allocatorView.map {
+            AllocatorReport(pass: pass, view: $0, presenter: presenter, top: options.top)
+        }
         symbolization =
             printed.isEmpty && listed.isEmpty
             ? nil : Self.notes(for: sites.values.flatMap { $0.flatMap(\.stack) }, symbolizer: symbolizer)

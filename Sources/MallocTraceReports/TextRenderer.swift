@@ -14,6 +14,7 @@ public enum TextRenderer {
             case .threads: out += threads(report)
             }
         }
+        if let view = report.allocator { out += AllocatorTextRenderer.render(view, top: report.options.top) }
         if let notes = report.symbolization { out += symbolization(notes) }
         return out
     }

@@ -60,6 +60,8 @@ public struct TracePass {
     public var leakKinds: LeakBreakdown
     /// The leak kinds that count as leaked in ``summary`` and the sites.
     public var countedLeakKinds: Set<LeakKind>
+    /// Requested against usable bytes and where blocks came from, when the pass was asked for it.
+    public var allocatorView: AllocatorView?
 
     /// Reads every event once, feeding the heap analysis and the smaller accumulators; `filters` select
     /// the allocations in the same pass. Stack patterns need frames while reading: they are resolved with
@@ -70,10 +72,11 @@ public struct TracePass {
     public static func run(
         reader: TraceReader, filters: ReportFilters, temporaryThreshold: Int, symbolizer: Symbolizer?,
         countsSizes: Bool = true, countsThreads: Bool = true,
-        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, progress: ProgressMeter = .silent,
-        observer: ((Span<AllocatorEvent>) -> Void)? = nil
+        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, analyzesAllocator: Bool = false,
+        progress: ProgressMeter = .silent, observer: ((Span<AllocatorEvent>) -> Void)? = nil
     ) -> TracePass {
         var analyzer = HeapAnalyzer()
+        var allocatorView = analyzesAllocator ? AllocatorView(details: reader.allocator) : nil
         var temporary = TemporaryAllocationCounter(threshold: temporaryThreshold)
         var histogram = SizeHistogram()
         var threads = ThreadTotals()
@@ -109,6 +112,7 @@ public struct TracePass {
                 temporary.consume(batch)
                 if countsSizes { histogram.consume(batch) }
                 if countsThreads { threads.consume(batch) }
+                allocatorView?.consume(batch)
                 observer?(batch)
                 return
             }
@@ -121,9 +125,11 @@ public struct TracePass {
                 temporary.consume(event)
                 if countsSizes { histogram.consume(event) }
                 if countsThreads { threads.consume(event) }
+                allocatorView?.consume(event)
             }
             if let observer, !accepted.isEmpty { observer(accepted.span) }
         }
+        allocatorView?.finish()
         var analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]
         sites.reserveCapacity(analysis.sites.count)
@@ -152,7 +158,7 @@ public struct TracePass {
         return TracePass(
             reader: reader, summary: analysis.summary, sites: sites, temporaryAllocations: temporary.total,
             temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads, leakKinds: leakKinds,
-            countedLeakKinds: countedLeakKinds)
+            countedLeakKinds: countedLeakKinds, allocatorView: allocatorView)
     }
 }
 
@@ -170,7 +176,8 @@ extension TracePass {
         let pass = run(
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
             symbolizer: symbolizer, countsSizes: countsSizes, countsThreads: countsThreads,
-            countedLeakKinds: options.leakKinds, progress: progress, observer: observer)
+            countedLeakKinds: options.leakKinds, analyzesAllocator: options.showsAllocator, progress: progress,
+            observer: observer)
         return (pass, symbolizer)
     }
 }

@@ -175,6 +175,7 @@ struct ReportCommand: ParsableCommand {
               malloctrace report app.mtrace --group-by function --top peak=20 --format json | jq '.peak_contributors'
               malloctrace report app.mtrace --from 2.5 --to 4 --exclude libpython
               malloctrace report app.mtrace --format html -o report.html
+              malloctrace report app.mtrace --allocator --sections summary
 
             The HTML page is one self-contained file (no network): summary, heap in use over time with the peak \
             marked, an interactive flame graph (peak, leaked, allocated, calls, temporary), the top tables with \
@@ -212,6 +213,16 @@ struct ReportCommand: ParsableCommand {
             "Entries per list section (default 10); SECTION=N sets one section's (repeatable).", valueName: "n"))
     var top: [TopLimit] = []
 
+    @Flag(
+        help: ArgumentHelp(
+            "Add the allocator's view: requested against usable bytes (internal waste by size and call site), blocks"
+                + " served by the heap, thread arenas or mmap, glibc's mmap threshold over time, arenas per thread, the"
+                + " resident set beside the live heap with the gap between them named (free heap, allocator overhead,"
+                + " the program's own mappings such as pymalloc's arenas: trace with 'run --mmap' to see those by call"
+                + " stack), and requests just above a size-class or mmap boundary. Text, JSON ('allocator') and HTML."
+                + " docs/how-malloc-works.md explains how to read it."))
+    var allocator = false
+
     @OptionGroup var analysis: AnalysisOptions
 
     func selectedSections() throws -> Set<ReportSection> {
@@ -246,6 +257,7 @@ struct ReportCommand: ParsableCommand {
             }
         }
         try analysis.apply(to: &options)
+        options.showsAllocator = allocator
         if format == .html {
             let model: HTMLReportModel
             do {
