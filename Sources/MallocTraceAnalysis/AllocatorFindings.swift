@@ -104,6 +104,8 @@ public struct MappingSummary: Sendable, Equatable {
     public var sites: [Site] = []
     /// Mapped bytes over time (time, live bytes), one point per call.
     public var timeline: [(time: UInt64, bytes: UInt64)] = []
+    /// Every change of a site's mapped bytes, in order: for the sites' bytes at any moment.
+    private var changes: [(time: UInt64, stackID: UInt32, bytes: Int64)] = []
 
     public static func == (a: MappingSummary, b: MappingSummary) -> Bool {
         a.mmapCalls == b.mmapCalls && a.bytesMapped == b.bytesMapped && a.liveBytes == b.liveBytes
@@ -121,11 +123,13 @@ public struct MappingSummary: Sendable, Equatable {
         var regions: [UInt64: Region] = [:]  // by start; few (anonymous mappings of the program itself)
         var sites: [UInt32: Site] = [:]
         var lengths: [UInt32: [UInt64: UInt64]] = [:]
+        var now: UInt64 = 0
         func add(_ region: Region) {
             regions[region.start] = region
             let bytes = region.end &- region.start
             summary.liveBytes &+= bytes
             sites[region.stackID, default: Site(stackID: region.stackID)].liveBytes &+= bytes
+            summary.changes.append((now, region.stackID, Int64(bitPattern: bytes)))
         }
         func unmap(_ start: UInt64, _ end: UInt64) {
             for region in regions.values where region.start < end && start < region.end {
@@ -133,11 +137,13 @@ public struct MappingSummary: Sendable, Equatable {
                 let cutStart = max(region.start, start), cutEnd = min(region.end, end)
                 summary.liveBytes &-= cutEnd &- cutStart
                 sites[region.stackID]?.liveBytes &-= cutEnd &- cutStart
+                summary.changes.append((now, region.stackID, -Int64(bitPattern: cutEnd &- cutStart)))
                 if region.start < cutStart { regions[region.start] = Region(start: region.start, end: cutStart, stackID: region.stackID) }
                 if cutEnd < region.end { regions[cutEnd] = Region(start: cutEnd, end: region.end, stackID: region.stackID) }
             }
         }
         for event in events {
+            now = event.time
             switch event.call {
             case .mmap:
                 summary.mmapCalls &+= 1
@@ -174,6 +180,13 @@ public struct MappingSummary: Sendable, Equatable {
             ($0.liveBytes, $0.bytesMapped, $1.stackID) > ($1.liveBytes, $1.bytesMapped, $0.stackID)
         }
         return summary
+    }
+
+    /// Each site's mapped bytes at `time` (after every call at or before it); sites with none left out. O(calls).
+    public func liveBytesBySite(at time: UInt64) -> [UInt32: UInt64] {
+        var bytes: [UInt32: Int64] = [:]
+        for change in changes where change.time <= time { bytes[change.stackID, default: 0] &+= change.bytes }
+        return bytes.compactMapValues { $0 > 0 ? UInt64($0) : nil }
     }
 
     /// Live mapped bytes at `time` (the last call at or before it).
@@ -213,6 +226,8 @@ public struct MemoryGap: Sendable, Equatable {
     /// Resident bytes not explained by live requested bytes (0 when the heap is larger).
     public var gapBytes: UInt64 { residentBytes > liveRequestedBytes ? residentBytes - liveRequestedBytes : 0 }
     public var parts: [(part: Part, bytes: UInt64)]
+    /// What the direct mappings were at that moment, by cause (filled in by the report, which reads stacks).
+    public var mappingCauses: [(cause: String, bytes: UInt64)] = []
 
     public static func == (a: MemoryGap, b: MemoryGap) -> Bool {
         a.moment == b.moment && a.time == b.time && a.residentBytes == b.residentBytes

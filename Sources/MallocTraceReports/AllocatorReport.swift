@@ -19,9 +19,20 @@ public struct AllocatorReport {
 
     public struct MappingSite {
         public var site: MappingSummary.Site
-        /// What the mappings are, when their stack says (CPython's pymalloc arenas), else where they were made.
-        public var cause: String
         public var stack: [ReportFrame]
+    }
+
+    /// The program's own mappings of one cause: what their stacks say they are (CPython's pymalloc arenas), or
+    /// where they were made.
+    public struct MappingCauseGroup {
+        public var cause: String
+        public var mmapCalls: UInt64 = 0
+        public var bytesMapped: UInt64 = 0
+        public var liveBytes: UInt64 = 0
+        /// At the moment the program's mapped bytes peaked.
+        public var peakBytes: UInt64 = 0
+        /// The largest sites, with their stacks.
+        public var sites: [MappingSite] = []
     }
 
     /// One moment of the resident set beside the live heap.
@@ -50,12 +61,16 @@ public struct AllocatorReport {
     public var atPeak: LiveChunks
     public var liveAtEnd: LiveChunks
     public var mappings: MappingSummary?
-    public var mappingSites: [MappingSite]
+    /// By live bytes at the end, then bytes mapped.
+    public var mappingCauses: [MappingCauseGroup]
     /// The gap at the end and at the largest resident sample.
     public var gaps: [MemoryGap]
     /// Resident set and heap over time (at most ``pointLimit``).
     public var timeline: [Point]
     public static let pointLimit = 500
+    /// Mapping sites whose stacks are resolved to name their cause; the rest count as "other direct mappings".
+    static let namedMappingSites = 200
+    static let stacksPerCause = 3
 
     /// True when the trace recorded usable sizes (traces made before this view, or with MALLOCTRACE_USABLE=0, did
     /// not).
@@ -87,16 +102,36 @@ public struct AllocatorReport {
         let recordsMappings = reader.allocator?.recordsMappings ?? false
         let mappingSummary = recordsMappings ? MappingSummary.replay(reader.mappings) : nil
         mappings = mappingSummary
-        let shownMappings = Array((mappingSummary?.sites ?? []).prefix(limit))
+        // Causes come from stacks: the sites that mapped the most are named, the rest grouped.
+        let named = Array(
+            (mappingSummary?.sites ?? []).sorted { ($0.bytesMapped, $1.stackID) > ($1.bytesMapped, $0.stackID) }
+                .prefix(Self.namedMappingSites))
 
-        presenter.prepareFrames(
-            wasteful.map(\.key) + nearBoundary.map(\.0) + shownMappings.map(\.stackID))
+        presenter.prepareFrames(wasteful.map(\.key) + nearBoundary.map(\.0) + named.map(\.stackID))
         wasteSites = wasteful.map { Site(stackID: $0.key, sources: $0.value.sources, stack: presenter.frames($0.key)) }
         candidates = nearBoundary.map { Candidate(stackID: $0.0, candidate: $0.1, stack: presenter.frames($0.0)) }
-        mappingSites = shownMappings.map { site in
-            MappingSite(
-                site: site, cause: MappingCause.name(presenter.allFrames(site.stackID)),
-                stack: presenter.frames(site.stackID))
+        var causeOf: [UInt32: String] = [:]
+        for site in named { causeOf[site.stackID] = MappingCause.name(presenter.allFrames(site.stackID), site: site) }
+        let cause = { (stackID: UInt32) in causeOf[stackID] ?? "other direct mappings" }
+        var groups: [String: MappingCauseGroup] = [:]
+        for site in mappingSummary?.sites ?? [] {
+            var group = groups[cause(site.stackID)] ?? MappingCauseGroup(cause: cause(site.stackID))
+            group.mmapCalls &+= site.mmapCalls
+            group.bytesMapped &+= site.bytesMapped
+            group.liveBytes &+= site.liveBytes
+            group.peakBytes &+= site.peakBytes
+            if group.sites.count < Self.stacksPerCause && causeOf[site.stackID] != nil {
+                group.sites.append(MappingSite(site: site, stack: presenter.frames(site.stackID)))
+            }
+            groups[group.cause] = group
+        }
+        mappingCauses = Array(
+            groups.values.sorted { ($0.liveBytes, $0.peakBytes, $1.cause) > ($1.liveBytes, $1.peakBytes, $0.cause) }
+                .prefix(limit))
+        func causes(at time: UInt64) -> [(cause: String, bytes: UInt64)] {
+            var bytes: [String: UInt64] = [:]
+            for (stackID, live) in mappingSummary?.liveBytesBySite(at: time) ?? [:] { bytes[cause(stackID), default: 0] &+= live }
+            return bytes.map { ($0.key, $0.value) }.sorted { ($0.1, $1.0) > ($1.1, $0.0) }
         }
 
         var moments: [MemoryGap] = []
@@ -113,6 +148,9 @@ public struct AllocatorReport {
                     moment: "rss peak", time: largest.time, resident: largest.residentBytes,
                     breakBytes: largest.breakBytes, live: view.live(at: largest.time).sources,
                     mapped: mappedAt(largest.time)))
+        }
+        if mappingSummary != nil {
+            for index in moments.indices { moments[index].mappingCauses = causes(at: moments[index].time) }
         }
         gaps = moments
 
@@ -159,10 +197,19 @@ enum MappingCause {
         ("TCMalloc_SystemAlloc", "tcmalloc spans"),
     ]
 
-    static func name(_ frames: [ReportFrame]) -> String {
+    /// CPython's arenas: 256 KiB before 3.10, 1 MiB since (ARENA_SIZE, on 64-bit with the radix tree).
+    static let pythonArenaSizes: Set<UInt64> = [256 << 10, 1 << 20]
+
+    static func name(_ frames: [ReportFrame], site: MappingSummary.Site) -> String {
         for frame in frames {
             guard let function = frame.function else { continue }
             if let match = known.first(where: { function.hasPrefix($0.function) }) { return match.name }
+        }
+        // A stripped interpreter (Debian's python3) names no static function: an arena-sized mapping made by the
+        // interpreter's own code, under its object allocator, is still pymalloc's.
+        let module = frames.first?.moduleName ?? ""
+        if (module.hasPrefix("python3") || module.hasPrefix("libpython3")) && pythonArenaSizes.contains(site.typicalLength) {
+            return "CPython pymalloc arenas"
         }
         let caller = frames.first { $0.function.map { !$0.hasPrefix("mmap") && !$0.hasPrefix("__mmap") } ?? false }
         return "direct mmap from " + (caller?.function ?? caller?.location ?? "an unknown caller")

@@ -88,6 +88,10 @@ enum AllocatorTextRenderer {
                 + " gap \(bytes(gap.gapBytes))\n"
             for (part, amount) in gap.parts {
                 out += "    " + describe(part).padding(78) + bytes(amount).leftPadding(12) + "\n"
+                guard part == .directMappings else { continue }
+                for (cause, mapped) in gap.mappingCauses.prefix(5) {
+                    out += "      " + cause.padding(76) + bytes(mapped).leftPadding(12) + " mapped\n"
+                }
             }
         }
         if view.mappings == nil {
@@ -193,12 +197,16 @@ enum AllocatorTextRenderer {
                 "  program break moved \(Formatting.counted(mappings.breakMoves, "time")) by the program itself,"
                 + " \(mappings.breakBytes) B net\n"
         }
-        for (rank, entry) in view.mappingSites.enumerated() {
-            let site = entry.site
+        for (rank, group) in view.mappingCauses.enumerated() {
             out +=
-                "  #\(rank + 1)  \(entry.cause): \(bytes(site.liveBytes)) mapped at the end, \(bytes(site.peakBytes))"
-                + " at the peak; \(Formatting.counted(site.mmapCalls, "mmap")) (typically"
-                + " \(bytes(site.typicalLength))), \(bytes(site.bytesMapped)) in all\n" + stack(entry.stack)
+                "  #\(rank + 1)  \(group.cause): \(bytes(group.liveBytes)) mapped at the end, \(bytes(group.peakBytes))"
+                + " at the peak; \(Formatting.counted(group.mmapCalls, "mmap")), \(bytes(group.bytesMapped)) in all\n"
+            for entry in group.sites {
+                let site = entry.site
+                out +=
+                    "      \(Formatting.counted(site.mmapCalls, "mmap")) of typically \(bytes(site.typicalLength))"
+                    + " (\(bytes(site.bytesMapped)) in all) from\n" + stack(entry.stack)
+            }
         }
         return out
     }
