@@ -250,7 +250,8 @@ public struct AllocatorView: Sendable {
         if isGlibc && event.chunk.contains(.mmapped) {
             // A request whose chunk (request + 8, rounded up to 16) reaches the threshold is mapped.
             let threshold = max(initialThreshold, 16)
-            guard requested &+ 8 >= threshold, requested < threshold &+ threshold / 8 else { return nil }
+            let arenaChunk = AllocatorDetails.glibcUsableSize(requested) &+ 8
+            guard arenaChunk >= threshold, requested < threshold &+ threshold / 8 else { return nil }
             let boundary = threshold &- 24
             return BoundaryCandidate(
                 kind: .mmapThreshold(threshold: threshold), requested: requested, usable: usable, boundary: boundary,
