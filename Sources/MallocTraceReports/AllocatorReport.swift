@@ -142,7 +142,10 @@ public struct AllocatorReport {
                     moment: "end", time: memory.time, resident: memory.residentBytes, breakBytes: memory.breakBytes,
                     live: view.live.sources, mapped: mappedAt(memory.time)))
         }
-        if let largest = reader.residentSamples.max(by: { $0.residentBytes < $1.residentBytes }) {
+        // The largest sample, unless the end itself was larger (then the end is the moment to look at).
+        if let largest = reader.residentSamples.max(by: { $0.residentBytes < $1.residentBytes }),
+            largest.residentBytes > reader.processMemory?.residentBytes ?? 0
+        {
             moments.append(
                 MemoryGap.split(
                     moment: "rss peak", time: largest.time, resident: largest.residentBytes,
