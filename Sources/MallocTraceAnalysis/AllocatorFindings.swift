@@ -191,12 +191,8 @@ public struct MappingSummary: Sendable, Equatable {
 
     /// Live mapped bytes at `time` (the last call at or before it).
     public func liveBytes(at time: UInt64) -> UInt64 {
-        var low = 0, high = timeline.count
-        while low < high {
-            let middle = (low + high) / 2
-            if timeline[middle].time <= time { low = middle + 1 } else { high = middle }
-        }
-        return low == 0 ? 0 : timeline[low - 1].bytes
+        let count = pointsUpTo(time, in: timeline) { $0.time }
+        return count == 0 ? 0 : timeline[count - 1].bytes
     }
 }
 
@@ -260,11 +256,17 @@ public struct MemoryGap: Sendable, Equatable {
 extension AllocatorView {
     /// The live chunks at `time`: the last point of the series at or before it.
     public func live(at time: UInt64) -> LiveChunks {
-        var low = 0, high = timeline.count
-        while low < high {
-            let middle = (low + high) / 2
-            if timeline[middle].time <= time { low = middle + 1 } else { high = middle }
-        }
-        return low == 0 ? LiveChunks() : timeline[low - 1]
+        let count = pointsUpTo(time, in: timeline) { $0.time }
+        return count == 0 ? LiveChunks() : timeline[count - 1]
     }
+}
+
+/// How many points of a series in time order lie at or before `time`. O(log n).
+func pointsUpTo<Point>(_ time: UInt64, in points: [Point], time pointTime: (Point) -> UInt64) -> Int {
+    var low = 0, high = points.count
+    while low < high {
+        let middle = (low + high) / 2
+        if pointTime(points[middle]) <= time { low = middle + 1 } else { high = middle }
+    }
+    return low
 }

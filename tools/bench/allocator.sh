@@ -2,8 +2,8 @@
 # The cost of the allocator's view (issue #13): usable sizes and chunk flags (MALLOCTRACE_USABLE, on by default)
 # and the program's own mappings (MALLOCTRACE_MMAP, run --mmap). Runs each workload untraced, traced with
 # MALLOCTRACE_USABLE=0, traced as by default and traced with MALLOCTRACE_MMAP=1, interleaved round by round, and
-# prints the median wall time of each and the trace's bytes per allocation call (uncompressed, as the library
-# writes it; trace sizes do not vary between runs).
+# prints the median wall time of each and the trace's event bytes per allocation call (uncompressed, as the
+# library writes them; they do not vary between runs).
 #
 #   tools/bench/allocator.sh [ROUNDS]        (default 5; the CLI is taken from .build/debug unless MALLOCTRACE_BIN)
 set -euo pipefail
@@ -36,6 +36,24 @@ environment() {
 
 now() { date +%s%N; }
 
+# The event bytes of a trace: the `used` bytes of its CHUNK records (a chunk record's length is its capacity,
+# so the file size moves in steps of whole chunks).
+event_bytes() {
+    python3 - "$1" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+offset, used = 16, 0
+while offset + 8 <= len(data):
+    kind, _, _, length = struct.unpack_from("<BBHI", data, offset)
+    if kind == 0:
+        break
+    if kind == 2:
+        used += struct.unpack_from("<I", data, offset + 12)[0]
+    offset = (offset + 8 + length + 7) & ~7
+print(used)
+PY
+}
+
 printf '| workload | untraced | MALLOCTRACE_USABLE=0 | default (usable sizes) | MALLOCTRACE_MMAP=1 | bytes/call USABLE=0 | bytes/call default | cost of usable sizes |\n'
 printf '|---|---|---|---|---|---|---|---|\n'
 for entry in "${workloads[@]}"; do
@@ -56,7 +74,7 @@ for entry in "${workloads[@]}"; do
             if [[ $mode != untraced && $round == 0 ]]; then
                 calls=$("$cli" report "$work/t.mtrace" --format json --sections summary |
                     python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["allocation_calls"])')
-                size=$(stat -c %s "$work/t.mtrace")
+                size=$(event_bytes "$work/t.mtrace")
                 bytes[$mode]=$(python3 -c "print(f'{$size / max($calls, 1):.3f}')")
             fi
         done
