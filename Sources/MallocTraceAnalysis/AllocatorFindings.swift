@@ -33,7 +33,8 @@ public struct ThresholdTimeline: Sendable, Equatable {
     public static func replay(
         details: AllocatorDetails, mallopt: [MalloptCall], releases: [AllocatorView.MappedRelease]
     ) -> ThresholdTimeline {
-        var timeline = ThresholdTimeline(initial: details.initialMmapThreshold, isDynamicAtEnd: details.thresholdIsDynamic)
+        var timeline = ThresholdTimeline(
+            initial: details.initialMmapThreshold, isDynamicAtEnd: details.thresholdIsDynamic)
         var threshold = details.initialMmapThreshold
         var calls = mallopt[...]
         var frees = releases[...]
@@ -52,7 +53,8 @@ public struct ThresholdTimeline: Sendable, Equatable {
                 else { continue }
                 threshold = release.chunkBytes
                 timeline.changes.append(
-                    Change(time: release.time, sequence: release.sequence, threshold: threshold, cause: .freedMappedChunk))
+                    Change(
+                        time: release.time, sequence: release.sequence, threshold: threshold, cause: .freedMappedChunk))
             }
         }
         return timeline
@@ -138,8 +140,12 @@ public struct MappingSummary: Sendable, Equatable {
                 summary.liveBytes &-= cutEnd &- cutStart
                 sites[region.stackID]?.liveBytes &-= cutEnd &- cutStart
                 summary.changes.append((now, region.stackID, -Int64(bitPattern: cutEnd &- cutStart)))
-                if region.start < cutStart { regions[region.start] = Region(start: region.start, end: cutStart, stackID: region.stackID) }
-                if cutEnd < region.end { regions[cutEnd] = Region(start: cutEnd, end: region.end, stackID: region.stackID) }
+                if region.start < cutStart {
+                    regions[region.start] = Region(start: region.start, end: cutStart, stackID: region.stackID)
+                }
+                if cutEnd < region.end {
+                    regions[cutEnd] = Region(start: cutEnd, end: region.end, stackID: region.stackID)
+                }
             }
         }
         for event in events {

@@ -84,7 +84,7 @@ void mt_allocator_start(void) {
         if (g_config.usable_sizes) g_chunk_mode = MT_CHUNKS_GLIBC;
     } else {
         record.allocator = MT_ALLOCATOR_OTHER;
-        g_usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+        g_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
         if (g_config.usable_sizes && g_usable_size != NULL) g_chunk_mode = MT_CHUNKS_OTHER;
     }
     if (g_chunk_mode != MT_CHUNKS_OFF) record.features |= MT_ALLOCATOR_USABLE_SIZES;
@@ -130,7 +130,8 @@ static void *mt_real_mmap(void *address, size_t length, int prot, int flags, int
 }
 
 static void *mt_traced_mmap(void *address, size_t length, int prot, int flags, int fd, off_t offset) {
-    if (!(flags & MAP_ANONYMOUS) || !mt_records_mapping()) return mt_real_mmap(address, length, prot, flags, fd, offset);
+    if (!(flags & MAP_ANONYMOUS) || !mt_records_mapping())
+        return mt_real_mmap(address, length, prot, flags, fd, offset);
     t_guard = mt_guard_token();
     void *result = mt_real_mmap(address, length, prot, flags, fd, offset);
     int saved_errno = errno;

@@ -186,7 +186,7 @@ typedef struct mt_config {
     uint32_t sample_rate; /* mean bytes between sample points; 0 = record every call */
     uint64_t sample_seed;
     bool sample_seed_given;
-    bool leak_scan;   /* MALLOCTRACE_LEAK_SCAN=1 */
+    bool leak_scan;      /* MALLOCTRACE_LEAK_SCAN=1 */
     bool rss_samples;    /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
     bool usable_sizes;   /* MALLOCTRACE_USABLE, default 1: usable size and chunk flags of every block */
     bool trace_mappings; /* MALLOCTRACE_MMAP=1: the program's own anonymous mmap/munmap/mremap, brk/sbrk */
@@ -291,7 +291,8 @@ static inline uint64_t mt_glibc_derived_usable(uint64_t requested) {
  * `arena` is the chunk's current non-main-arena bit, updated by what is written. Guard held. */
 static inline bool mt_chunk_info(const void *ptr, size_t requested, uint8_t *arena, uint64_t *value) {
     if (g_chunk_mode != MT_CHUNKS_GLIBC) return mt_chunk_info_other(ptr, requested, value);
-    size_t word = ((const size_t *)ptr)[-1]; /* the chunk's size word: size | NON_MAIN_ARENA | IS_MMAPPED | PREV_INUSE */
+    size_t word =
+        ((const size_t *)ptr)[-1]; /* the chunk's size word: size | NON_MAIN_ARENA | IS_MMAPPED | PREV_INUSE */
     size_t chunk = word & ~(size_t)MT_GLIBC_SIZE_BITS;
     bool mmapped = (word & MT_GLIBC_IS_MMAPPED) != 0;
     uint8_t non_main = (word & MT_GLIBC_NON_MAIN_ARENA) != 0;

@@ -22,7 +22,8 @@ enum AllocatorHTMLRenderer {
                 ("mmap (own pages)", view.sources.mmapped), ("all", total),
             ] {
                 out += "<tr><td>\(name)</td><td class=\"num\">\(Formatting.grouped(tally.calls))</td>"
-                out += "<td class=\"num\">\(bytes(tally.requestedBytes))</td><td class=\"num\">\(bytes(tally.usableBytes))</td>"
+                out +=
+                    "<td class=\"num\">\(bytes(tally.requestedBytes))</td><td class=\"num\">\(bytes(tally.usableBytes))</td>"
                 out += "<td class=\"num\">\(bytes(tally.chunkBytes))</td></tr>\n"
             }
             out += "</tbody></table>\n"
@@ -41,7 +42,8 @@ enum AllocatorHTMLRenderer {
                 out += "<td class=\"num\">\(bytes(amount))</td></tr>\n"
                 guard part == .directMappings else { continue }
                 for (cause, mapped) in gap.mappingCauses.prefix(5) {
-                    out += "<tr><td>&nbsp;&nbsp;\(escaped(cause))</td><td class=\"num\">\(bytes(mapped)) mapped</td></tr>\n"
+                    out +=
+                        "<tr><td>&nbsp;&nbsp;\(escaped(cause))</td><td class=\"num\">\(bytes(mapped)) mapped</td></tr>\n"
                 }
             }
             out += "</tbody></table>\n"
@@ -85,9 +87,13 @@ enum AllocatorHTMLRenderer {
         for (index, line) in series.enumerated() {
             let values = points.compactMap { point in line.value(point).map { (point.time, $0) } }
             guard !values.isEmpty else { continue }
-            let path = values.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(f(x($0.element.0))),\(f(y($0.element.1)))" }
-            out += "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.5\"/>\n"
-            out += "<text x=\"\(f(left + 10 + Double(index) * 120))\" y=\"\(f(top + 10))\" style=\"fill:\(line.color)\">"
+            let path = values.enumerated().map {
+                "\($0.offset == 0 ? "M" : "L")\(f(x($0.element.0))),\(f(y($0.element.1)))"
+            }
+            out +=
+                "<path d=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.5\"/>\n"
+            out +=
+                "<text x=\"\(f(left + 10 + Double(index) * 120))\" y=\"\(f(top + 10))\" style=\"fill:\(line.color)\">"
             out += "\(line.name)</text>\n"
         }
         return out + "</svg>\n"

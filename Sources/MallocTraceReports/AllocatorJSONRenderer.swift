@@ -109,9 +109,11 @@ enum AllocatorJSONRenderer {
     static func gap(_ gap: MemoryGap) -> JSON {
         .object([
             "moment": .string(gap.moment), "time_ns": .unsigned(gap.time), "rss_bytes": .unsigned(gap.residentBytes),
-            "live_requested_bytes": .unsigned(gap.liveRequestedBytes), "live_chunk_bytes": .unsigned(gap.liveChunkBytes),
+            "live_requested_bytes": .unsigned(gap.liveRequestedBytes),
+            "live_chunk_bytes": .unsigned(gap.liveChunkBytes),
             "brk_bytes": .unsigned(gap.breakBytes), "gap_bytes": .unsigned(gap.gapBytes),
-            "parts": .array(gap.parts.map { .object(["cause": .string($0.part.rawValue), "bytes": .unsigned($0.bytes)]) }),
+            "parts": .array(
+                gap.parts.map { .object(["cause": .string($0.part.rawValue), "bytes": .unsigned($0.bytes)]) }),
             "mapping_causes": .array(
                 gap.mappingCauses.map { .object(["cause": .string($0.cause), "bytes": .unsigned($0.bytes)]) }),
         ])

@@ -96,7 +96,8 @@ public struct AllocatorReport {
         }
         threshold = reader.allocator.flatMap { details in
             details.isGlibc
-                ? ThresholdTimeline.replay(details: details, mallopt: reader.malloptCalls, releases: view.mappedReleases)
+                ? ThresholdTimeline.replay(
+                    details: details, mallopt: reader.malloptCalls, releases: view.mappedReleases)
                 : nil
         }
         let recordsMappings = reader.allocator?.recordsMappings ?? false
@@ -130,7 +131,9 @@ public struct AllocatorReport {
                 .prefix(limit))
         func causes(at time: UInt64) -> [(cause: String, bytes: UInt64)] {
             var bytes: [String: UInt64] = [:]
-            for (stackID, live) in mappingSummary?.liveBytesBySite(at: time) ?? [:] { bytes[cause(stackID), default: 0] &+= live }
+            for (stackID, live) in mappingSummary?.liveBytesBySite(at: time) ?? [:] {
+                bytes[cause(stackID), default: 0] &+= live
+            }
             return bytes.map { ($0.key, $0.value) }.sorted { ($0.1, $1.0) > ($1.1, $0.0) }
         }
 
@@ -172,7 +175,8 @@ public struct AllocatorReport {
         } else {
             for sample in samples {
                 points.append(
-                    Self.point(view.live(at: sample.time), time: sample.time, resident: sample, mapped: mappedAt(sample.time)))
+                    Self.point(
+                        view.live(at: sample.time), time: sample.time, resident: sample, mapped: mappedAt(sample.time)))
             }
         }
         timeline = points
@@ -211,7 +215,9 @@ enum MappingCause {
         // A stripped interpreter (Debian's python3) names no static function: an arena-sized mapping made by the
         // interpreter's own code, under its object allocator, is still pymalloc's.
         let module = frames.first?.moduleName ?? ""
-        if (module.hasPrefix("python3") || module.hasPrefix("libpython3")) && pythonArenaSizes.contains(site.typicalLength) {
+        if (module.hasPrefix("python3") || module.hasPrefix("libpython3"))
+            && pythonArenaSizes.contains(site.typicalLength)
+        {
             return "CPython pymalloc arenas"
         }
         let caller = frames.first { $0.function.map { !$0.hasPrefix("mmap") && !$0.hasPrefix("__mmap") } ?? false }

@@ -79,7 +79,9 @@ enum AllocatorTextRenderer {
     }
 
     static func gaps(_ view: AllocatorReport) -> String {
-        guard !view.gaps.isEmpty else { return "  resident set     not recorded (MALLOCTRACE_RSS=0, or an older trace)\n" }
+        guard !view.gaps.isEmpty else {
+            return "  resident set     not recorded (MALLOCTRACE_RSS=0, or an older trace)\n"
+        }
         var out = "\nResident set against the live heap (the gap: memory the process holds beyond live requests)\n"
         for gap in view.gaps {
             out +=

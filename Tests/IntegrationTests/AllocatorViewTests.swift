@@ -50,7 +50,9 @@ import Testing
         let lines = try String(contentsOfFile: own, encoding: .utf8).split(separator: "\n").map {
             $0.split(separator: " ").map(String.init)
         }
-        let blocks = lines.filter { $0.count == 2 }.compactMap { line in Int(line[0]).flatMap { a in Int(line[1]).map { (a, $0) } } }
+        let blocks = lines.filter { $0.count == 2 }.compactMap { line in
+            Int(line[0]).flatMap { a in Int(line[1]).map { (a, $0) } }
+        }
         #expect(blocks.count == 16)
         let mallinfo = try #require(lines.first { $0.first == "m" })
         let (hblks, hblkhd) = (Int(mallinfo[1]) ?? -1, Int(mallinfo[2]) ?? -1)
@@ -103,7 +105,8 @@ import Testing
         let arenas = threads.map { $0.object("served_from").object("thread_arenas").integer("calls") ?? -1 }
         #expect(arenas.contains(10), "\(threads)")
         // 100 B: a 112-byte chunk, 104 usable, all of it derived (no CHUNK_INFO after the arena's first block).
-        let worker = try #require(threads.first { $0.object("served_from").object("thread_arenas").integer("calls") == 10 })
+        let worker = try #require(
+            threads.first { $0.object("served_from").object("thread_arenas").integer("calls") == 10 })
         #expect(worker.object("served_from").object("thread_arenas").integer("usable_bytes") == 1040)
     }
 
@@ -143,7 +146,9 @@ import Testing
         let arenas = try #require(view.object("mappings").objects("causes").first)
         #expect(arenas.string("cause") == "CPython pymalloc arenas")
         let sites = arenas.objects("sites")
-        #expect(!sites.isEmpty && sites.allSatisfy { $0.integer("typical_length") == 1 << 20 && !$0.objects("stack").isEmpty })
+        #expect(
+            !sites.isEmpty
+                && sites.allSatisfy { $0.integer("typical_length") == 1 << 20 && !$0.objects("stack").isEmpty })
 
         let text = try runProgram(Products.cli, ["report", trace, "--allocator", "--sections", "summary"]).stdout
         #expect(text.contains("CPython pymalloc arenas"), "\(text)")

@@ -69,14 +69,19 @@ import Testing
 
     @Test func mappingsAreReplayedWithPartialUnmaps() {
         let events = [
-            MappingEvent(call: .mmap, sequence: 1, time: 10, threadID: 1, stackID: 7, address: 0x10_0000, length: 0x10_0000),
-            MappingEvent(call: .mmap, sequence: 2, time: 20, threadID: 1, stackID: 8, address: 0x40_0000, length: 0x1000),
-            MappingEvent(call: .munmap, sequence: 3, time: 30, threadID: 1, stackID: 0, address: 0x18_0000, length: 0x8_0000),
-            MappingEvent(call: .munmap, sequence: 4, time: 40, threadID: 1, stackID: 0, address: 0x90_0000, length: 0x1000),
+            MappingEvent(
+                call: .mmap, sequence: 1, time: 10, threadID: 1, stackID: 7, address: 0x10_0000, length: 0x10_0000),
+            MappingEvent(
+                call: .mmap, sequence: 2, time: 20, threadID: 1, stackID: 8, address: 0x40_0000, length: 0x1000),
+            MappingEvent(
+                call: .munmap, sequence: 3, time: 30, threadID: 1, stackID: 0, address: 0x18_0000, length: 0x8_0000),
+            MappingEvent(
+                call: .munmap, sequence: 4, time: 40, threadID: 1, stackID: 0, address: 0x90_0000, length: 0x1000),
             MappingEvent(
                 call: .mremap, sequence: 5, time: 50, threadID: 1, stackID: 0, address: 0x40_0000, length: 0x1000,
                 newAddress: 0x50_0000, newLength: 0x3000),
-            MappingEvent(call: .moveBreak, sequence: 6, time: 60, threadID: 1, stackID: 9, address: 0x1000, length: 0,
+            MappingEvent(
+                call: .moveBreak, sequence: 6, time: 60, threadID: 1, stackID: 9, address: 0x1000, length: 0,
                 newAddress: 0x3000),
         ]
         let summary = MappingSummary.replay(events)

@@ -29,7 +29,9 @@ import Testing
     private func read(_ events: Events, features: UInt32?) throws -> (TraceReader, [AllocatorEvent]) {
         var builder = TraceBuilder()
         builder.process()
-        if let features { builder.record(kind: MT_RECORD_ALLOCATOR.rawValue, payload: allocatorRecord(features: features)) }
+        if let features {
+            builder.record(kind: MT_RECORD_ALLOCATOR.rawValue, payload: allocatorRecord(features: features))
+        }
         builder.chunk(thread: 1, events: events)
         builder.end()
         let reader = try TraceReader(bytes: builder.bytes)
@@ -63,9 +65,11 @@ import Testing
         #expect(reader.diagnostics.isEmpty)
         let allocations = decoded.filter { $0.kind != .release }
         #expect(allocations.map { $0.usableSize } == [40, 200_688, 104, 24, 56, nil])
-        #expect(allocations.map(\.chunk) == [
-            [.known], [.known, .mmapped], [.known, .nonMainArena], [.known, .nonMainArena], [.known, .nonMainArena], [],
-        ])
+        #expect(
+            allocations.map(\.chunk) == [
+                [.known], [.known, .mmapped], [.known, .nonMainArena], [.known, .nonMainArena],
+                [.known, .nonMainArena], [],
+            ])
     }
 
     @Test func olderTracesHaveNoUsableSizes() throws {

@@ -187,13 +187,13 @@ typedef struct mt_process_stats_record {
  *   +------+----------+-------+-------+-----------------+--------+--------+
  */
 typedef struct mt_allocator_record {
-    uint32_t allocator;           /* enum mt_allocator_kind */
-    uint32_t features;            /* enum mt_allocator_feature bits */
-    uint32_t libc_major;          /* gnu_get_libc_version(), e.g. 2 and 36; 0 when unknown */
+    uint32_t allocator;  /* enum mt_allocator_kind */
+    uint32_t features;   /* enum mt_allocator_feature bits */
+    uint32_t libc_major; /* gnu_get_libc_version(), e.g. 2 and 36; 0 when unknown */
     uint32_t libc_minor;
-    uint64_t mmap_threshold;      /* glibc: the mmap threshold at start (128 KiB unless the environment set it) */
+    uint64_t mmap_threshold;       /* glibc: the mmap threshold at start (128 KiB unless the environment set it) */
     uint32_t threshold_is_dynamic; /* 1: glibc moves the threshold up when a larger mmapped chunk is freed */
-    uint32_t reserved;            /* 0 */
+    uint32_t reserved;             /* 0 */
 } mt_allocator_record_t;
 
 enum mt_allocator_kind {
