@@ -67,7 +67,8 @@ static bool g_early_loaded;
 
 /* The tracer's variables, and glibc's malloc settings (allocator.c reads the mmap threshold from them). */
 static bool mt_is_tracer_variable(const char *entry, size_t length) {
-    return (length > 7 && memcmp(entry, "MALLOC_", 7) == 0) || (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0) ||
+    return (length > 12 && memcmp(entry, "MALLOCTRACE_", 12) == 0) ||
+           (length > 7 && memcmp(entry, "MALLOC_", 7) == 0) || (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0) ||
            (length > 15 && memcmp(entry, "GLIBC_TUNABLES=", 15) == 0);
 }
 

@@ -82,6 +82,22 @@ import Testing
         #expect((threshold["dynamic_at_end"] as? Bool) == (scenario.name != "mallopt"))
     }
 
+    /// The environment sets glibc's threshold before any mallopt: the ALLOCATOR record starts from it, fixed.
+    @Test func theEnvironmentsThresholdIsTheStart() throws {
+        let scratch = try Scratch()
+        let (result, trace, own) = try traceChunks(
+            "split", in: scratch, environment: ["MALLOC_MMAP_THRESHOLD_": "65536"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let glibc = try String(contentsOfFile: own, encoding: .utf8)
+        #expect(glibc.hasSuffix("m 9 6619136\n"), "\(glibc)")
+        let view = try jsonReport(trace, arguments: ["--allocator"]).object("allocator")
+        let threshold = view.object("mmap_threshold")
+        #expect(threshold.integer("initial_bytes") == 65_536 && threshold.objects("changes").isEmpty)
+        #expect((threshold["dynamic_at_end"] as? Bool) == false)
+        let atPeak = view.object("at_heap_peak").object("live").object("mmap")
+        #expect(atPeak.integer("calls") == 9 && atPeak.integer("chunk_bytes") == 6_619_136)
+    }
+
     @Test func textNamesTheSplitAndTheCheapWins() throws {
         let scratch = try Scratch()
         let (result, trace, _) = try traceChunks("split", in: scratch)
