@@ -114,6 +114,11 @@ public struct MappingSummary: Sendable, Equatable {
             && a.sites == b.sites && a.timeline.elementsEqual(b.timeline, by: { $0 == $1 })
     }
 
+    /// Regions a partial unmap is looked for among (see `replay`).
+    static let scanLimit = 256
+    /// mmap's MAP_FIXED: the new mapping replaces whatever lay there.
+    static let mapFixed: UInt32 = 0x10
+
     private struct Region {
         var start: UInt64
         var end: UInt64
@@ -126,6 +131,7 @@ public struct MappingSummary: Sendable, Equatable {
         var sites: [UInt32: Site] = [:]
         var lengths: [UInt32: [UInt64: UInt64]] = [:]
         var now: UInt64 = 0
+        var peakChanges = 0
         func add(_ region: Region) {
             regions[region.start] = region
             let bytes = region.end &- region.start
@@ -133,8 +139,15 @@ public struct MappingSummary: Sendable, Equatable {
             sites[region.stackID, default: Site(stackID: region.stackID)].liveBytes &+= bytes
             summary.changes.append((now, region.stackID, Int64(bitPattern: bytes)))
         }
+        // Whole mappings are found by their start; a range that is not one is looked for among at most
+        // `scanLimit` regions, so that a hostile trace cannot make the replay quadratic.
+        func overlapping(_ start: UInt64, _ end: UInt64) -> [Region] {
+            if let exact = regions[start], exact.end == end { return [exact] }
+            guard regions.count <= Self.scanLimit else { return [] }
+            return regions.values.filter { $0.start < end && start < $0.end }
+        }
         func unmap(_ start: UInt64, _ end: UInt64) {
-            for region in regions.values where region.start < end && start < region.end {
+            for region in overlapping(start, end) {
                 regions[region.start] = nil
                 let cutStart = max(region.start, start), cutEnd = min(region.end, end)
                 summary.liveBytes &-= cutEnd &- cutStart
@@ -157,15 +170,18 @@ public struct MappingSummary: Sendable, Equatable {
                 sites[event.stackID, default: Site(stackID: event.stackID)].mmapCalls &+= 1
                 sites[event.stackID, default: Site(stackID: event.stackID)].bytesMapped &+= event.length
                 lengths[event.stackID, default: [:]][event.length, default: 0] &+= 1
-                unmap(event.address, event.address &+ event.length)  // MAP_FIXED over an old one
+                if event.flags & Self.mapFixed != 0 || regions[event.address] != nil {
+                    unmap(event.address, event.address &+ event.length)  // over an old mapping
+                }
                 add(Region(start: event.address, end: event.address &+ event.length, stackID: event.stackID))
             case .munmap:
                 summary.munmapCalls &+= 1
                 unmap(event.address, event.address &+ event.length)
             case .mremap:
                 summary.mremapCalls &+= 1
-                guard let old = regions.values.first(where: { $0.start <= event.address && event.address < $0.end })
-                else { continue }
+                guard let old = overlapping(event.address, event.address &+ max(event.length, 1)).first else {
+                    continue
+                }
                 unmap(event.address, event.address &+ event.length)
                 add(Region(start: event.newAddress, end: event.newAddress &+ event.newLength, stackID: old.stackID))
             case .moveBreak:
@@ -175,10 +191,13 @@ public struct MappingSummary: Sendable, Equatable {
             if summary.liveBytes > summary.peakBytes {
                 summary.peakBytes = summary.liveBytes
                 summary.peakTime = event.time
-                for (key, site) in sites { sites[key]?.peakBytes = site.liveBytes }
+                peakChanges = summary.changes.count
             }
             summary.timeline.append((event.time, summary.liveBytes))
         }
+        var atPeak: [UInt32: Int64] = [:]
+        for change in summary.changes.prefix(peakChanges) { atPeak[change.stackID, default: 0] &+= change.bytes }
+        for (stack, bytes) in atPeak where bytes > 0 { sites[stack]?.peakBytes = UInt64(bytes) }
         for (stack, counts) in lengths {
             sites[stack]?.typicalLength = counts.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key ?? 0
         }
