@@ -49,14 +49,20 @@ enum AllocatorHTMLRenderer {
             out += "</tbody></table>\n"
         }
         if !view.candidates.isEmpty {
-            out += "<h3>Requests just above a boundary (cheap wins)</h3><pre>"
-            out += escaped(AllocatorTextRenderer.candidates(view, top: view.candidates.count)) + "</pre>\n"
+            out += "<h3>Requests just above a boundary (cheap wins)</h3>"
+            out += preformatted(AllocatorTextRenderer.candidates(view, top: view.candidates.count))
         }
         if view.mappings != nil {
-            out += "<h3>The program's own mappings</h3><pre>"
-            out += escaped(AllocatorTextRenderer.mappings(view, top: view.mappingCauses.count)) + "</pre>\n"
+            out += "<h3>The program's own mappings</h3>"
+            out += preformatted(AllocatorTextRenderer.mappings(view, top: view.mappingCauses.count))
         }
         return out + "</section>\n"
+    }
+
+    /// A text section without its title (the panel has its own heading), wrapped to the page.
+    static func preformatted(_ section: String) -> String {
+        let body = section.split(separator: "\n", omittingEmptySubsequences: false).drop { $0.isEmpty }.dropFirst()
+        return "<pre style=\"white-space: pre-wrap\">" + escaped(body.joined(separator: "\n")) + "</pre>\n"
     }
 
     /// RSS, program break, live chunks and own mappings on one time axis.

@@ -113,6 +113,17 @@ import Testing
         #expect(!plain.contains("Allocator:"))
     }
 
+    @Test func theHTMLReportHasThePanelOnlyWhenAsked() throws {
+        let scratch = try Scratch()
+        let (result, trace, _) = try traceChunks("split", in: scratch)
+        #expect(result.status == 0, "\(result.stderr)")
+        let page = try runProgram(Products.cli, ["report", trace, "--allocator", "--format", "html"]).stdout
+        #expect(page.contains("<section id=\"allocator\">") && page.contains("id=\"allocator-chart\""))
+        #expect(page.contains("<td>mmap (own pages)</td><td class=\"num\">7</td>"), "\(page)")
+        let plain = try runProgram(Products.cli, ["report", trace, "--format", "html"]).stdout
+        #expect(!plain.contains("id=\"allocator\""))
+    }
+
     @Test func aSecondThreadAllocatesFromAThreadArena() throws {
         let scratch = try Scratch()
         let (result, trace, _) = try traceChunks("thread", in: scratch)
