@@ -10,16 +10,23 @@
  *                          then as split, so the sizes between 128 KiB and 1 MiB come from the heap.
  *   chunks thread FILE     a second thread mallocs 10 blocks of 100 B (from a thread arena) and frees them;
  *                          writes nothing but an empty FILE.
+ *   chunks mappings FILE   the program's own memory calls (MARK:mappings): mmap 1 MiB anonymous and 64 KiB of a
+ *                          file (not recorded: not anonymous), munmap the first 256 KiB of the 1 MiB, mremap the
+ *                          rest (768 KiB) to 2 MiB, sbrk(+64 KiB) and back, brk to where it was (no move: not
+ *                          recorded), mmap 4 KiB and munmap it; writes nothing but an empty FILE. At the end 2 MiB
+ *                          are still mapped; the most at once was 2 MiB + 4 KiB.
  *
  * The sizes straddle every boundary the report names: the 32-byte minimum chunk, a 16-byte class step (24/25 B),
  * the default mmap threshold (a request whose chunk, request + 8 rounded up to 16, reaches 128 KiB is mapped when
  * the top of the heap cannot serve it: 131,064 B is the smallest), and large mappings.
  */
+#define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static const size_t sizes[] = {1,      24,     25,     100,    1000,   4096,    65536,   100000,
@@ -74,6 +81,25 @@ static void *small_blocks(void *unused) {
     return NULL;
 }
 
+static int mappings(const char *path) {
+    char *big = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); /* MARK:mappings */
+    if (big == MAP_FAILED) return 2;
+    int fd = open("/proc/self/exe", O_RDONLY);
+    void *file = fd < 0 ? MAP_FAILED : mmap(NULL, 64 << 10, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (file == MAP_FAILED) return 3;
+    munmap(file, 64 << 10);
+    close(fd);
+    if (munmap(big, 256 << 10) != 0) return 4;
+    char *moved = mremap(big + (256 << 10), 768 << 10, 2 << 20, MREMAP_MAYMOVE);
+    if (moved == MAP_FAILED) return 5;
+    void *start = sbrk(0);
+    if (sbrk(64 << 10) == (void *)-1 || sbrk(-(64 << 10)) == (void *)-1) return 6;
+    if (brk(start) != 0) return 7;
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED || munmap(page, 4096) != 0) return 8;
+    return write_text(path);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return 64;
     if (strcmp(argv[1], "split") == 0) return split(argv[2]);
@@ -85,6 +111,7 @@ int main(int argc, char **argv) {
         free(malloc(1 << 20));
         return split(argv[2]);
     }
+    if (strcmp(argv[1], "mappings") == 0) return mappings(argv[2]);
     if (strcmp(argv[1], "thread") == 0) {
         pthread_t thread;
         if (pthread_create(&thread, NULL, small_blocks, NULL) != 0) return 4;

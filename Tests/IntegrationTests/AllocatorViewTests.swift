@@ -124,6 +124,32 @@ import Testing
         #expect(!plain.contains("id=\"allocator\""))
     }
 
+    /// The program's own calls under --mmap: anonymous mappings with stacks, partial unmaps, mremap, sbrk; not
+    /// the file mapping, not a brk that did not move the break.
+    @Test func theProgramsOwnMappingsAreReplayed() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("mappings.mtrace")
+        let result = try runProgram(
+            Products.cli,
+            ["run", "--mmap", "-o", trace, "--", Products.fixture("chunks"), "mappings", scratch.path("none")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let mappings = try jsonReport(trace, arguments: ["--allocator"]).object("allocator").object("mappings")
+        #expect(mappings.integer("mmap_calls") == 2 && mappings.integer("munmap_calls") == 3)
+        #expect(mappings.integer("mremap_calls") == 1 && mappings.integer("break_moves") == 2)
+        #expect(mappings.integer("break_bytes") == 0)
+        #expect(mappings.integer("live_bytes_at_end") == 2 << 20)
+        #expect(mappings.integer("peak_bytes") == (2 << 20) + 4096)
+        let cause = try #require(mappings.objects("causes").first)
+        #expect(cause.string("cause") == "direct mmap from mappings")
+        let line = try markedLine("mappings", in: "chunks.c")
+        let first = cause.objects("sites").first?.objects("stack").first
+        #expect(first?.integer("line") == line && first?.string("function") == "mappings")
+        // Without --mmap nothing of it is recorded.
+        let (plain, plainTrace, _) = try traceChunks("mappings", in: scratch)
+        #expect(plain.status == 0)
+        #expect(try jsonReport(plainTrace, arguments: ["--allocator"]).object("allocator")["mappings"] is NSNull)
+    }
+
     @Test func aSecondThreadAllocatesFromAThreadArena() throws {
         let scratch = try Scratch()
         let (result, trace, _) = try traceChunks("thread", in: scratch)

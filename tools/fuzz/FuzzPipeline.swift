@@ -6,7 +6,8 @@
 //   byte 0  bit 0 time range (bytes 1, 2: from and to in 1/16 s; 255 is +inf), bit 1 thread filter
 //           (byte 3), bit 2 include pattern, bit 3 exclude pattern (byte 4: indexes into `patterns`),
 //           bit 4 keep allocator frames, bit 5 diff against the trace cut in half (a truncated
-//           trace; else against itself), bit 6 all sections off but summary and leaks
+//           trace; else against itself), bit 6 all sections off but summary and leaks, bit 7 the allocator's
+//           view (report --allocator)
 //   byte 5  grouping (% 3), top (/ 3 % 12, 11 meaning a huge value)
 //   byte 6  temporary threshold (% 8), diff order (/ 8 % 5)
 //   byte 7  counted leak kinds (bits 0-3; none set: the default)
@@ -38,6 +39,7 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if flags & 8 != 0 { options.filters.exclude = [StackPattern(patterns[Int(control[4] >> 4) % patterns.count])] }
     options.keepsAllocatorFrames = flags & 16 != 0
     if flags & 64 != 0 { options.sections = [.summary, .leaks] }
+    options.showsAllocator = flags & 128 != 0
     options.grouping = StackGrouping.allCases[Int(control[5]) % 3]
     let top = Int(control[5]) / 3 % 12
     options.top = top == 11 ? Int.max : top
@@ -69,7 +71,8 @@ private func report(_ reader: TraceReader, options: ReportOptions) -> UInt64 {
     let pass = TracePass.run(
         reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
         symbolizer: symbolizer, countsSizes: options.sections.contains(.histogram),
-        countsThreads: options.sections.contains(.threads), countedLeakKinds: options.leakKinds)
+        countsThreads: options.sections.contains(.threads), countedLeakKinds: options.leakKinds,
+        analyzesAllocator: options.showsAllocator)
     let report = Report(pass: pass, options: options, symbolizer: symbolizer)
     var checksum = UInt64(TextRenderer.render(report).utf8.count)
     checksum &+= UInt64((try? JSONRenderer.render(report))?.utf8.count ?? 0)
