@@ -185,10 +185,11 @@ MT_EXPORT void *mremap(void *old_address, size_t old_length, size_t new_length, 
     return result;
 }
 
+/* libc's own function when `real` is not filled in yet (a call before the tracer started, or a start that failed). */
+#define MT_REAL_OR_NEXT(name) (real.name != NULL ? real.name : (__typeof__(real.name))dlsym(RTLD_NEXT, #name))
+
 MT_EXPORT int brk(void *address) {
-    if (real.brk == NULL) mt_resolve_real_functions();
-    bool recording = mt_records_mapping();
-    if (!recording) return real.brk(address);
+    if (!mt_records_mapping()) return MT_REAL_OR_NEXT(brk)(address);
     t_guard = mt_guard_token();
     uintptr_t before = (uintptr_t)real.sbrk(0);
     int result = real.brk(address);
@@ -201,8 +202,7 @@ MT_EXPORT int brk(void *address) {
 }
 
 MT_EXPORT void *sbrk(intptr_t increment) {
-    if (real.sbrk == NULL) mt_resolve_real_functions();
-    if (increment == 0 || !mt_records_mapping()) return real.sbrk(increment);
+    if (increment == 0 || !mt_records_mapping()) return MT_REAL_OR_NEXT(sbrk)(increment);
     t_guard = mt_guard_token();
     void *before = real.sbrk(increment);
     int saved_errno = errno;
@@ -216,10 +216,7 @@ MT_EXPORT void *sbrk(intptr_t increment) {
 /* mallopt moves glibc's mmap threshold (and turns its dynamic adjustment off): recorded whenever tracing, so that
  * the report's threshold over time is exact.  0x85 | v length | v seq | z parameter | z value | v result */
 MT_EXPORT int mallopt(int parameter, int value) {
-    if (!mt_should_record()) {
-        if (real.mallopt == NULL) mt_resolve_real_functions();
-        return real.mallopt != NULL ? real.mallopt(parameter, value) : 0;
-    }
+    if (!mt_should_record()) return MT_REAL_OR_NEXT(mallopt)(parameter, value);
     t_guard = mt_guard_token();
     int result = real.mallopt(parameter, value);
     int saved_errno = errno;
