@@ -20,7 +20,8 @@ fi
 mkdir -p "$out/include" "$out/corpus" "$out/corpus-pipeline"
 
 # The reader imports the header-only C module CMallocTraceFormat, and libzstd as CZstd (for compressed
-# chunks); SwiftPM would generate the first module map and finds the second in Sources/CZstd.
+# chunks); SwiftPM would generate the first module map and finds the second in Sources/CZstd. The reports
+# import zlib as CZlib (gzip'd pprof exports).
 cat >"$out/include/module.modulemap" <<MAP
 module CMallocTraceFormat {
     header "$PWD/Sources/CMallocTraceFormat/include/malloctrace_format.h"
@@ -33,6 +34,11 @@ module CZstd [system] {
 }
 module CMallocTraceDemangle {
     header "$PWD/Sources/CMallocTraceDemangle/include/malloctrace_demangle.h"
+    export *
+}
+module CZlib [system] {
+    header "$PWD/Sources/CZlib/shim.h"
+    link "z"
     export *
 }
 MAP
@@ -69,7 +75,7 @@ module MallocTraceSymbolication
 module MallocTraceReports
 swiftc "${flags[@]}" -module-name FuzzPipeline tools/fuzz/FuzzPipeline.swift "$out/MallocTraceFormat.o" \
     "$out/MallocTraceAnalysis.o" "$out/MallocTraceSymbolication.o" "$out/MallocTraceReports.o" \
-    "$out/CMallocTraceDemangle.o" -lzstd -lstdc++ -o "$out/fuzz-pipeline"
+    "$out/CMallocTraceDemangle.o" -lzstd -lz -lstdc++ -o "$out/fuzz-pipeline"
 if [[ $# -gt 0 && -f "$1" ]]; then
     exec "$out/fuzz-pipeline" "$@"
 fi
