@@ -23,10 +23,12 @@ enum AllocatorTextRenderer {
         let peak = view.atPeak.sources.total
         out +=
             "  at the heap peak \(bytes(peak.requestedBytes)) requested live at"
-            + " \(Formatting.seconds(nanoseconds: view.atPeak.time)): \(bytes(peak.chunkBytes)) in chunks"
-            + " (main arena \(bytes(view.atPeak.sources.mainArena.chunkBytes)),"
-            + " thread arenas \(bytes(view.atPeak.sources.threadArenas.chunkBytes)),"
-            + " mmap \(bytes(view.atPeak.sources.mmapped.chunkBytes)))\n"
+            + " \(Formatting.seconds(nanoseconds: view.atPeak.time)): \(bytes(peak.chunkBytes)) "
+            + (view.details?.isGlibc ?? false
+                ? "in chunks (main arena \(bytes(view.atPeak.sources.mainArena.chunkBytes)),"
+                    + " thread arenas \(bytes(view.atPeak.sources.threadArenas.chunkBytes)),"
+                    + " mmap \(bytes(view.atPeak.sources.mmapped.chunkBytes)))\n"
+                : "usable\n")
         out += gaps(view)
         out += sizeClasses(view)
         out += wasteSites(view)

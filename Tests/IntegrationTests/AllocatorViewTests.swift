@@ -163,6 +163,35 @@ import Testing
         #expect(worker.object("served_from").object("thread_arenas").integer("usable_bytes") == 1040)
     }
 
+    /// jemalloc preloaded after the tracer serves the calls: no chunk flags, but its own usable sizes (its size
+    /// classes: 100 B takes 112, 100,000 B takes 114,688), as its malloc_usable_size tells the fixture.
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: AllocatorViewTests.jemalloc)))
+    func anotherAllocatorsUsableSizes() throws {
+        let scratch = try Scratch()
+        let own = scratch.path("jemalloc.txt")
+        let trace = scratch.path("jemalloc.mtrace")
+        let result = try runProgram(
+            Products.fixture("chunks"), ["split", own],
+            environment: ["LD_PRELOAD": "\(Products.preloadLibrary):\(Self.jemalloc)", "MALLOCTRACE_OUTPUT": trace])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines: [[Substring]] = try String(contentsOfFile: own, encoding: .utf8).split(separator: "\n").map {
+            $0.split(separator: " ")
+        }
+        let usable: [Int] = lines.filter { $0.count == 2 }.compactMap { Int($0[1]) }
+        #expect(usable.count == 16 && usable.contains(114_688))
+        let reader = try TraceReader(path: trace)
+        #expect(reader.allocator?.isGlibc == false && reader.allocator?.recordsChunkFlags == false)
+        var allocations: [AllocatorEvent] = []
+        reader.forEachEvent { if $0.kind == .allocation { allocations.append($0) } }
+        #expect(allocations.suffix(16).map { $0.usableSize.map(Int.init) ?? -1 } == usable)
+        #expect(allocations.allSatisfy { !$0.chunk.contains(.mmapped) && !$0.chunk.contains(.nonMainArena) })
+        let view = try jsonReport(trace, arguments: ["--allocator"]).object("allocator")
+        #expect(view.object("allocator").string("name") == "other")
+        #expect(view["mmap_threshold"] is NSNull)
+    }
+
+    static let jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
     @Test func usableSizesCanBeTurnedOff() throws {
         let scratch = try Scratch()
         let (result, trace, _) = try traceChunks("split", in: scratch, environment: ["MALLOCTRACE_USABLE": "0"])
