@@ -3,8 +3,12 @@ import MallocTraceFormat
 
 /// The text of `report --allocator`: appended to the report by ``TextRenderer``.
 enum AllocatorTextRenderer {
-    static func render(_ view: AllocatorReport, top: Int) -> String {
+    static func render(_ view: AllocatorReport, top: Int, sampled: Bool = false) -> String {
         var out = "\n" + headline(view.details) + "\n"
+        if sampled {
+            out +=
+                "  sampled trace: calls are the recorded samples, bytes estimates (≈); the live heap and the gap are rough\n"
+        }
         guard view.hasUsableSizes else {
             return out
                 + "  this trace has no usable sizes (recorded before malloctrace 0.x, or with MALLOCTRACE_USABLE=0):"
