@@ -82,6 +82,19 @@ import Testing
         #expect((threshold["dynamic_at_end"] as? Bool) == (scenario.name != "mallopt"))
     }
 
+    /// glibc maps its large chunks through its internal __mmap, not the exported mmap: under --mmap the seven
+    /// mmapped chunks of `split` are blocks, and none of them is a mapping of the program's own.
+    @Test func mallocsOwnMappingsAreNotTheProgramsOwn() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("split-mmap.mtrace")
+        let result = try runProgram(
+            Products.cli, ["run", "--mmap", "-o", trace, "--", Products.fixture("chunks"), "split", scratch.path("t")])
+        #expect(result.status == 0, "\(result.stderr)")
+        let view = try jsonReport(trace, arguments: ["--allocator"]).object("allocator")
+        #expect(view.object("served_from").object("mmap").integer("calls") == 7)
+        #expect(view.object("mappings").integer("mmap_calls") == 0)
+    }
+
     /// The environment sets glibc's threshold before any mallopt: the ALLOCATOR record starts from it, fixed.
     @Test func theEnvironmentsThresholdIsTheStart() throws {
         let scratch = try Scratch()
