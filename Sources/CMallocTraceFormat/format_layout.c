@@ -39,3 +39,6 @@ _Static_assert(offsetof(mt_allocator_record_t, mmap_threshold) == 16, "mmap_thre
 _Static_assert(offsetof(mt_allocator_record_t, threshold_is_dynamic) == 24, "threshold_is_dynamic at 24");
 _Static_assert(MT_EVENT_CHUNK_INFO >= MT_EVENT_FIRST_SIZED && MT_EVENT_MALLOPT >= MT_EVENT_FIRST_SIZED,
                "older readers skip the allocator's events by length");
+_Static_assert(MT_EVENT_POOL_CREATE >= MT_EVENT_FIRST_SIZED && MT_EVENT_SNAPSHOT <= 0x8F,
+               "the control API's events are sized (older readers skip them) and within 0x88-0x8F");
+_Static_assert(MT_EVENT_SNAPSHOT - MT_EVENT_POOL_CREATE == 7, "eight control events, 0x88-0x8F");

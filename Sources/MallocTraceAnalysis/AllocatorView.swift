@@ -184,6 +184,8 @@ public struct AllocatorView: Sendable {
     }
 
     public mutating func consume(_ event: AllocatorEvent) {
+        // Pool blocks (malloctrace_pool_alloc) are the program's own carving of heap blocks, not chunks.
+        guard event.poolID == 0 else { return }
         switch event.kind {
         case .allocation:
             guard let usable = event.usableSize else {
@@ -221,7 +223,7 @@ public struct AllocatorView: Sendable {
             if isGlibc && block.flags.contains(.mmapped) {
                 mappedReleases.append(MappedRelease(sequence: event.sequence, time: event.time, chunkBytes: chunk))
             }
-        case .failedAllocation:
+        case .failedAllocation, .control:
             return
         }
         live.time = event.time

@@ -39,6 +39,9 @@ public struct HeapSummary: Sendable, Equatable {
     /// Releases of addresses the trace never saw allocated (allocated before tracing began, or by a
     /// signal handler that interrupted the tracer).
     public var unmatchedFrees: UInt64 = 0
+    /// Releases of unknown addresses after the trace was paused (malloctrace_pause): blocks allocated while
+    /// paused, whose releases the tracer could not tell apart. Neither frees nor unmatched frees.
+    public var ignoredFrees: UInt64 = 0
     /// Time of the last event, nanoseconds since start.
     public var lastEventTime: UInt64 = 0
     public var threadCount: Int = 0
@@ -100,6 +103,8 @@ public struct HeapAnalyzer {
         var freeCalls: UInt64 = 0
         var bytesAllocated: UInt64 = 0
         var unmatchedFrees: UInt64 = 0
+        var ignoredFrees: UInt64 = 0
+        var sawPause = false
         var liveBytes: UInt64 = 0
         var liveBlocks: UInt64 = 0
         var peakBytes: UInt64 = 0
@@ -115,7 +120,7 @@ public struct HeapAnalyzer {
 
     private var running = Running()
     /// Calls by `AllocationFunction.rawValue`; inline storage, so counting needs no copy-on-write check.
-    private var calls = InlineArray<16, UInt64>(repeating: 0)
+    private var calls = InlineArray<32, UInt64>(repeating: 0)
     /// Sparse on purpose: with few live blocks, probes that stop at the first entry are worth more than a
     /// table that fits in the first-level cache (measured on the churn benchmark).
     private var live = AddressTable()
@@ -199,12 +204,19 @@ public struct HeapAnalyzer {
             case .failedAllocation:
                 running.failedCalls &+= 1
             case .release:
-                if event.isPrimary { running.freeCalls &+= 1 }
                 if let block = live.remove(event.address) {
+                    if event.isPrimary { running.freeCalls &+= 1 }
                     Self.release(block, sites: sites, running: &running)
+                } else if running.sawPause {
+                    // Most likely a block allocated while paused: not a call the trace covers.
+                    if event.isPrimary { calls[Int(event.function.rawValue)] &-= 1 }
+                    running.ignoredFrees &+= 1
                 } else {
+                    if event.isPrimary { running.freeCalls &+= 1 }
                     running.unmatchedFrees &+= 1
                 }
+            case .control:
+                if event.function == .pause { running.sawPause = true }
             case .allocation:
                 running.allocationCalls &+= 1
                 running.bytesAllocated +|= event.size
@@ -302,6 +314,7 @@ public struct HeapAnalyzer {
         summary.freeCalls = running.freeCalls
         summary.bytesAllocated = running.bytesAllocated
         summary.unmatchedFrees = running.unmatchedFrees
+        summary.ignoredFrees = running.ignoredFrees
         summary.peakBytes = running.peakBytes
         summary.peakBlocks = running.peakBlocks
         summary.peakTime = running.peakTime

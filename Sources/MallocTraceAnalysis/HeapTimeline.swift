@@ -34,7 +34,7 @@ public struct HeapTimeline: Sendable {
         case .release:
             guard let size = sizes.removeValue(forKey: event.address) else { return }
             live -= min(live, size)
-        case .failedAllocation:
+        case .failedAllocation, .control:
             return
         }
         var bucket = Int(clamping: event.time / bucketWidth)

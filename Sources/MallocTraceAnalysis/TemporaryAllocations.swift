@@ -82,6 +82,8 @@ public struct TemporaryAllocationCounter {
 
     public mutating func consume(_ event: AllocatorEvent) {
         switch event.kind {
+        case .control:
+            return
         case .allocation:
             guard event.address != 0 else { return }
             let ringIndex = ring(for: event.threadID)
@@ -182,7 +184,7 @@ public struct TemporaryAllocationCounter {
                         totalBytes &+= ring[slot].size
                         counts[stack].count &+= 1
                         counts[stack].bytes &+= ring[slot].size
-                    case .failedAllocation:
+                    case .failedAllocation, .control:
                         continue
                     }
                 }

@@ -60,6 +60,8 @@ public struct ThreadTotals: Sendable {
             totals.failedCalls &+= 1
         case .release:
             if event.isPrimary { totals.freeCalls &+= 1 }
+        case .control:
+            break
         }
     }
 

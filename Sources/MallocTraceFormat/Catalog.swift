@@ -21,6 +21,16 @@ struct Catalog {
     /// The program's own mappings and mallopt calls, in decoding order.
     var mappings: [MappingEvent] = []
     var malloptCalls: [MalloptCall] = []
+    /// Set at the first control API event (malloctrace.h): from then on the merger runs its ``ControlLedger``.
+    var hasControlEvents = false
+    /// Names of marks, snapshots and pools, each once; events refer to them by index.
+    var controlNames: [String] = []
+    private var controlNameIndex: [String: Int] = [:]
+    /// Marks, snapshots, pauses and resumes, in sequence order.
+    var marks: [TraceMark] = []
+    var pools: [UInt32: TracePool] = [:]
+    /// The reader's stack ids for pool blocks: the pool and the stack recorded for the block.
+    var poolStacks: [UInt32: (pool: UInt32, stack: UInt32)] = [:]
 
     init(stacks: [UInt32: [UInt64]], modules: [Module], diagnostics: [TraceDiagnostic]) {
         self.stacks = stacks
@@ -49,5 +59,49 @@ struct Catalog {
         stacks[id] = frames
         stackGenerations[id] = generation
         onStack?(id, frames, modules, generation)
+    }
+
+    mutating func internName(_ name: String) -> Int {
+        if let index = controlNameIndex[name] { return index }
+        controlNameIndex[name] = controlNames.count
+        controlNames.append(name)
+        return controlNames.count - 1
+    }
+
+    func name(at index: UInt64) -> String { index < controlNames.count ? controlNames[Int(index)] : "" }
+
+    /// Keeps what a delivered control event tells about the process (in sequence order).
+    mutating func noteControl(_ event: AllocatorEvent) {
+        let kind: TraceMark.Kind
+        switch event.function {
+        case .poolCreate:
+            pools[event.poolID] = TracePool(id: event.poolID, name: name(at: event.size), stackID: event.stackID)
+            return
+        case .mark: kind = .mark
+        case .snapshot: kind = .snapshot
+        case .pause: kind = event.size != 0 ? .pause : .resume
+        default: return
+        }
+        let text = kind == .mark || kind == .snapshot ? name(at: event.size) : ""
+        marks.append(
+            TraceMark(kind: kind, name: text, sequence: event.sequence, time: event.time, threadID: event.threadID))
+    }
+
+    /// Defines the reader's stacks of pool blocks (the pool's frame, then the recorded stack) and a stand-in
+    /// module per pool that names it. At the end of a pass: stacks may be defined after their first use.
+    mutating func finishPools() {
+        for (id, origin) in poolStacks {
+            stacks[id] = [PoolBlocks.frameAddress(pool: origin.pool)] + (stacks[origin.stack] ?? [])
+            stackGenerations[id] = stackGenerations[origin.stack] ?? 0
+        }
+        let used = Set(poolStacks.values.map(\.pool)).union(pools.keys)
+        for pool in used.sorted() {
+            var module = Module(
+                id: UInt32.max - pool, path: "", loadBias: PoolBlocks.frameAddress(pool: pool),
+                segments: [Module.Segment(start: PoolBlocks.frameAddress(pool: pool), size: 1)], buildID: [])
+            module.poolName = pools[pool]?.name ?? "pool \(pool)"
+            module.path = "[pool " + (module.poolName ?? "") + "]"
+            modules.append(module)
+        }
     }
 }

@@ -220,6 +220,9 @@ struct ChunkDecoder {
         case opcode(MT_EVENT_STACK):
             cursor = try SideEvents.absorbStack(at: start, cursor, catalog: &catalog)
             return false
+        case opcode(MT_EVENT_POOL_CREATE)...opcode(MT_EVENT_SNAPSHOT):
+            cursor = try SideEvents.absorbControlEvent(
+                code, at: start, cursor, threadID: threadID, time: time, catalog: &catalog, into: &event)
         case opcode(MT_EVENT_FIRST_SIZED)...:
             cursor = try SideEvents.absorbSizedEvent(
                 code, at: start, cursor, threadID: threadID, time: time, catalog: &catalog)
@@ -264,12 +267,9 @@ struct ChunkDecoder {
         }
         let start = cursor.position
         _ = try cursor.byte()
-        let length = try varint()
-        guard length <= UInt64(cursor.remaining) else {
-            throw DecodeFailure(offset: start, reason: "event of \(length) bytes runs past its chunk")
-        }
-        var payload = ByteCursor(cursor.bytes, from: cursor.position, to: cursor.position + Int(length))
-        try cursor.skip(Int(length))
+        let sized = try SideEvents.sizedPayload(at: start, cursor)
+        cursor = sized.after
+        var payload = sized.payload
         let value = try payload.varint()
         let mmapped = value & 2 != 0
         let nonMain = UInt8(value & 1)

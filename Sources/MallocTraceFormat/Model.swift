@@ -10,6 +10,17 @@ public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomSt
     case valloc
     case pvalloc
     case free
+    /// The control API (malloctrace.h): a block handed out or given back by a pool, every block of a pool
+    /// released at once, a mark, a snapshot. ``pause`` is pausing (``AllocatorEvent/size`` 1) or resuming (0).
+    /// ``poolCreate`` and ``poolBacking`` are consumed by the reader and never delivered.
+    case poolAlloc = 11
+    case poolFree
+    case poolDestroy
+    case mark
+    case snapshot
+    case pause
+    case poolCreate
+    case poolBacking
 
     /// The C name, as users know it.
     public var description: String {
@@ -24,6 +35,14 @@ public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomSt
         case .valloc: "valloc"
         case .pvalloc: "pvalloc"
         case .free: "free"
+        case .poolAlloc: "malloctrace_pool_alloc"
+        case .poolFree: "malloctrace_pool_free"
+        case .poolDestroy: "malloctrace_pool_destroy"
+        case .mark: "malloctrace_mark"
+        case .snapshot: "malloctrace_snapshot"
+        case .pause: "malloctrace_pause"
+        case .poolCreate: "malloctrace_pool_create"
+        case .poolBacking: "malloctrace_pool_backing"
         }
     }
 }
@@ -56,6 +75,10 @@ public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
         case failedAllocation
         /// The block at ``AllocatorEvent/address`` stopped existing.
         case release
+        /// Not a heap change: a mark, a snapshot, pausing or resuming (``AllocatorEvent/function``), in the same
+        /// sequence order as the heap events. ``AllocatorEvent/address`` holds ``ControlNames/hash(_:)`` of a
+        /// mark's or snapshot's name and ``AllocatorEvent/size`` its index in ``TraceReader/controlNames``.
+        case control
     }
 
     /// Position in the process-wide order of heap changes.
@@ -69,17 +92,31 @@ public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
     public var threadID: UInt32
     /// Interned call stack (0 = none recorded).
     public var stackID: UInt32
-    /// For an allocation with ``ChunkFlags/known``: usable bytes beyond the requested ones (saturated).
-    public var usableSlack: UInt32 = 0
+    /// ``usableSlack`` of a block with ``ChunkFlags/known``, else ``poolID``: a pool block has no usable size and
+    /// a malloc block no pool, so one field holds either (and the struct stays at 56 bytes).
+    private var slackOrPool: UInt32 = 0
     public var kind: Kind
     public var function: AllocationFunction
-    /// False only for the release half of a realloc that also produced a block or failed.
+    /// False only for the release half of a realloc that also produced a block or failed, for control events,
+    /// and for releases that were not calls of the program (while paused, a pool's destruction).
     public var isPrimary: Bool
     /// For an allocation: what the allocator made of the block, when recorded.
     public var chunk: ChunkFlags = []
 
+    /// For an allocation with ``ChunkFlags/known``: usable bytes beyond the requested ones (saturated).
+    public var usableSlack: UInt32 {
+        get { chunk.contains(.known) ? slackOrPool : 0 }
+        set { slackOrPool = newValue }
+    }
+
     /// `malloc_usable_size` of the new block, when the trace recorded it.
-    public var usableSize: UInt64? { chunk.contains(.known) ? size &+ UInt64(usableSlack) : nil }
+    public var usableSize: UInt64? { chunk.contains(.known) ? size &+ UInt64(slackOrPool) : nil }
+    /// The pool (malloctrace_pool_create) of a pool block; 0 for the malloc family. A pool block's
+    /// ``address`` is a key of the reader's (``PoolBlocks/keyTag``), apart from the heap's addresses.
+    public var poolID: UInt32 {
+        get { chunk.contains(.known) ? 0 : slackOrPool }
+        set { slackOrPool = newValue }
+    }
 
     public init(
         kind: Kind, function: AllocationFunction, sequence: UInt64, threadID: UInt32, time: UInt64, size: UInt64,
@@ -113,6 +150,9 @@ public struct Module: Sendable, Equatable {
     public var segments: [Segment]
     public var buildID: [UInt8]
     public var isUnloaded: Bool
+    /// Set for the reader's stand-in for a pool (``PoolBlocks/frameAddress(pool:)``): the innermost frame of
+    /// every pool block's stack lies in it and reads as the pool's name.
+    public var poolName: String?
     /// The reader's module generation (see ``TraceReader/stackGenerations``) when this module was reported:
     /// it was loaded from then until ``unloadedAt`` (excluded), or to the end.
     public var loadedAt: Int = 0
@@ -163,6 +203,9 @@ public struct ProcessDetails: Sendable, Equatable {
     public var unwindMode: UInt32
     /// Mean bytes between sample points (`--sample-rate`); 0 when every call was recorded.
     public var sampleRate: UInt32 = 0
+    /// `CLOCK_MONOTONIC` at start, in nanoseconds: event times count from it (a reader of a live trace uses it
+    /// to tell how far the process's clock has come).
+    public var startMonotonic: UInt64 = 0
 }
 
 /// How the process ended, when it reached the tracer's exit path.

@@ -40,9 +40,9 @@ public struct SampleEstimator: Sendable, Equatable {
         return estimate >= 0x1p63 ? UInt64(1) << 63 : max(size, UInt64(estimate))
     }
 
-    /// Replaces the size of every allocation in `events` with its estimate.
+    /// Replaces the size of every allocation in `events` with its estimate (pool blocks are recorded in full).
     mutating func scale(_ events: UnsafeMutableBufferPointer<AllocatorEvent>) {
-        for index in events.indices where events[index].kind == .allocation {
+        for index in events.indices where events[index].kind == .allocation && events[index].poolID == 0 {
             let size = events[index].size
             let probability = probability(ofSampling: size)
             guard probability > 0 else { continue }

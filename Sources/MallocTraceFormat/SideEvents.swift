@@ -32,16 +32,25 @@ enum SideEvents {
         return cursor
     }
 
-    static func absorbSizedEvent(
-        _ code: UInt8, at start: Int, _ cursor: ByteCursor, threadID: UInt32, time: UInt64, catalog: inout Catalog
-    ) throws(DecodeFailure) -> ByteCursor {
+    /// The payload of the sized event whose length is at `cursor`, and the cursor after the event.
+    static func sizedPayload(at start: Int, _ cursor: ByteCursor) throws(DecodeFailure) -> (
+        payload: ByteCursor, after: ByteCursor
+    ) {
         var cursor = cursor
         let length = try cursor.varint()
         guard length <= UInt64(cursor.remaining) else {
             throw DecodeFailure(offset: start, reason: "event of \(length) bytes runs past its chunk")
         }
-        var payload = ByteCursor(cursor.bytes, from: cursor.position, to: cursor.position + Int(length))
+        let payload = ByteCursor(cursor.bytes, from: cursor.position, to: cursor.position + Int(length))
         try cursor.skip(Int(length))
+        return (payload, cursor)
+    }
+
+    static func absorbSizedEvent(
+        _ code: UInt8, at start: Int, _ cursor: ByteCursor, threadID: UInt32, time: UInt64, catalog: inout Catalog
+    ) throws(DecodeFailure) -> ByteCursor {
+        let sized = try sizedPayload(at: start, cursor)
+        var payload = sized.payload
         switch code {
         case opcode(MT_EVENT_MODULE): catalog.add(try module(&payload))
         case opcode(MT_EVENT_MODULE_UNLOAD): catalog.unload(try payload.varint32("module id"))
@@ -65,7 +74,7 @@ enum SideEvents {
         // a failed call) is skipped, as are a newer writer's events.
         default: break
         }
-        return cursor
+        return sized.after
     }
 
     static func module(_ payload: inout ByteCursor) throws(DecodeFailure) -> Module {

@@ -52,6 +52,7 @@ struct StreamMerger {
     private var streams: [ThreadStream]
     private let storage: Storage
     private var heapCount = 0
+    private var ledger = ControlLedger()
 
     /// A value for event storage that is about to be overwritten.
     static let placeholder = AllocatorEvent(
@@ -68,9 +69,19 @@ struct StreamMerger {
     /// Writes the next events in sequence order to the start of `batch` and returns how many it wrote;
     /// fewer than `batch.count` only when every stream has ended.
     mutating func fill(_ batch: UnsafeMutableBufferPointer<AllocatorEvent>, catalog: inout Catalog) -> Int {
-        let count = fillMerged(batch, catalog: &catalog)
-        catalog.sampling?.scale(UnsafeMutableBufferPointer(rebasing: batch[..<count]))
-        return count
+        while true {
+            var count = ledger.drain(into: batch)
+            if count == batch.count { return count }
+            let merged = fillMerged(UnsafeMutableBufferPointer(rebasing: batch[count...]), catalog: &catalog)
+            catalog.sampling?.scale(UnsafeMutableBufferPointer(rebasing: batch[count..<count + merged]))
+            if catalog.hasControlEvents {
+                count = ledger.rewrite(batch, from: count, to: count + merged, catalog: &catalog)
+            } else {
+                count += merged
+            }
+            // The ledger may drop a whole batch (all of it paused): 0 must mean the end.
+            if count > 0 || merged == 0 { return count }
+        }
     }
 
     private mutating func fillMerged(_ batch: UnsafeMutableBufferPointer<AllocatorEvent>, catalog: inout Catalog) -> Int

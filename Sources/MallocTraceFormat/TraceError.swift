@@ -7,6 +7,9 @@ public enum TraceError: Error, Equatable, CustomStringConvertible {
     case corruptHeader(path: String, offset: Int, reason: String)
     /// A version 2+ file whose header flags name features this reader does not know.
     case unsupportedFeatures(path: String, flags: UInt32)
+    /// A report or diff bounded by a mark or snapshot (`kind`) that the trace does not hold; `known` lists
+    /// the names it does hold, of that kind.
+    case unknownMark(path: String, kind: String, name: String, known: [String])
 
     public var description: String {
         switch self {
@@ -22,6 +25,9 @@ public enum TraceError: Error, Equatable, CustomStringConvertible {
         case .unsupportedFeatures(let path, let flags):
             return "\(path) uses trace features this malloctrace does not know (header flags 0x"
                 + String(flags, radix: 16) + "); use a newer malloctrace"
+        case .unknownMark(let path, let kind, let name, let known):
+            let list = known.isEmpty ? "it has none" : "it has " + known.map { "'\($0)'" }.joined(separator: ", ")
+            return "\(path) has no \(kind) named '\(name)' (\(list))"
         }
     }
 }

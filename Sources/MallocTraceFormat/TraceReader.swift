@@ -43,6 +43,10 @@ public final class TraceReader {
     public private(set) var mappings: [MappingEvent] = []
     /// After a pass over the events: the program's `mallopt` calls, in sequence order.
     public private(set) var malloptCalls: [MalloptCall] = []
+    /// Marks, snapshots, pauses and resumes (malloctrace.h), in sequence order. Filled by a pass, as ``stacks``.
+    public private(set) var marks: [TraceMark] = []
+    /// Pools by id (malloctrace_pool_create). Filled by a pass.
+    public private(set) var pools: [UInt32: TracePool] = [:]
 
     /// True when the trace does not reach the process's exit: killed, crashed, or still running.
     public var isTruncated: Bool { end == nil || isCutShort }
@@ -325,7 +329,8 @@ public final class TraceReader {
             pageSize: cursor.field(\mt_process_record_t.page_size, of: offset),
             maxDepth: cursor.field(\mt_process_record_t.max_depth, of: offset),
             unwindMode: cursor.field(\mt_process_record_t.unwind_mode, of: offset),
-            sampleRate: cursor.field(\mt_process_record_t.sample_rate, of: offset))
+            sampleRate: cursor.field(\mt_process_record_t.sample_rate, of: offset),
+            startMonotonic: cursor.field(\mt_process_record_t.start_monotonic_ns, of: offset))
     }
 
     /// The thread ids that recorded events, in order of first appearance.
@@ -408,6 +413,9 @@ public final class TraceReader {
         catalog.usableRule = allocator?.usableRule ?? .unknown
         if let rate = process?.sampleRate, rate > 0 { catalog.sampling = SampleEstimator(rate: UInt64(rate)) }
         defer {
+            catalog.finishPools()
+            marks = catalog.marks
+            pools = catalog.pools
             sampling = catalog.sampling
             stacks = catalog.stacks
             stackGenerations = catalog.stackGenerations

@@ -227,6 +227,42 @@ bool mt_read_config(void) {
         !mt_read_switch("MALLOCTRACE_MMAP", false, &g_config.trace_mappings))
         return false;
 
+    /* Sampled events are rare: reading the clock for each costs nothing measurable, and 16 of them can span
+     * minutes, which would put an event far before its time (in a periodic profile, in the wrong interval). */
+    uint64_t clock_every = g_config.sample_rate != 0 ? 1 : MT_DEFAULT_CLOCK_EVERY;
+    const char *clock_text = mt_getenv("MALLOCTRACE_CLOCK_EVERY");
+    if (clock_text != NULL && *clock_text != '\0' &&
+        (!mt_parse_number(clock_text, MT_DEFAULT_CLOCK_EVERY, &clock_every) || clock_every == 0)) {
+        mt_fail("MALLOCTRACE_CLOCK_EVERY must be a whole number of events from 1 to 16, not '", clock_text,
+                "'; tracing is off", NULL);
+        return false;
+    }
+    g_config.clock_every = (uint32_t)clock_every;
+
+    const char *start = mt_getenv("MALLOCTRACE_START");
+    g_config.start_paused = start != NULL && strcmp(start, "paused") == 0;
+    if (start != NULL && *start != '\0' && !g_config.start_paused && strcmp(start, "running") != 0) {
+        mt_fail("MALLOCTRACE_START must be 'running' or 'paused', not '", start, "'; tracing is off", NULL);
+        return false;
+    }
+    const char *control = mt_getenv("MALLOCTRACE_CONTROL");
+    if (control != NULL && *control != '\0' && strcmp(control, "0") != 0 && strcmp(control, "1") != 0) {
+        mt_fail("MALLOCTRACE_CONTROL must be 0 or 1, not '", control, "'; tracing is off", NULL);
+        return false;
+    }
+    /* Starting paused without a way to start is useless: paused implies control, unless turned off. */
+    g_config.control = control != NULL && *control != '\0' ? strcmp(control, "1") == 0 : g_config.start_paused;
+    const char *control_dir = mt_getenv("MALLOCTRACE_CONTROL_DIR");
+    g_config.control_dir[0] = '\0';
+    if (control_dir != NULL && *control_dir != '\0') {
+        if (control_dir[0] != '/' || strlen(control_dir) >= sizeof(g_config.control_dir) - 16) {
+            mt_fail("MALLOCTRACE_CONTROL_DIR must be an absolute path of at most 90 bytes, not '", control_dir,
+                    "'; tracing is off", NULL);
+            return false;
+        }
+        strcpy(g_config.control_dir, control_dir);
+    }
+
     const char *follow = mt_getenv("MALLOCTRACE_FOLLOW_CHILDREN");
     g_config.follow_children = follow != NULL && strcmp(follow, "1") == 0;
     return true;
@@ -288,6 +324,10 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_RSS");
     unsetenv("MALLOCTRACE_USABLE");
     unsetenv("MALLOCTRACE_MMAP");
+    unsetenv("MALLOCTRACE_CLOCK_EVERY");
+    unsetenv("MALLOCTRACE_START");
+    unsetenv("MALLOCTRACE_CONTROL");
+    unsetenv("MALLOCTRACE_CONTROL_DIR");
 }
 
 void mt_scrub_deferred_environment(void) {

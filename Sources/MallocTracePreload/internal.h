@@ -35,7 +35,9 @@
  * Asynchronous cancellation inside malloc is undefined for libc already.
  *
  * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
- * tables never freed), the sampled-bucket counts, the next RSS sample time (one CAS elects the sampling thread), and
+ * tables never freed), the sampled-bucket counts, the pause flag and the recorded-address filter (control.c:
+ * relaxed bytes, only ever set, mapped once before tracing starts), the next RSS sample time (one CAS elects the
+ * sampling thread), and
  * _dl_find_object in the fast unwinder. glibc's _dl_find_object (new in glibc 2.35: this library needs 2.35 or later)
  * reads a snapshot that dlopen and dlclose update under the loader lock with a version counter; it never locks,
  * allocates or blocks, so it is safe where dl_iterate_phdr would take the loader lock.
@@ -138,6 +140,8 @@ static inline __attribute__((always_inline)) bool mt_should_record(void) {
 /* The failure policy: print one "malloctrace: ..." line (only the first time) and stop tracing.
  * The target keeps running untouched. Each part is a plain string; the call ends with NULL. */
 void mt_fail(const char *first, ...) __attribute__((sentinel));
+/* The copy of stderr that messages go to (-1 when none). */
+int mt_stderr_descriptor_number(void);
 /* Prints one "malloctrace: ..." line made of the parts, without changing anything. */
 void mt_say(const char *first, ...) __attribute__((sentinel));
 
@@ -190,7 +194,15 @@ typedef struct mt_config {
     bool rss_samples;    /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
     bool usable_sizes;   /* MALLOCTRACE_USABLE, default 1: usable size and chunk flags of every block */
     bool trace_mappings; /* MALLOCTRACE_MMAP=1: the program's own anonymous mmap/munmap/mremap, brk/sbrk */
+    /* MALLOCTRACE_CLOCK_EVERY: events per read of the coarse clock, 1-16 (16; 1 when sampling). A thread that
+     * goes idle stamps up to this many of its next events with the time of its last read. */
+    uint32_t clock_every;
+    bool start_paused;     /* MALLOCTRACE_START=paused: the library loads idle until `ctl PID start` */
+    bool control;          /* MALLOCTRACE_CONTROL=1 (or START=paused): serve `malloctrace ctl` (control_server.c) */
+    char control_dir[108]; /* MALLOCTRACE_CONTROL_DIR; empty: /tmp/malloctrace-EUID */
 } mt_config_t;
+
+#define MT_DEFAULT_CLOCK_EVERY 16
 
 extern mt_config_t g_config;
 
@@ -227,6 +239,10 @@ void mt_file_resume(void);
 /* Locks for fork(): the child must not inherit a mutex held by another thread. */
 void mt_file_lock(void);
 void mt_file_unlock(void);
+/* The trace file's descriptor (-1 when none), for the control thread's own descriptor table. */
+int mt_file_descriptor(void);
+/* Whether that descriptor, in the calling thread's table, is the trace file. */
+bool mt_file_descriptor_is_trace(void);
 /* In a forked child: forget the parent's file without touching it. */
 void mt_file_forget(void);
 
@@ -264,6 +280,8 @@ void mt_rss_start(bool sampling);
 /* True for the one thread that moves the next sample time past `now`: it takes the sample. */
 bool mt_rss_claim_sample(uint64_t now);
 uint64_t mt_rss_resident_bytes(void);
+/* The /proc/self/statm descriptor (-1 when none). */
+int mt_rss_descriptor(void);
 uint64_t mt_rss_break_bytes(void);
 /* Appends the PROCESS_STATS record for an END of reason `how` (enum mt_end_reason). Guard held. */
 void mt_rss_write_end_stats(uint32_t how);
@@ -304,6 +322,59 @@ static inline bool mt_chunk_info(const void *ptr, size_t requested, uint8_t *are
     *value = (uint64_t)(usable > requested ? usable - requested : 0) << 2 | (uint64_t)mmapped << 1 | non_main;
     return true;
 }
+
+/* ---- control API (control.c) ----------------------------------------------------------------- */
+
+/* Set between mt_control_pause and mt_control_resume: the hooks record no allocation, only the releases of
+ * blocks that may have been recorded (g_recorded_filter). One well-predicted load on the hot path. */
+extern _Atomic bool g_paused;
+static inline bool mt_control_is_paused(void) { return atomic_load_explicit(&g_paused, memory_order_relaxed); }
+
+/* One byte per 256-byte granule of the address space (modulo 1 GiB), set for every recorded block (malloc family
+ * and pools), never cleared. Not hashed on purpose: neighbouring blocks share a byte and a cache line, so the
+ * filter's working set is 1/256 of the heap's and noting a block costs no cache miss of its own (a hashed table
+ * cost ~15% more CPU time on the churn benchmark). */
+#define MT_RECORDED_FILTER_BITS 22
+#define MT_RECORDED_FILTER_SLOTS (1u << MT_RECORDED_FILTER_BITS)
+#define MT_RECORDED_GRANULE_SHIFT 8
+extern _Atomic(_Atomic uint8_t *) g_recorded_filter;
+static inline size_t mt_recorded_slot(const void *ptr) {
+    return (size_t)((uintptr_t)ptr >> MT_RECORDED_GRANULE_SHIFT) & (MT_RECORDED_FILTER_SLOTS - 1);
+}
+/* Notes a recorded block; the store is skipped when the byte is set already, so lines stay shared. */
+static inline void mt_recorded_note(const void *ptr) {
+    _Atomic uint8_t *filter = atomic_load_explicit(&g_recorded_filter, memory_order_relaxed);
+    if (MT_UNLIKELY(filter == NULL || ptr == NULL)) return;
+    _Atomic uint8_t *slot = &filter[mt_recorded_slot(ptr)];
+    if (!atomic_load_explicit(slot, memory_order_relaxed)) atomic_store_explicit(slot, 1, memory_order_relaxed);
+}
+/* False only for a block that was certainly never recorded (while paused, its release need not be). */
+bool mt_recorded_may_contain(const void *ptr);
+
+/* At every start of tracing (not paused; the filter is mapped once per process image). Guard held. */
+void mt_control_start(void);
+/* The control core, shared by the exported malloctrace_* functions (malloctrace.h) and any other control
+ * channel. Each may be called with or without the guard held by the calling code itself, but never from a
+ * signal handler that interrupted the tracer (they write into the calling thread's chunk). Each does nothing
+ * unless this process is tracing. Pause and resume are idempotent (not counted). */
+void mt_control_pause(void);
+void mt_control_resume(void);
+void mt_control_mark(const char *name);
+void mt_control_snapshot(const char *name);
+/* Pools: ids from 1; 0 means "no pool" (not tracing) and makes every other pool call do nothing. */
+uint64_t mt_control_pool_create(const char *name);
+void mt_control_pool_alloc(uint64_t pool, const void *ptr, size_t size);
+void mt_control_pool_free(uint64_t pool, const void *ptr);
+void mt_control_pool_destroy(uint64_t pool);
+void mt_control_pool_backing(uint64_t pool, const void *block);
+
+/* ---- control channel (control_server.c) ---------------------------------------------------------- */
+
+/* Starts the thread that serves `malloctrace ctl` on DIR/PID.sock when control is on (g_config.control), once
+ * per traced process (at load, and in a followed child's fork handler). Guard held. */
+void mt_control_server_start(void);
+/* Removes this process's socket (at exit); a socket left by a killed process is replaced by the next one. */
+void mt_control_server_remove_socket(void);
 
 /* ---- stacks (stacks.c) ------------------------------------------------------------------------ */
 

@@ -23,7 +23,7 @@
 #define MT_ALLOC_HOOK(name, opcode, params, args, size, alignment)                                                     \
     MT_EXPORT void *name params {                                                                                      \
         if (MT_UNLIKELY(!mt_should_record())) return MT_PASS(name, args, size, alignment);                             \
-        if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) {                                          \
+        if (MT_UNLIKELY(mt_control_is_paused()) || (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size))) { \
             void *unsampled = real.name args;                                                                          \
             if (MT_UNLIKELY(g_leak_scan)) mt_live_insert(unsampled, size, __builtin_return_address(0));                \
             return unsampled;                                                                                          \
@@ -33,6 +33,7 @@
         int saved_errno = errno;                                                                                       \
         if (MT_UNLIKELY(g_sample_rate != 0) && result != NULL) mt_sampled_insert(result);                              \
         mt_record_alloc(opcode, mt_next_sequence(), size, result, alignment);                                          \
+        mt_recorded_note(result);                                                                                      \
         if (MT_UNLIKELY(g_leak_scan)) mt_live_insert(result, size, __builtin_return_address(0));                       \
         errno = saved_errno;                                                                                           \
         t_guard = 0;                                                                                                   \
@@ -50,6 +51,11 @@ MT_EXPORT void free(void *ptr) {
     /* Out of the live table before the real free: afterwards another thread may get the same address. */
     if (MT_UNLIKELY(g_leak_scan)) mt_live_remove(ptr);
     if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sampled_may_contain(ptr)) {
+        real.free(ptr);
+        return;
+    }
+    /* Paused: only a block that may have been recorded needs its release recorded (sampled: the table says). */
+    if (MT_UNLIKELY(mt_control_is_paused()) && g_sample_rate == 0 && !mt_recorded_may_contain(ptr)) {
         real.free(ptr);
         return;
     }
@@ -82,7 +88,7 @@ static inline void *mt_real_realloc(bool is_array, void *ptr, size_t count, size
  * only) or a whole realloc (both). */
 static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t size, size_t requested) {
     bool is_array = opcode == MT_EVENT_REALLOCARRAY;
-    bool new_sampled = mt_sample_allocation(requested);
+    bool new_sampled = !mt_control_is_paused() && mt_sample_allocation(requested);
     if (!new_sampled && (ptr == NULL || !mt_sampled_may_contain(ptr)))
         return mt_real_realloc(is_array, ptr, count, size);
     t_guard = mt_guard_token();
@@ -100,6 +106,20 @@ static void *mt_sampled_realloc(uint8_t opcode, void *ptr, size_t count, size_t 
     } else if (old_sampled && !failed) {
         mt_record_free(seq_before, ptr);
     }
+    errno = saved_errno;
+    t_guard = 0;
+    return result;
+}
+
+/* realloc while paused (not sampling): the new block is not recorded, the old one's release is when the old
+ * block may have been recorded (as a FREE at the first sequence number, unless the call failed). */
+static void *mt_paused_realloc(void *ptr, bool is_array, size_t count, size_t size, size_t requested) {
+    if (ptr == NULL || !mt_recorded_may_contain(ptr)) return mt_real_realloc(is_array, ptr, count, size);
+    t_guard = mt_guard_token();
+    uint64_t seq_before = mt_next_sequence();
+    void *result = mt_real_realloc(is_array, ptr, count, size);
+    int saved_errno = errno;
+    if (result != NULL || requested == 0) mt_record_free(seq_before, ptr);
     errno = saved_errno;
     t_guard = 0;
     return result;
@@ -127,6 +147,8 @@ static inline __attribute__((always_inline)) void *mt_traced_realloc(uint8_t opc
     void *result;
     if (MT_UNLIKELY(g_sample_rate != 0)) {
         result = mt_sampled_realloc(opcode, ptr, count, size, requested);
+    } else if (MT_UNLIKELY(mt_control_is_paused())) {
+        result = mt_paused_realloc(ptr, is_array, count, size, requested);
     } else {
         t_guard = mt_guard_token();
         uint64_t seq_before = mt_next_sequence();
@@ -134,6 +156,7 @@ static inline __attribute__((always_inline)) void *mt_traced_realloc(uint8_t opc
         int saved_errno = errno;
         uint64_t seq_after = mt_next_sequence();
         mt_record_realloc(opcode, seq_before, seq_after, requested, ptr, result);
+        mt_recorded_note(result);
         errno = saved_errno;
         t_guard = 0;
     }
@@ -162,7 +185,7 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
         *out = block;
         return 0;
     }
-    if (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size)) {
+    if (MT_UNLIKELY(mt_control_is_paused()) || (MT_UNLIKELY(g_sample_rate != 0) && !mt_sample_allocation(size))) {
         int unsampled = real.posix_memalign(out, alignment, size);
         if (MT_UNLIKELY(g_leak_scan) && unsampled == 0) mt_live_insert(*out, size, __builtin_return_address(0));
         return unsampled;
@@ -172,6 +195,7 @@ MT_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
     int saved_errno = errno;
     if (MT_UNLIKELY(g_sample_rate != 0) && result == 0) mt_sampled_insert(*out);
     mt_record_alloc(MT_EVENT_POSIX_MEMALIGN, mt_next_sequence(), size, result == 0 ? *out : NULL, alignment);
+    if (result == 0) mt_recorded_note(*out);
     if (MT_UNLIKELY(g_leak_scan) && result == 0) mt_live_insert(*out, size, __builtin_return_address(0));
     errno = saved_errno;
     t_guard = 0;
@@ -194,6 +218,7 @@ static bool mt_end_trace(uint32_t how, int status) {
     mt_end_record_t end = {
         .end_monotonic_ns = mt_now_ns(), .last_sequence = atomic_load(&g_sequence), .exit_status = status, .how = how};
     mt_file_finish(&end);
+    if (how != MT_END_EXEC) mt_control_server_remove_socket(); /* an exec'd image takes the pid's socket over */
     t_guard = was_guarded;
     return true;
 }

@@ -61,6 +61,8 @@ static int mt_stderr_descriptor(void) {
     return g_stderr_fd == -EBADF ? -1 : 2; /* started without fd 2: a later fd 2 is the program's own file */
 }
 
+int mt_stderr_descriptor_number(void) { return g_stderr_fd; }
+
 static void mt_say_parts(const char *first, va_list parts) {
     char line[1024];
     size_t length = 0, capacity = sizeof(line) - 1;
@@ -130,8 +132,12 @@ static bool mt_open_trace(void) {
     return mt_file_open(g_config.output_path, &process, exe, process.exe_length, argv, process.argv_length);
 }
 
+/* Whether the trace just started begins paused: MALLOCTRACE_START=paused in a new process image, and in a forked
+ * child whatever its parent was at the fork (its memory is a copy of the parent's). */
+static bool g_pause_at_start;
+
 /* Everything that starts a trace; runs in the parent at load and again in a followed child. */
-static bool mt_start_tracing(void) {
+static bool mt_start_tracing(bool new_image) {
     if (!mt_read_config()) return false;
     g_start_monotonic_ns = mt_clock(CLOCK_MONOTONIC);
     g_trace_owner = getpid();
@@ -146,6 +152,8 @@ static bool mt_start_tracing(void) {
     g_leak_scan = g_config.leak_scan;
     if (g_leak_scan) mt_unblock_stop_signal();
     mt_rss_start(g_config.rss_samples);
+    g_pause_at_start = new_image ? g_config.start_paused : mt_control_is_paused();
+    mt_control_start();
     mt_modules_refresh();
     return true;
 }
@@ -177,6 +185,8 @@ static void mt_after_fork_in_parent(void) {
 }
 
 static void mt_after_fork_in_child(void) {
+    int status = atomic_load(&g_status);
+    bool follow = status == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
     /* First, and even when this thread took no lock (it may have been interrupted holding this one): the
      * resets below map memory, which takes it. Such a child does not trace, so the list need not be exact. */
     mt_tracer_mappings_reset_lock();
@@ -188,12 +198,12 @@ static void mt_after_fork_in_child(void) {
     mt_recorder_reset_thread();
     mt_sampler_reset();
     if (g_leak_scan && t_fork_locked) mt_live_reset_locks();
+    /* A followed child is controlled as its own process: it gets a control thread of its own. */
+    if (follow && g_config.control) mt_control_server_start();
     if (t_fork_locked) t_guard = 0; /* else the interrupted tracer code clears it when the handler returns */
     /* A followed child starts its own trace at its first allocation, so that the common fork-then-exec
      * leaves no near-empty trace behind (the exec'd program writes one of its own). A fork before the
      * tracer started (from a library's constructor) leaves a child that starts as any process does. */
-    int status = atomic_load(&g_status);
-    bool follow = status == MT_STATUS_TRACING && g_config.follow_children && t_fork_locked;
     if (status != MT_STATUS_UNINITIALIZED) atomic_store(&g_status, follow ? MT_STATUS_UNINITIALIZED : MT_STATUS_OFF);
 }
 
@@ -252,7 +262,7 @@ void mt_initialize(void) {
     bool first = !g_process_ready;
     if (first) mt_prepare_process();
     g_process_ready = true;
-    bool tracing = mt_start_tracing();
+    bool tracing = mt_start_tracing(first);
     if (tracing && first) {
         mt_stacks_initialize();
         mt_register_fork_handlers();
@@ -265,6 +275,8 @@ void mt_initialize(void) {
     /* mt_fail already set OFF on failure; don't overwrite it. */
     expected = MT_STATUS_INITIALIZING;
     atomic_compare_exchange_strong(&g_status, &expected, tracing ? MT_STATUS_TRACING : MT_STATUS_OFF);
+    /* Paused once tracing (the pause is an event of the trace): the call that started the tracer is not recorded. */
+    if (tracing && g_pause_at_start) mt_control_pause();
     t_guard = was_guarded;
     mt_cancel_restore(cancel_state);
     errno = saved_errno;
@@ -272,9 +284,11 @@ void mt_initialize(void) {
 
 __attribute__((constructor)) static void mt_on_load(void) {
     if (atomic_load(&g_status) == MT_STATUS_UNINITIALIZED) mt_initialize();
-    uintptr_t was_guarded = t_guard; /* setenv allocates */
+    uintptr_t was_guarded = t_guard; /* setenv and pthread_create allocate */
     t_guard = was_guarded ? was_guarded : mt_guard_token();
     mt_scrub_deferred_environment();
+    /* Here, not in mt_initialize: that may run inside the program's first malloc, before libc is ready. */
+    if (atomic_load(&g_status) == MT_STATUS_TRACING && mt_is_trace_owner()) mt_control_server_start();
     t_guard = was_guarded;
 }
 
@@ -291,6 +305,7 @@ __attribute__((destructor)) static void mt_on_unload(void) {
                            .exit_status = -1,
                            .how = MT_END_DESTRUCTOR};
     mt_file_finish(&end);
+    mt_control_server_remove_socket();
     mt_stacks_report_verification();
     t_guard = was_guarded;
 }

@@ -20,8 +20,9 @@ uint64_t g_start_monotonic_ns;
  * largest size. Any chunk grows to fit its first event (module events can be ~8 KiB). */
 #define MT_FIRST_CHUNK_BYTES (4 * 1024)
 /* Reading even the coarse clock on every event costs ~5 ns; its resolution is a kernel tick (~4 ms),
- * far longer than 16 events take, so reading it every 16 events loses no precision worth having. */
-#define MT_CLOCK_EVERY 16
+ * far longer than 16 events take, so by default it is read every 16 events (g_config.clock_every). The price:
+ * a thread that goes idle stamps up to 15 of its next events with the time of its last read, which is why
+ * periodic profiles (`run --profile-every`) and sampled traces read it for every event. */
 #define MT_LARGEST_CHUNK_BYTES (256 * 1024)
 
 typedef struct mt_thread_state {
@@ -34,7 +35,7 @@ typedef struct mt_thread_state {
     uint64_t last_sequence;
     uint64_t last_pointer;
     uint64_t last_time;
-    uint32_t events_until_clock; /* the clock is read every MT_CLOCK_EVERY events */
+    uint32_t events_until_clock; /* the clock is read every g_config.clock_every events */
     uint32_t tid;
     uint32_t next_capacity;
     uint8_t arena; /* non-main-arena bit the reader assumes for this chunk's blocks (see MT_EVENT_CHUNK_INFO) */
@@ -141,7 +142,7 @@ static inline uint8_t *mt_begin_event(mt_thread_state_t *t, size_t need) {
         if (!mt_start_chunk(t, need)) return NULL;
     }
     if (MT_LIKELY(t->events_until_clock-- != 0)) return t->cursor;
-    t->events_until_clock = MT_CLOCK_EVERY - 1;
+    t->events_until_clock = g_config.clock_every - 1;
     uint64_t now = mt_coarse_now_ns();
     if (now == t->last_time) return t->cursor;
     uint8_t *out = mt_put_time(t, t->cursor, now);
@@ -151,10 +152,11 @@ static inline uint8_t *mt_begin_event(mt_thread_state_t *t, size_t need) {
     return out;
 }
 
-/* Publishes the event: a crash after this line cannot lose it. */
+/* Publishes the event: a crash after this line cannot lose it. A release store (a plain store on x86-64),
+ * so that a reader of the live file (`run --profile-every`) that sees the new `used` sees the event's bytes. */
 static inline void mt_commit_event(mt_thread_state_t *t, uint8_t *end) {
     t->cursor = end;
-    t->chunk->used = (uint32_t)(end - t->events);
+    atomic_store_explicit((_Atomic uint32_t *)&t->chunk->used, (uint32_t)(end - t->events), memory_order_release);
 }
 
 static inline uint8_t *mt_put_sequence(mt_thread_state_t *t, uint8_t *out, uint64_t seq) {

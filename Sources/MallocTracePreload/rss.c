@@ -2,7 +2,7 @@
  * The process's memory as the kernel counts it: resident set size and program break, sampled while the
  * process runs (MT_EVENT_RSS_SAMPLE) and once when the trace ends (MT_RECORD_PROCESS_STATS).
  *
- * Samples ride on the recorder's clock: a thread reads the coarse clock every MT_CLOCK_EVERY events, and only
+ * Samples ride on the recorder's clock: a thread reads the coarse clock every g_config.clock_every events, and only
  * when that clock has moved does it compare it with g_rss_next_sample_ns. The per-event path gains nothing;
  * a sample costs one pread of /proc/self/statm (~1.5 us) at most every MT_RSS_SAMPLE_INTERVAL_NS.
  */
@@ -20,6 +20,8 @@ static int g_statm_fd = -1;
 static dev_t g_statm_device;
 static ino_t g_statm_inode;
 static uintptr_t g_start_break;
+
+int mt_rss_descriptor(void) { return g_statm_fd; }
 
 /* The program may close our descriptor and get its number back for a file of its own: read only our statm. */
 static bool mt_statm_is_ours(void) {

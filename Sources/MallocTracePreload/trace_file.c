@@ -309,6 +309,10 @@ void mt_file_resume(void) {
     mt_cancel_restore(cancel_state);
 }
 
+int mt_file_descriptor(void) { return g_fd; }
+
+bool mt_file_descriptor_is_trace(void) { return mt_descriptor_is_trace(); }
+
 void mt_file_lock(void) { pthread_mutex_lock(&g_file_mutex); }
 void mt_file_unlock(void) { pthread_mutex_unlock(&g_file_mutex); }
 

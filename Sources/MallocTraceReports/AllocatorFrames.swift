@@ -12,6 +12,8 @@ public enum AllocatorFrames {
         "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc", "memalign",
         "valloc", "pvalloc", "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_memalign",
         "strdup", "strndup", "__strdup", "__strndup", "wcsdup",
+        // malloctrace.h's inline functions (frames of their own at -O0)
+        "malloctrace_pool_alloc", "malloctrace__lookup",
         // Swift runtime
         "swift_slowAlloc", "swift_slowAllocTyped", "swift_allocObject", "_swift_allocObject_", "swift_allocBox",
         "swift_allocEmptyBox", "swift_bufferAllocate", "swift::swift_slowAlloc", "swift_coroFrameAlloc",
@@ -41,7 +43,7 @@ public enum AllocatorFrames {
     /// (nil: anything). libstdc++'s containers allocate through `_M_allocate`, `_M_get_node`,
     /// `_M_allocate_node` and friends, which only wrap `allocator_traits::allocate`.
     static let layers: [(prefix: String, member: String?)] = [
-        ("operator new(", nil), ("operator new[](", nil),
+        ("operator new(", nil), ("operator new[](", nil), ("malloctrace_pool_alloc(", nil),
         ("std::__new_allocator<", ">::allocate("), ("__gnu_cxx::new_allocator<", ">::allocate("),
         ("std::allocator<", ">::allocate("), ("std::allocator_traits<", ">::allocate("),
         ("__gnu_cxx::__alloc_traits<", ">::allocate("),
@@ -94,6 +96,8 @@ public enum AllocatorFrames {
     /// `frames` without its leading allocator frames. A stack made only of allocator frames (cut short by
     /// the depth limit) is returned whole rather than emptied.
     public static func fold(_ frames: [ReportFrame]) -> [ReportFrame] {
+        // A pool block's stack starts with its pool's frame: keep it, fold what follows.
+        if let pool = frames.first, pool.isPoolFrame { return [pool] + fold(Array(frames.dropFirst())) }
         guard let first = frames.firstIndex(where: { !isAllocatorFrame($0) }) else { return frames }
         return Array(frames[first...])
     }

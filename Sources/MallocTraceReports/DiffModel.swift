@@ -1,3 +1,4 @@
+import Foundation
 public import MallocTraceAnalysis
 public import MallocTraceFormat
 import MallocTraceSymbolication
@@ -16,6 +17,21 @@ public struct DiffSide {
     var groups: [String: SiteGroup]
     var presenter: StackPresenter
     var symbolizer: Symbolizer
+    var pass: TracePass
+    /// The snapshot this side stands for (`TRACE@NAME`), if any.
+    public var snapshot: String?
+}
+
+/// `TRACE@NAME` on the command line: a trace and one of its snapshots.
+public enum SnapshotReference {
+    /// The file and the snapshot name. A path that names an existing file is that file, whatever '@' it holds;
+    /// otherwise the name follows the last '@' (empty: the whole trace).
+    public static func parse(_ argument: String) -> (path: String, snapshot: String?) {
+        if FileManager.default.fileExists(atPath: argument) { return (argument, nil) }
+        guard let at = argument.lastIndex(of: "@") else { return (argument, nil) }
+        let name = String(argument[argument.index(after: at)...])
+        return (String(argument[..<at]), name.isEmpty ? nil : name)
+    }
 }
 
 /// What changed for one group (a stack by its frames, a function, or a file) between two traces.
@@ -98,8 +114,15 @@ public struct TraceDiff {
         return TraceDiff(before: first, after: second, options: options, order: order)
     }
 
+    /// `path`, or `TRACE@SNAPSHOT`: the live set at that snapshot (a report bounded by it).
     static func side(path: String, options: ReportOptions, progress: ProgressMeter) throws(TraceError) -> DiffSide {
-        side(reader: try TraceReader(path: path), options: options, progress: progress)
+        let (file, snapshot) = SnapshotReference.parse(path)
+        var options = options
+        if let snapshot { options.filters.snapshot = snapshot }
+        var side = side(reader: try TraceReader(path: file), options: options, progress: progress)
+        try side.pass.checkMarks()
+        side.snapshot = snapshot
+        return side
     }
 
     static func side(reader: TraceReader, options: ReportOptions, progress: ProgressMeter) -> DiffSide {
@@ -119,7 +142,7 @@ public struct TraceDiff {
             diagnostics: reader.diagnostics.map(\.description) + samplingNote(reader.sampling),
             summary: pass.summary, temporaryAllocations: pass.temporaryAllocations, temporaryBytes: pass.temporaryBytes,
             groups: Dictionary(uniqueKeysWithValues: groups.map { ($0.key, $0) }), presenter: presenter,
-            symbolizer: symbolizer)
+            symbolizer: symbolizer, pass: pass)
     }
 
     /// A sampled side's figures are estimates and its counts are samples: say so next to the figures.

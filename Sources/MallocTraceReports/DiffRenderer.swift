@@ -10,7 +10,7 @@ public enum DiffRenderer {
                 side.process.map { $0.arguments.isEmpty ? $0.executable : $0.arguments.joined(separator: " ") }
                 ?? "unknown command"
             out +=
-                "  \(label.padding(7))\(side.tracePath): \(command), ran "
+                "  \(label.padding(7))\(side.tracePath)\(side.snapshot.map { " at snapshot '\($0)'" } ?? ""): \(command), ran "
                 + "\(Formatting.seconds(nanoseconds: side.durationNanoseconds))"
                 + (side.isTruncated ? " (truncated)" : "") + "\n"
             for diagnostic in side.diagnostics { out += "  warning  \(diagnostic)\n" }
@@ -94,6 +94,7 @@ public enum DiffRenderer {
         func side(_ side: DiffSide) -> JSON {
             .object([
                 "path": .string(side.tracePath),
+                "snapshot": .optional(side.snapshot, JSON.string),
                 "pid": .optional(side.process?.pid) { .unsigned(UInt64($0)) },
                 "executable": .optional(side.process?.executable, JSON.string),
                 "arguments": .array((side.process?.arguments ?? []).map(JSON.string)),

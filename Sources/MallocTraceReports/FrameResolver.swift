@@ -75,7 +75,7 @@ public final class FrameResolver {
     }
 
     private func moduleAddress(_ address: UInt64, at generation: Int) -> ModuleAddress? {
-        guard let module = module(containing: address, at: generation) else { return nil }
+        guard let module = module(containing: address, at: generation), module.poolName == nil else { return nil }
         return ModuleAddress(module: module.path, buildID: module.buildID, offset: address &- module.loadBias)
     }
 
@@ -101,6 +101,12 @@ public final class FrameResolver {
         guard let module = module(containing: address, at: generation) else {
             var frame = ReportFrame(address: address, module: nil, offset: nil)
             frame.problem = "no module of the trace contains the address"
+            return [frame]
+        }
+        if let pool = module.poolName {
+            var frame = ReportFrame(address: address, module: nil, offset: nil)
+            frame.function = "[pool \(pool)]"
+            frame.isPoolFrame = true
             return [frame]
         }
         let offset = address &- module.loadBias

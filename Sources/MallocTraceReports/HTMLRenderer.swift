@@ -28,6 +28,7 @@ public struct HTMLReportModel {
             symbolizer: symbolizer, countsSizes: true, countsThreads: options.sections.contains(.threads),
             countedLeakKinds: options.leakKinds, analyzesAllocator: options.showsAllocator, progress: progress,
             observer: { timeline.consume($0) })
+        try pass.checkMarks()
         let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: reader.modules, symbolizer: symbolizer), stacks: reader.stacks,
@@ -193,6 +194,7 @@ public enum HTMLRenderer {
             <text x="\(f(left - 6))" y="\(f(y(0)))" text-anchor="end">0</text>
             <text x="\(f(left))" y="\(f(height - 6))">0 s</text>
             <text x="\(f(width - 10))" y="\(f(height - 6))" text-anchor="end">\(escaped(Formatting.seconds(nanoseconds: UInt64(end))))</text>
+            \(marks(model.report.marks, x: { x(min($0, UInt64(end))) }, top: top, bottom: y(0), right: width - 10))
             <path d="\(path) L\(f(x(UInt64(end)))),\(f(y(points.last?.liveBytes ?? 0)))" class="series"/>
             <circle cx="\(f(peakX))" cy="\(f(peakY))" r="4" class="peak"/>
             <text x="\(f(anchor == "end" ? peakX - 8 : peakX + 8))" y="\(f(max(peakY + 4, top + 10)))" text-anchor="\(anchor)" \
@@ -202,6 +204,41 @@ public enum HTMLRenderer {
             </section>
 
             """
+    }
+
+    /// The control API on the timeline: a dashed line and label per mark and snapshot, the paused intervals
+    /// shaded. Labels alternate between two rows so that close marks stay readable.
+    static func marks(_ marks: [TraceMark], x: (UInt64) -> Double, top: Double, bottom: Double, right: Double)
+        -> String
+    {
+        func f(_ value: Double) -> String { Formatting.decimal(value, places: 1) }
+        var svg = ""
+        var pausedAt: Double?
+        for mark in marks where mark.kind == .pause || mark.kind == .resume {
+            if mark.kind == .pause, pausedAt == nil { pausedAt = x(mark.time) }
+            if mark.kind == .resume, let start = pausedAt {
+                svg +=
+                    "<rect x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(1, x(mark.time) - start)))\" "
+                    + "height=\"\(f(bottom - top))\" class=\"paused\"><title>paused</title></rect>\n"
+                pausedAt = nil
+            }
+        }
+        if let start = pausedAt {
+            svg +=
+                "<rect x=\"\(f(start))\" y=\"\(f(top))\" width=\"\(f(max(1, right - start)))\" "
+                + "height=\"\(f(bottom - top))\" class=\"paused\"><title>paused to the end</title></rect>\n"
+        }
+        for (index, mark) in marks.filter({ $0.kind == .mark || $0.kind == .snapshot }).enumerated() {
+            let position = x(mark.time)
+            let what = mark.kind == .mark ? "mark" : "snapshot"
+            let title = "\(what) \(mark.name) at \(Formatting.seconds(nanoseconds: mark.time))"
+            svg +=
+                "<g class=\"\(what)\"><title>\(escaped(title))</title>"
+                + "<line x1=\"\(f(position))\" y1=\"\(f(top))\" x2=\"\(f(position))\" y2=\"\(f(bottom))\"/>"
+                + "<text x=\"\(f(position + 3))\" y=\"\(f(top + 10 + Double(index % 2) * 12))\">"
+                + "\(escaped(mark.name))</text></g>\n"
+        }
+        return svg
     }
 
     static func flameGraph(_ model: HTMLReportModel) -> String {
@@ -304,6 +341,9 @@ public enum HTMLRenderer {
         .chart { width: 100%; height: auto; } .chart text { font-size: 11px; fill: #5a6272; } \
         .axis { stroke: #b8bec9; } .series { fill: none; stroke: #2a6fdb; stroke-width: 1.5; } \
         .peak { fill: #d6336c; } .peak-label { fill: #d6336c !important; font-weight: 600; } \
+        .mark line, .snapshot line { stroke: #7048e8; stroke-dasharray: 4 3; } .mark text, .snapshot text \
+        { fill: #7048e8 !important; } .snapshot line { stroke: #0c8599; } .snapshot text { fill: #0c8599 !important; } \
+        .paused { fill: #adb5bd; opacity: .25; } \
         .flame { width: 100%; height: auto; background: #fafaf7; } .details { font-family: monospace; min-height: 1.4em; } \
         .controls button { border: 1px solid #c9ced8; background: #fff; border-radius: 4px; padding: 3px 9px; cursor: pointer; } \
         .controls button.on { background: #2a6fdb; color: #fff; border-color: #2a6fdb; } \

@@ -59,7 +59,7 @@ public final class HeaptrackExporter {
             case .release:
                 guard let info = live.removeValue(forKey: event.address) else { continue }
                 line(UInt8(ascii: "-"), UInt64(info))
-            case .failedAllocation:
+            case .failedAllocation, .control:
                 continue
             }
         }

@@ -90,6 +90,9 @@ public enum JSONRenderer {
             "filters": .object([
                 "from_ns": .optional(filters.from) { .unsigned(ReportFilters.nanoseconds($0)) },
                 "to_ns": .optional(filters.to) { .unsigned(ReportFilters.nanoseconds($0)) },
+                "from_mark": .optional(filters.fromMark, JSON.string),
+                "to_mark": .optional(filters.toMark, JSON.string),
+                "snapshot": .optional(filters.snapshot, JSON.string),
                 "threads": .array(filters.threads.map { .unsigned(UInt64($0)) }),
                 "include": .array(filters.include.map { .string($0.description) }),
                 "exclude": .array(filters.exclude.map { .string($0.description) }),
@@ -133,6 +136,30 @@ public enum JSONRenderer {
             "temporary_allocations": .unsigned(report.temporaryAllocations),
             "temporary_bytes": .unsigned(report.temporaryBytes),
             "unmatched_frees": .unsigned(summary.unmatchedFrees),
+            "ignored_frees": .unsigned(summary.ignoredFrees),
+            "pools": .array(
+                report.pools.map { pool in
+                    .object([
+                        "name": .string(pool.name),
+                        "pools": .unsigned(UInt64(pool.poolCount)),
+                        "allocation_calls": .unsigned(pool.figures.allocationCalls),
+                        "bytes_allocated": .unsigned(pool.figures.bytesAllocated),
+                        "peak_bytes": .unsigned(pool.figures.peakBytes),
+                        "peak_blocks": .unsigned(pool.figures.peakBlocks),
+                        "leaked_bytes": .unsigned(pool.figures.leakedBytes),
+                        "leaked_blocks": .unsigned(pool.figures.leakedBlocks),
+                    ])
+                }),
+            "marks": .array(
+                report.marks.map { mark in
+                    .object([
+                        "kind": .string(mark.kind.rawValue),
+                        "name": .string(mark.name),
+                        "sequence": .unsigned(mark.sequence),
+                        "time_ns": .unsigned(mark.time),
+                        "thread": .unsigned(UInt64(mark.threadID)),
+                    ])
+                }),
             "threads": .unsigned(UInt64(summary.threadCount)),
             "stack_groups": .unsigned(UInt64(report.groupCount)),
             "truncated": .bool(report.isTruncated),

@@ -63,8 +63,32 @@ public enum PprofExporter {
         case exit
     }
 
+    /// What a profile says about itself beyond its samples (`Profile.comment`, `time_nanos`, `duration_nanos`).
+    public struct Description: Sendable {
+        /// Comments, in order; a line saying what `inuse_*` means follows them.
+        public var comments: [String]
+        /// What `inuse_*` means; nil: as ``InUse`` says.
+        public var inUseMeaning: String?
+        /// When the profile was taken, nanoseconds since the epoch; nil: the process's start.
+        public var time: UInt64?
+        /// The time it covers; nil: the whole trace.
+        public var duration: UInt64?
+
+        public init(comments: [String], inUseMeaning: String? = nil, time: UInt64? = nil, duration: UInt64? = nil) {
+            self.comments = comments
+            self.inUseMeaning = inUseMeaning
+            self.time = time
+            self.duration = duration
+        }
+    }
+
     /// The serialized, uncompressed `Profile` message.
     public static func profile(_ profile: StackProfile, inUse: InUse = .peak, comment: String? = nil) -> [UInt8] {
+        Self.profile(profile, inUse: inUse, description: Description(comments: comment.map { [$0] } ?? []))
+    }
+
+    /// The serialized, uncompressed `Profile` message, described by `description`.
+    public static func profile(_ profile: StackProfile, inUse: InUse, description: Description) -> [UInt8] {
         var strings = [""]
         var stringIndex = ["": 0]
         func string(_ text: String) -> Int64 {
@@ -175,12 +199,13 @@ public enum PprofExporter {
             }
         }
         var tail = ProtobufWriter()
-        let commentIndex = comment.map(string)
-        let inUseComment = string(inUse == .peak ? "inuse_*: live at the peak" : "inuse_*: live at exit")
+        let commentIndices = description.comments.map(string)
+        let inUseComment = string(
+            description.inUseMeaning ?? (inUse == .peak ? "inuse_*: live at the peak" : "inuse_*: live at exit"))
         let periodType = (string("space"), string("bytes"))
         let defaultType = string("inuse_space")
-        if let start = profile.process?.startRealtime { tail.uint(9, start) }
-        tail.uint(10, profile.durationNanoseconds)
+        if let time = description.time ?? profile.process?.startRealtime { tail.uint(9, time) }
+        tail.uint(10, description.duration ?? profile.durationNanoseconds)
         if let sampling = profile.sampling {
             tail.message(11) {
                 $0.int(1, periodType.0)
@@ -188,7 +213,7 @@ public enum PprofExporter {
             }
             tail.uint(12, sampling.rate)
         }
-        if let commentIndex { tail.int(13, commentIndex) }
+        for index in commentIndices { tail.int(13, index) }
         tail.int(13, inUseComment)
         tail.int(14, defaultType)
         var result = out.bytes + mappings.bytes + locations.bytes + functions.bytes

@@ -15,6 +15,8 @@ public struct ReportFrame: Sendable, Equatable, Hashable {
     public var isInlined = false
     /// Why the frame has no file and line (or no function), when it has none.
     public var problem: String?
+    /// The stand-in frame that names a pool block's pool (``function`` is `[pool NAME]`).
+    public var isPoolFrame = false
 
     public init(address: UInt64, module: String?, offset: UInt64?) {
         self.address = address
@@ -37,6 +39,7 @@ public struct ReportFrame: Sendable, Equatable, Hashable {
     /// else the location alone. Inlined calls end in ` [inlined]`.
     public var displayName: String {
         guard let function else { return location }
+        if isPoolFrame { return function }
         let text: String
         if let file {
             let fileName = file.split(separator: "/").last.map(String.init) ?? file

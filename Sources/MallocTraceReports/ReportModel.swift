@@ -198,6 +198,10 @@ public struct Report {
     public static let residentSampleLimit = 500
     /// The allocator's view (`report --allocator`), when asked for.
     public var allocator: AllocatorReport?
+    /// Pools of the control API (malloctrace.h), with their selected blocks' figures, by name.
+    public var pools: [PoolUsage]
+    /// Marks, snapshots, pauses and resumes, in sequence order (not affected by filters).
+    public var marks: [TraceMark]
 
     public var leaks: [ReportSite] { sites[.leaks] ?? [] }
     public var peakContributors: [ReportSite] { sites[.peak] ?? [] }
@@ -235,6 +239,8 @@ public struct Report {
         }
         residentSamples = samples
         self.options = options
+        pools = PoolUsage.make(sites: pass.sites, reader: reader)
+        marks = reader.marks
         summary = pass.summary
         temporaryAllocations = reader.sampling == nil ? pass.temporaryAllocations : 0
         temporaryBytes = reader.sampling == nil ? pass.temporaryBytes : 0
@@ -298,8 +304,10 @@ public struct Report {
             symbolizerPath: symbolizer.hasDebugInfoBackend ? symbolizer.symbolizerPath : nil)
         // One entry per return address: its outermost frame (the function that contains the call).
         var byAddress: [UInt64: ReportFrame] = [:]
-        for frame in frames where !frame.isInlined { byAddress[frame.address] = frame }
-        for frame in frames where byAddress[frame.address] == nil { byAddress[frame.address] = frame }
+        for frame in frames where !frame.isInlined && !frame.isPoolFrame { byAddress[frame.address] = frame }
+        for frame in frames where byAddress[frame.address] == nil && !frame.isPoolFrame {
+            byAddress[frame.address] = frame
+        }
         notes.printedAddresses = byAddress.count
         var problems: [String: [String: Int]] = [:]
         for frame in byAddress.values {

@@ -41,6 +41,13 @@ public struct ReportFilters: Sendable, Equatable {
     public var include: [StackPattern] = []
     /// Drop stacks with a frame matching one of these.
     public var exclude: [StackPattern] = []
+    /// Bounds in sequence order at marks (malloctrace_mark): from the first mark named `fromMark`, to the first
+    /// one named `toMark` after it.
+    public var fromMark: String?
+    public var toMark: String?
+    /// Ends the report at the first snapshot of this name (malloctrace_snapshot): its "leaked" figures are the
+    /// live set at that moment. Takes the place of `toMark`.
+    public var snapshot: String?
 
     public init() {}
 
@@ -51,7 +58,10 @@ public struct ReportFilters: Sendable, Equatable {
         return value >= 18_446_744_073_709_551_615.0 ? .max : UInt64(value)
     }
 
-    public var isEmpty: Bool { from == nil && to == nil && threads.isEmpty && include.isEmpty && exclude.isEmpty }
+    public var isEmpty: Bool {
+        from == nil && to == nil && threads.isEmpty && include.isEmpty && exclude.isEmpty && fromMark == nil
+            && toMark == nil && snapshot == nil
+    }
 
     /// The filters in words, for the report's header.
     public var summary: String {
@@ -60,6 +70,13 @@ public struct ReportFilters: Sendable, Equatable {
             let start = Formatting.decimal(from ?? 0, places: 3)
             parts.append(
                 "allocated from \(start) s" + (to.map { " to \(Formatting.decimal($0, places: 3)) s" } ?? " on"))
+        }
+        if let snapshot {
+            parts.append("live at snapshot '\(snapshot)'" + (fromMark.map { ", allocated from mark '\($0)'" } ?? ""))
+        } else if fromMark != nil || toMark != nil {
+            parts.append(
+                "allocated " + (fromMark.map { "from mark '\($0)'" } ?? "from the start")
+                    + (toMark.map { " to mark '\($0)'" } ?? " on"))
         }
         if !threads.isEmpty { parts.append("by thread " + threads.map(String.init).joined(separator: ", ")) }
         if !include.isEmpty { parts.append("stacks matching " + include.map { "'\($0)'" }.joined(separator: " or ")) }

@@ -103,7 +103,46 @@ public enum TextRenderer {
                 "  " + "unmatched frees".padding(18) + Formatting.grouped(summary.unmatchedFrees)
                 + " (blocks allocated before tracing started)\n"
         }
-        return out
+        return out + control(report)
+    }
+
+    /// The control API's part of the summary: pools, marks and snapshots, pauses.
+    private static func control(_ report: Report) -> String {
+        var rows: [(String, String)] = []
+        for (index, pool) in report.pools.enumerated() {
+            let figures = pool.figures
+            rows.append(
+                (
+                    index == 0 ? "pools" : "",
+                    "\(pool.name)\(pool.poolCount > 1 ? " (\(pool.poolCount) pools)" : ""): "
+                        + "\(Formatting.bytes(figures.bytesAllocated)) in "
+                        + Formatting.counted(figures.allocationCalls, "block") + ", peak "
+                        + Formatting.bytes(figures.peakBytes) + ", leaked \(Formatting.bytes(figures.leakedBytes)) in "
+                        + Formatting.counted(figures.leakedBlocks, "block")
+                ))
+        }
+        for kind in [TraceMark.Kind.mark, .snapshot] {
+            let named = report.marks.filter { $0.kind == kind }
+            guard !named.isEmpty else { continue }
+            rows.append(
+                (
+                    kind == .mark ? "marks" : "snapshots",
+                    named.map { "\($0.name) (\(Formatting.seconds(nanoseconds: $0.time)))" }.joined(separator: ", ")
+                ))
+        }
+        let pauses = report.marks.count { $0.kind == .pause }
+        if pauses > 0 {
+            let ignored = report.summary.ignoredFrees
+            rows.append(
+                (
+                    "paused",
+                    Formatting.counted(UInt64(pauses), "time")
+                        + (ignored > 0
+                            ? "; \(Formatting.counted(ignored, "free")) of blocks allocated while paused not counted"
+                            : "")
+                ))
+        }
+        return rows.map { "  " + $0.0.padding(18) + $0.1 + "\n" }.joined()
     }
 
     /// Which live blocks the leaked figure counts.

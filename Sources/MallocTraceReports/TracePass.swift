@@ -62,6 +62,8 @@ public struct TracePass {
     public var countedLeakKinds: Set<LeakKind>
     /// Requested against usable bytes and where blocks came from, when the pass was asked for it.
     public var allocatorView: AllocatorView?
+    /// A mark or snapshot bound of the filters that the trace never reached (see ``checkMarks()``).
+    public var missingMark: EventFilter.MarkBound?
 
     /// Reads every event once, feeding the heap analysis and the smaller accumulators; `filters` select
     /// the allocations in the same pass. Stack patterns need frames while reading: they are resolved with
@@ -87,6 +89,9 @@ public struct TracePass {
             filter.timeRange = lower...max(lower, upper)
         }
         if !filters.threads.isEmpty { filter.threads = Set(filters.threads) }
+        filter.fromMark = filters.fromMark.map(EventFilter.MarkBound.mark)
+        filter.toMark =
+            filters.snapshot.map(EventFilter.MarkBound.snapshot) ?? filters.toMark.map(EventFilter.MarkBound.mark)
         let matcher =
             filters.include.isEmpty && filters.exclude.isEmpty
             ? nil : StackMatcher(include: filters.include, exclude: filters.exclude, symbolizer: symbolizer)
@@ -155,10 +160,26 @@ public struct TracePass {
             sites[stack, default: SiteFigures()].temporaryAllocations = counts.count
             sites[stack, default: SiteFigures()].temporaryBytes = counts.bytes
         }
+        var missingMark: EventFilter.MarkBound?
+        if let bound = filter.fromMark, !filter.metFromMark {
+            missingMark = bound
+        } else if let bound = filter.toMark, !filter.metToMark {
+            missingMark = bound
+        }
         return TracePass(
             reader: reader, summary: analysis.summary, sites: sites, temporaryAllocations: temporary.total,
             temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads, leakKinds: leakKinds,
-            countedLeakKinds: countedLeakKinds, allocatorView: allocatorView)
+            countedLeakKinds: countedLeakKinds, allocatorView: allocatorView, missingMark: missingMark)
+    }
+
+    /// Fails when a mark or snapshot that bounds the pass was not found, naming those the trace has (a bound
+    /// that is never met would silently report the whole rest of the trace).
+    public func checkMarks() throws(TraceError) {
+        guard let missingMark else { return }
+        let kind: TraceMark.Kind = missingMark.kind == .snapshot ? .snapshot : .mark
+        var known: [String] = []
+        for mark in reader.marks where mark.kind == kind && !known.contains(mark.name) { known.append(mark.name) }
+        throw .unknownMark(path: reader.path, kind: kind.rawValue, name: missingMark.name, known: known)
     }
 }
 
@@ -178,6 +199,7 @@ extension TracePass {
             symbolizer: symbolizer, countsSizes: countsSizes, countsThreads: countsThreads,
             countedLeakKinds: options.leakKinds, analyzesAllocator: options.showsAllocator, progress: progress,
             observer: observer)
+        try pass.checkMarks()
         return (pass, symbolizer)
     }
 }

@@ -50,6 +50,19 @@ enum ChildProcess {
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return .exited(127) }
         }
+        return termination(status)
+    }
+
+    /// The child's termination if it has ended, without waiting; nil while it runs.
+    static func poll(_ pid: pid_t) -> Termination? {
+        var status: Int32 = 0
+        var result = waitpid(pid, &status, WNOHANG)
+        while result < 0 && errno == EINTR { result = waitpid(pid, &status, WNOHANG) }
+        if result < 0 { return .exited(127) }
+        return result == 0 ? nil : termination(status)
+    }
+
+    private static func termination(_ status: Int32) -> Termination {
         let signal = status & 0x7f
         return signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
     }

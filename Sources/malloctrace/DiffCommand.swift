@@ -27,16 +27,22 @@ struct DiffCommand: ParsableCommand {
             folded), not by addresses or stack ids, so two runs of a program match even when it was rebuilt or \
             loaded elsewhere. Entries are sorted by the largest change. Filters apply to both traces.
 
+            TRACE@NAME stands for the live set at the first malloctrace_snapshot("NAME") of TRACE (what was \
+            allocated up to then and not released): "leaked" compares the two live sets. Both sides may be one \
+            trace. A file whose own name contains '@' is read whole when it exists; otherwise the name is what \
+            follows the last '@' (so name@1.mtrace@snap works, and name@1.mtrace@ reads that file whole).
+
             Examples:
               malloctrace diff before.mtrace after.mtrace
+              malloctrace diff server.mtrace@request-start server.mtrace@request-end --sort leaked
               malloctrace diff before.mtrace after.mtrace --group-by function --sort leaked --format json
             """
     )
 
-    @Argument(help: ArgumentHelp("The older trace.", valueName: "before"))
+    @Argument(help: ArgumentHelp("The older trace, or TRACE@SNAPSHOT.", valueName: "before"))
     var before: String
 
-    @Argument(help: ArgumentHelp("The newer trace.", valueName: "after"))
+    @Argument(help: ArgumentHelp("The newer trace, or TRACE@SNAPSHOT.", valueName: "after"))
     var after: String
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

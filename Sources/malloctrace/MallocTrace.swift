@@ -16,7 +16,7 @@ struct MallocTrace: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, ReportCommand.self, CheckCommand.self, DiffCommand.self, FlamegraphCommand.self,
-            ExportCommand.self, CompressCommand.self,
+            ExportCommand.self, CompressCommand.self, CtlCommand.self,
             PreloadPathCommand.self,
         ]
     )

@@ -75,6 +75,18 @@ struct SelectionOptions: ParsableArguments {
     var to: Double?
 
     @Option(
+        help: ArgumentHelp(
+            "Only allocations made after the first malloctrace_mark(\"NAME\") (exact, in the order of calls of all"
+                + " threads).", valueName: "name"))
+    var fromMark: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Only allocations made before the first mark NAME (after --from-mark); blocks live then count as"
+                + " leaked.", valueName: "name"))
+    var toMark: String?
+
+    @Option(
         name: .customLong("thread"),
         help: ArgumentHelp(
             "Only allocations made by this thread id (repeatable, or comma-separated).", valueName: "tid"))
@@ -138,6 +150,8 @@ struct SelectionOptions: ParsableArguments {
         options.temporaryThreshold = temporaryThreshold
         options.filters.from = from
         options.filters.to = to
+        options.filters.fromMark = fromMark
+        options.filters.toMark = toMark
         options.filters.threads = try threadIDs()
         options.filters.include = include.map(StackPattern.init)
         options.filters.exclude = exclude.map(StackPattern.init)
@@ -174,8 +188,13 @@ struct ReportCommand: ParsableCommand {
               malloctrace report app.mtrace --sections summary,leaks --top 3
               malloctrace report app.mtrace --group-by function --top peak=20 --format json | jq '.peak_contributors'
               malloctrace report app.mtrace --from 2.5 --to 4 --exclude libpython
+              malloctrace report app.mtrace --from-mark warmup-done --to-mark request-end
               malloctrace report app.mtrace --format html -o report.html
               malloctrace report app.mtrace --allocator --sections summary
+
+            Programs that include malloctrace.h (docs/api.md) add marks, snapshots, pauses and pools to their \
+            trace: pool blocks read as frames "[pool NAME]", marks bound reports exactly (in the order of calls, \
+            unlike --from/--to, which use times), and the summary lists pauses and per-pool totals.
 
             The HTML page is one self-contained file (no network): summary, heap in use over time with the peak \
             marked, an interactive flame graph (peak, leaked, allocated, calls, temporary), the top tables with \

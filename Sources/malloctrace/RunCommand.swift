@@ -23,10 +23,23 @@ struct RunCommand: ParsableCommand {
             Reports then show estimates scaled back up (marked ≈): bytes per call stack, the peak and leaks. \
             Large allocations are almost always recorded; small ones rarely.
 
+            With --profile-every, a pprof profile is written into --profile-dir at the end of every interval \
+            while the program runs, and one more when it ends: the blocks in use at the interval's end (inuse_*) \
+            and what was allocated during it (alloc_*), per call stack, with the process's pid, executable, \
+            arguments and start time in the profile's comments. Files are named EXE.PID.SEQ.TIME.pb.gz (TIME: \
+            the interval's end, UTC) and appear whole (written aside, then renamed), for a collector such as \
+            Pyroscope, Parca or a cron job to pick up. Each profile reads the trace from its start: combine it \
+            with --sample-rate for a long-running program.
+
+            With --paused, the library loads idle (one predictable branch per allocation call) and records \
+            nothing until `malloctrace ctl PID start`; --control serves `ctl` while recording from the start \
+            (see `malloctrace ctl --help` and docs/control.md).
+
             Examples:
               malloctrace run -- ./server --port 8080
               malloctrace run -o /tmp/build.%p.mtrace --depth 32 -- make -j2
               malloctrace run --sample-rate 512K -- ./server
+              malloctrace run --sample-rate 512K --profile-every 60s --profile-dir /var/lib/profiles -- ./server
             """
     )
 
@@ -47,6 +60,28 @@ struct RunCommand: ParsableCommand {
                 + " and estimate the rest. Default: record every call.",
             valueName: "bytes"))
     var sampleRate: SampleRate?
+
+    @Option(
+        help: ArgumentHelp(
+            "Write a pprof profile every this long while the program runs (e.g. 60s, 500ms, 5m; at least 100ms):"
+                + " in use at the end of the interval, allocated during it. Needs --profile-dir.",
+            valueName: "interval"))
+    var profileEvery: ProfileInterval?
+
+    @Option(
+        help: ArgumentHelp(
+            "Directory for --profile-every's profiles (created if missing), named EXE.PID.SEQ.TIME.pb.gz.",
+            valueName: "directory"))
+    var profileDir: String?
+
+    @Flag(
+        help: ArgumentHelp(
+            "Load the library idle: nothing is recorded until `malloctrace ctl PID start` (which --paused enables)."))
+    var paused = false
+
+    @Flag(
+        help: "Serve `malloctrace ctl PID start|stop|mark|snapshot` while the program runs (a thread of the library).")
+    var control = false
 
     @Flag(help: "Also trace the processes it starts (fork, exec, posix_spawn, system), each into its own file.")
     var followChildren = false
@@ -85,6 +120,12 @@ struct RunCommand: ParsableCommand {
         if let output, let escape = Self.unknownEscape(in: output) {
             throw ValidationError("-o has an unknown escape '\(escape)' (use %p, %e, %t, %h or %%)")
         }
+        if (profileEvery == nil) != (profileDir == nil) {
+            throw ValidationError(
+                profileEvery == nil
+                    ? "--profile-dir needs --profile-every (how often to write a profile)"
+                    : "--profile-every needs --profile-dir (where to write the profiles)")
+        }
         if followChildren, let output, !output.contains("%p") {
             throw ValidationError("with --follow-children, -o needs %p so that every process gets its own file")
         }
@@ -110,12 +151,25 @@ struct RunCommand: ParsableCommand {
         if leakKinds { environment["MALLOCTRACE_LEAK_SCAN"] = "1" }
         if mappings { environment["MALLOCTRACE_MMAP"] = "1" }
         if let sampleRate { environment["MALLOCTRACE_SAMPLE_RATE"] = String(sampleRate.bytes) }
+        // A profile's cut by time is exact only when every event reads the clock (see IntervalProfiler).
+        if profileEvery != nil { environment["MALLOCTRACE_CLOCK_EVERY"] = "1" }
+        if paused { environment["MALLOCTRACE_START"] = "paused" }
+        if control || paused { environment["MALLOCTRACE_CONTROL"] = "1" }
+        if let profileDir { try PeriodicProfiles.prepare(directory: profileDir) }
         let started = Date()
 
         ChildProcess.ignoreInterrupts()
         let pid = try ChildProcess.spawn(
             path: target.path, arguments: command, environment: environment.map { "\($0.key)=\($0.value)" })
-        let termination = ChildProcess.wait(for: pid)
+        let termination: ChildProcess.Termination
+        if let profileEvery, let profileDir {
+            let profiles = PeriodicProfiles(interval: profileEvery.nanoseconds, directory: profileDir)
+            termination = profiles.follow(pid: pid) {
+                Self.writtenTrace(Self.expand(pattern, pid: pid), since: started)
+            }
+        } else {
+            termination = ChildProcess.wait(for: pid)
+        }
         let tracePath = Self.writtenTrace(Self.expand(pattern, pid: pid), since: started)
         let children = followChildren ? childTraces(pattern: pattern, root: tracePath, since: started) : []
         // Compressed on a second thread while the summary reads the trace, once the summary has mapped it.

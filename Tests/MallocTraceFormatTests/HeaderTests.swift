@@ -123,6 +123,12 @@ import Testing
             (.pvalloc, MT_EVENT_PVALLOC), (.free, MT_EVENT_FREE),
         ]
         for (function, opcode) in pairs { #expect(UInt32(function.rawValue) == opcode.rawValue, "\(function)") }
-        #expect(pairs.count == AllocationFunction.allCases.count)
+        // The control API's functions come from sized events (0x88-0x8F), not from their raw values.
+        let control: [AllocationFunction] = [
+            .poolAlloc, .poolFree, .poolDestroy, .mark, .snapshot, .pause, .poolCreate, .poolBacking,
+        ]
+        #expect(
+            control.allSatisfy { $0.rawValue > MT_EVENT_FREE.rawValue && $0.rawValue < MT_EVENT_STACK.rawValue + 16 })
+        #expect(pairs.count + control.count == AllocationFunction.allCases.count)
     }
 }

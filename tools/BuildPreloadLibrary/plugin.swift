@@ -87,6 +87,8 @@ struct BuildPreloadLibrary: BuildToolPlugin {
             // -O0 keeps every allocation site a call of its own; -fno-builtin keeps malloc/free pairs.
             // A build-id, as distributions' toolchains add, lets reports notice a rebuilt fixture.
             var arguments = ["-fno-builtin", "-fno-omit-frame-pointer", "-pthread", "-Wall", "-Wl,--build-id"]
+            // malloctrace.h, for the fixtures that use the control API.
+            arguments += ["-I", root.appending(path: "Sources/CMallocTraceAPI/include").path]
             if base.hasSuffix("-O2") {
                 arguments += ["-O2", "-g"]
             } else if base.hasSuffix("-stripped") {

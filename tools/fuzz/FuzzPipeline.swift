@@ -6,11 +6,11 @@
 //   byte 0  bit 0 time range (bytes 1, 2: from and to in 1/16 s; 255 is +inf), bit 1 thread filter
 //           (byte 3), bit 2 include pattern, bit 3 exclude pattern (byte 4: indexes into `patterns`),
 //           bit 4 keep allocator frames, bit 5 diff against the trace cut in half (a truncated
-//           trace; else against itself), bit 6 all sections off but summary and leaks, bit 7 the allocator's
-//           view (report --allocator)
+//           trace; else against itself), bit 6 all sections off but summary and leaks, bit 7 bounds at
+//           marks or a snapshot (byte 3: indexes into `markNames`, as for the thread)
 //   byte 5  grouping (% 3), top (/ 3 % 12, 11 meaning a huge value)
 //   byte 6  temporary threshold (% 8), diff order (/ 8 % 5)
-//   byte 7  counted leak kinds (bits 0-3; none set: the default)
+//   byte 7  counted leak kinds (bits 0-3; none set: the default), bit 4 the allocator's view (report --allocator)
 import MallocTraceAnalysis
 import MallocTraceFormat
 import MallocTraceReports
@@ -20,6 +20,9 @@ private let patterns = [
     "malloc", "*", "", "^", "$", "^$", "**", "lib", ".so$", "^/", "main", "fixture", "*alloc*", "^[", "?",
     "\u{0}", "é", "operator new", "::", ":",
 ]
+
+/// Names of the seeds' marks and snapshots (Tests/Fixtures/api.c), and some that no trace has.
+private let markNames = ["one", "two", "three", "s1", "s2", "begin", "end", "", "none"]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzPipeline(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -37,9 +40,19 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     if flags & 2 != 0 { options.filters.threads = [UInt32(control[3]), UInt32(control[3]) &* 0x0101_0101] }
     if flags & 4 != 0 { options.filters.include = [StackPattern(patterns[Int(control[4] & 0x0F) % patterns.count])] }
     if flags & 8 != 0 { options.filters.exclude = [StackPattern(patterns[Int(control[4] >> 4) % patterns.count])] }
+    if flags & 128 != 0 {
+        let count = markNames.count
+        let from = Int(control[3]) % count, to = Int(control[3]) / count % count
+        if from < count - 1 { options.filters.fromMark = markNames[from] }
+        if control[3] & 0x80 != 0 {
+            options.filters.snapshot = markNames[to]
+        } else {
+            options.filters.toMark = markNames[to]
+        }
+    }
     options.keepsAllocatorFrames = flags & 16 != 0
     if flags & 64 != 0 { options.sections = [.summary, .leaks] }
-    options.showsAllocator = flags & 128 != 0
+    options.showsAllocator = control[7] & 16 != 0
     options.grouping = StackGrouping.allCases[Int(control[5]) % 3]
     let top = Int(control[5]) / 3 % 12
     options.top = top == 11 ? Int.max : top

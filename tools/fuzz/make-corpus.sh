@@ -26,6 +26,9 @@ seed all-functions 0 16 "$fixtures/fixture-patterns" all-functions
 seed underscore-exit 0 16 "$fixtures/fixture-patterns" exit
 seed abort-no-end 0 16 "$fixtures/fixture-patterns" abort
 seed leaks 24000 8 "$fixtures/fixture-patterns" leaks
+seed api-pool 0 8 "$fixtures/fixture-api" pool
+seed api-pause 0 8 "$fixtures/fixture-api" pause
+seed api-marks 0 8 "$fixtures/fixture-api" marks
 seed threads 16000 4 "$fixtures/fixture-patterns" threads
 seed semantics-dlopen 50000 8 "$fixtures/fixture-semantics"
 # ALLOCATOR record, CHUNK_INFO (mmapped chunks, an unsplit remainder), MALLOPT; MAPPING (mmap, munmap, mremap, sbrk)

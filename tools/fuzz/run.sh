@@ -20,8 +20,7 @@ fi
 mkdir -p "$out/include" "$out/corpus" "$out/corpus-pipeline"
 
 # The reader imports the header-only C module CMallocTraceFormat, and libzstd as CZstd (for compressed
-# chunks); SwiftPM would generate the first module map and finds the second in Sources/CZstd. The reports
-# import zlib as CZlib (gzip'd pprof exports).
+# chunks); SwiftPM would generate the first module map and finds the second in Sources/CZstd.
 cat >"$out/include/module.modulemap" <<MAP
 module CMallocTraceFormat {
     header "$PWD/Sources/CMallocTraceFormat/include/malloctrace_format.h"
@@ -32,13 +31,13 @@ module CZstd [system] {
     link "zstd"
     export *
 }
-module CMallocTraceDemangle {
-    header "$PWD/Sources/CMallocTraceDemangle/include/malloctrace_demangle.h"
-    export *
-}
 module CZlib [system] {
     header "$PWD/Sources/CZlib/shim.h"
     link "z"
+    export *
+}
+module CMallocTraceDemangle {
+    header "$PWD/Sources/CMallocTraceDemangle/include/malloctrace_demangle.h"
     export *
 }
 MAP
@@ -90,7 +89,7 @@ for file in tools/fuzz/corpus/*.mtrace; do
     { printf '\x00\x00\x00\x00\x00\x00\x00\x00'; cat "$file"; } >"$seeds/$name-plain"
     { printf '\x1f\x00\x10\x01\x21\x04\x09\x00'; cat "$file"; } >"$seeds/$name-filtered"
     { printf '\x60\xfe\xfe\x00\x00\x22\x1a\x0f'; cat "$file"; } >"$seeds/$name-diff"
-    { printf '\x80\x00\x00\x00\x00\x1e\x00\x00'; cat "$file"; } >"$seeds/$name-allocator"
+    { printf '\x00\x00\x00\x00\x00\x1e\x00\x10'; cat "$file"; } >"$seeds/$name-allocator"
 done
 exec "$out/fuzz-pipeline" "$out/corpus-pipeline" "$seeds" -artifact_prefix="$out/pipeline-" -max_len=65536 \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@"

@@ -306,6 +306,19 @@ enum mt_leak_scan_trigger {
  *   mremap: a old address, b old length, c new address, d new length; brk, sbrk: a break before, b break after.
  *   Failed calls are not recorded. seq is a global sequence number, as heap events have.
  * MT_EVENT_MALLOPT (the program called mallopt): v seq | z parameter | z value | v result
+ *
+ * The control API's events (malloctrace.h). Sized, so older readers skip them; they touch no delta state:
+ * every number is absolute (seq is a sequence number as in section 7 of the spec, ptr a plain address).
+ * MT_EVENT_POOL_CREATE:   v seq | v pool_id | v stack_id | v name_length | name
+ * MT_EVENT_POOL_ALLOC:    v seq | v pool_id | v ptr | v size | v stack_id
+ * MT_EVENT_POOL_FREE:     v seq | v pool_id | v ptr
+ * MT_EVENT_POOL_DESTROY:  v seq | v pool_id                  (releases every live block of the pool)
+ * MT_EVENT_POOL_BACKING:  v seq | v pool_id | v ptr          (the heap block at ptr is carved into pool blocks)
+ * MT_EVENT_PAUSE:         v seq | v time_ns | v paused       (1: nothing allocated after seq is recorded; 0: resumed)
+ * MT_EVENT_MARK:          v seq | v time_ns | v name_length | name
+ * MT_EVENT_SNAPSHOT:      v seq | v time_ns | v name_length | name   (the live set at seq)
+ *   pool ids are 1, 2, ... per process; names are at most 256 bytes of UTF-8 (cut by the writer);
+ *   time_ns is the precise monotonic clock since start_monotonic_ns.
  */
 enum mt_event_opcode {
     MT_EVENT_MALLOC = 0x01,
@@ -327,6 +340,15 @@ enum mt_event_opcode {
     MT_EVENT_CHUNK_INFO = 0x83,
     MT_EVENT_MAPPING = 0x84,
     MT_EVENT_MALLOPT = 0x85,
+    /* The control API (malloctrace.h); see docs/trace-format.md 6.x for each payload. */
+    MT_EVENT_POOL_CREATE = 0x88,
+    MT_EVENT_POOL_ALLOC = 0x89,
+    MT_EVENT_POOL_FREE = 0x8A,
+    MT_EVENT_POOL_DESTROY = 0x8B,
+    MT_EVENT_POOL_BACKING = 0x8C,
+    MT_EVENT_PAUSE = 0x8D,
+    MT_EVENT_MARK = 0x8E,
+    MT_EVENT_SNAPSHOT = 0x8F,
 };
 
 enum mt_mapping_call {
