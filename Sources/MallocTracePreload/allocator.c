@@ -25,6 +25,7 @@
 
 uint8_t g_chunk_mode;
 bool g_trace_mappings;
+bool g_malloc_is_glibc = true;
 static size_t (*g_usable_size)(void *);
 
 /* True when the real malloc is glibc's own: it lies in the object that defines gnu_get_libc_version (libc.so.6),
@@ -78,7 +79,8 @@ void mt_allocator_start(void) {
     if (*version == '.') version++;
     record.libc_minor = mt_parse_unsigned(&version);
     g_chunk_mode = MT_CHUNKS_OFF;
-    if (mt_real_malloc_is_glibc()) {
+    g_malloc_is_glibc = mt_real_malloc_is_glibc();
+    if (g_malloc_is_glibc) {
         record.allocator = MT_ALLOCATOR_GLIBC;
         mt_initial_threshold(&record);
         if (g_config.usable_sizes) g_chunk_mode = MT_CHUNKS_GLIBC;
@@ -103,11 +105,11 @@ bool mt_chunk_info_other(const void *ptr, size_t requested, uint64_t *value) {
 
 /* ---- the program's own mappings --------------------------------------------------------------- */
 
-/* Recording a mapping call: tracing, and not the tracer's own call (no initialization from here: mmap can come
- * before the first malloc, from places that must not start the tracer). */
+/* Recording a mapping call: tracing, not paused (malloctrace_pause, ctl stop) and not the tracer's own call (no
+ * initialization from here: mmap can come before the first malloc, from places that must not start the tracer). */
 static inline bool mt_records_mapping(void) {
     return MT_UNLIKELY(g_trace_mappings) && t_guard == 0 &&
-           atomic_load_explicit(&g_status, memory_order_relaxed) == MT_STATUS_TRACING;
+           atomic_load_explicit(&g_status, memory_order_relaxed) == MT_STATUS_TRACING && !mt_control_is_paused();
 }
 
 /* MAPPING event, guard held:  0x84 | v length | v seq | v call | v stack | v a | v b | v c | v d */

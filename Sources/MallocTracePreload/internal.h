@@ -293,6 +293,9 @@ enum mt_chunk_mode { MT_CHUNKS_OFF, MT_CHUNKS_OTHER, MT_CHUNKS_GLIBC };
 extern uint8_t g_chunk_mode;
 /* MALLOCTRACE_MMAP while tracing: the mapping hooks record. */
 extern bool g_trace_mappings;
+/* The real malloc is glibc's own, not one preloaded or linked after this library (set by mt_allocator_start, before
+ * the leak scan is initialized: the scan's roots depend on it). */
+extern bool g_malloc_is_glibc;
 /* Finds out which allocator serves the calls and writes the ALLOCATOR record (before any chunk). Guard held. */
 void mt_allocator_start(void);
 /* Another allocator's block: true (with the CHUNK_INFO value) when its usable size exceeds the request. */
