@@ -34,6 +34,11 @@
  * a thread holding a tracer lock; the pending request acts at the program's next cancellation point.
  * Asynchronous cancellation inside malloc is undefined for libc already.
  *
+ * Memory calls (allocator.c): the mmap, munmap, mremap, brk and sbrk hooks record only while tracing, with the guard
+ * clear and not paused; they never start the tracer (mmap comes early, from places that must not) and, before libc's
+ * functions are resolved, call the system directly. The tracer's own mappings reach them with the guard set and pass
+ * straight through. glibc's malloc maps through its internal __mmap and __sbrk and never reaches them.
+ *
  * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
  * tables never freed), the sampled-bucket counts, the pause flag and the recorded-address filter (control.c:
  * relaxed bytes, only ever set, mapped once before tracing starts), the next RSS sample time (one CAS elects the
