@@ -299,7 +299,7 @@ public struct HeapAnalyzer {
         var total = LeakBreakdown()
         var byStack: [UInt32: LeakBreakdown] = [:]
         forEachLiveBlock { address, size, stackID in
-            let kind = scan.kind(ofBlockAt: address)
+            let kind = scan.kind(ofBlockAt: address, stackID: stackID)
             total.add(kind, bytes: size)
             byStack[stackID, default: LeakBreakdown()].add(kind, bytes: size)
         }

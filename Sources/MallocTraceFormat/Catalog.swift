@@ -77,6 +77,9 @@ struct Catalog {
         case .poolCreate:
             pools[event.poolID] = TracePool(id: event.poolID, name: name(at: event.size), stackID: event.stackID)
             return
+        case .poolBacking:
+            pools[event.poolID]?.backingBlocks.append(event.address)
+            return
         case .mark: kind = .mark
         case .snapshot: kind = .snapshot
         case .pause: kind = event.size != 0 ? .pause : .resume

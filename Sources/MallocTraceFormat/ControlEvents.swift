@@ -63,6 +63,8 @@ public struct TracePool: Sendable, Equatable {
     public var name: String
     /// Where it was created (0: unknown, as for a pool created before the trace began).
     public var stackID: UInt32
+    /// Heap blocks the pool declared as its backing (malloctrace_pool_backing), in sequence order.
+    public var backingBlocks: [UInt64] = []
 }
 
 extension SideEvents {

@@ -28,6 +28,16 @@ public enum LeakKind: UInt8, Sendable, CaseIterable, Codable, Comparable, Custom
     }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    /// 0 for the most reachable kind up to 3 for the least: reachable, possible, indirect, definite.
+    var reachabilityRank: Int {
+        switch self {
+        case .reachable: 0
+        case .possible: 1
+        case .indirect: 2
+        case .definite: 3
+        }
+    }
 }
 
 /// What the process's exit-time (or on-demand) leak scan found: the kind of every block live at that
@@ -73,6 +83,33 @@ public struct LeakScan: Sendable {
 
     /// Number of blocks the scan classified.
     public var blockCount: Int { addresses.count }
+
+    /// The kind of pool blocks (malloctrace.h) by the reader's stack id of their blocks; set by a pass.
+    private var poolBlockKinds: [UInt32: LeakKind] = [:]
+
+    /// The kind of the live block at `address` allocated from `stackID`: a heap block's as the scan gave it;
+    /// a pool block's (``PoolBlocks/isKey(_:)``) as ``classifyPoolBlocks(pools:stackPools:)`` derived it.
+    /// Nil when neither knows the block. O(log n).
+    public func kind(ofBlockAt address: UInt64, stackID: UInt32) -> LeakKind? {
+        PoolBlocks.isKey(address) ? poolBlockKinds[stackID] : kind(ofBlockAt: address)
+    }
+
+    /// The process's scan sees heap blocks only; a pool's blocks live inside the heap blocks it declared as
+    /// its backing (malloctrace_pool_backing), so they stand as those blocks stand: the most reachable kind
+    /// among the pool's backing blocks the scan classified (a pool whose chunks are all lost lost its blocks
+    /// too; one whose chunks are still reachable may yet give them back). Pools without a classified backing
+    /// block (memory from mmap, or no declaration) leave their blocks unclassified, as blocks the scan did not
+    /// see. `stackPools` maps the reader's stack ids of pool blocks to their pool. O(backing blocks × log n).
+    mutating func classifyPoolBlocks(pools: [UInt32: TracePool], stackPools: [UInt32: UInt32]) {
+        var kindByPool: [UInt32: LeakKind] = [:]
+        for (id, pool) in pools {
+            for backing in pool.backingBlocks {
+                guard let kind = kind(ofBlockAt: backing) else { continue }
+                if kind.reachabilityRank < kindByPool[id]?.reachabilityRank ?? Int.max { kindByPool[id] = kind }
+            }
+        }
+        poolBlockKinds = stackPools.compactMapValues { kindByPool[$0] }
+    }
 
     /// The kind the scan gave the block at `address`, or nil when the scan did not see such a block.
     /// O(log n).

@@ -416,6 +416,7 @@ public final class TraceReader {
             catalog.finishPools()
             marks = catalog.marks
             pools = catalog.pools
+            leakScan?.classifyPoolBlocks(pools: catalog.pools, stackPools: catalog.poolStacks.mapValues(\.pool))
             sampling = catalog.sampling
             stacks = catalog.stacks
             stackGenerations = catalog.stackGenerations

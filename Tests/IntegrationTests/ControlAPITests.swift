@@ -45,6 +45,24 @@ import Testing
         #expect(Set(contributors) == ["[pool alpha]", "[pool beta]"])
     }
 
+    @Test func poolBlocksStandAsTheirBackingBlocksUnderALeakScan() throws {
+        let scratch = try Scratch()
+        let trace = try trace("poolscan", in: scratch, options: ["--leak-kinds"])
+        let report = try jsonReport(trace, arguments: ["--leak-kinds", "all"])
+        let kinds = report.object("summary").object("leak_kinds")
+        #expect(kinds.object("reachable").integer("bytes") == 60)
+        #expect(kinds.object("reachable").integer("blocks") == 2)
+        #expect(kinds.object("definite").integer("bytes") == 120)
+        #expect(kinds.object("definite").integer("blocks") == 3)
+        #expect(kinds.object("unclassified").integer("bytes") == 64)
+        #expect(kinds.object("indirect").integer("blocks") == 0)
+        // check counts the lost pool's blocks, and only them, as the leak, at the site that carved them.
+        let check = try runProgram(Products.cli, ["check", "--format", "json", trace])
+        #expect(check.status == 23, "\(check.stderr)")
+        #expect(check.stdout.contains("[pool lost]"), "\(check.stdout)")
+        #expect(!check.stdout.contains("[pool kept]") && !check.stdout.contains("[pool static]"), "\(check.stdout)")
+    }
+
     @Test func poolsAppearInTextFlameGraphsAndGroups() throws {
         let scratch = try Scratch()
         let trace = try trace("pool", in: scratch)

@@ -7,7 +7,10 @@
  * Each worker records what a hooked malloc, realloc and free would record, from call stacks shaped by a
  * number (an alternating chain of two functions), so that threads look up stacks other threads interned
  * and intern new ones concurrently; one worker also dlopens and dlcloses libm so that the module map
- * changes under the others. Usage (MALLOCTRACE_OUTPUT set):
+ * changes under the others. Every 256th iteration a worker also uses the control core (control.c) as the
+ * malloctrace_* API would: a pool of its own with four blocks (two freed, two released by the pool's
+ * destruction), a mark and a snapshot, so that pool ids, names and control events race with the rest.
+ * Usage (MALLOCTRACE_OUTPUT set):
  *   interposer-harness THREADS ITERATIONS
  * prints "harness: N allocations, N frees" for the script to compare with the trace.
  */
@@ -21,6 +24,10 @@
 #define NOINLINE __attribute__((noinline))
 
 static long g_iterations;
+
+#define POOL_EVERY 256 /* iterations between two uses of the control core */
+#define POOL_BLOCKS 4  /* blocks a pool hands out each time; the first half is freed, the rest destroyed */
+#define POOL_BLOCK_SIZE 48
 
 /* Defined in interpose.c, which is not compiled here; lifecycle.c calls it at start. */
 void mt_register_quick_exit_handler(void) {}
@@ -53,6 +60,18 @@ NOINLINE static void right(uintptr_t id, int depth) {
     __asm__ volatile("" ::: "memory");
 }
 
+/* A pool's life as a program annotated with malloctrace.h would live it. Pool blocks are carved from a buffer
+ * of the thread's own (never malloc'd, so nothing is counted twice). */
+static void use_control_core(uintptr_t self) {
+    static _Thread_local char arena[POOL_BLOCKS * POOL_BLOCK_SIZE];
+    uint64_t pool = mt_control_pool_create(self % 2 ? "odd" : "even");
+    for (int i = 0; i < POOL_BLOCKS; i++) mt_control_pool_alloc(pool, arena + i * POOL_BLOCK_SIZE, POOL_BLOCK_SIZE);
+    for (int i = 0; i < POOL_BLOCKS / 2; i++) mt_control_pool_free(pool, arena + i * POOL_BLOCK_SIZE);
+    mt_control_mark("harness");
+    mt_control_snapshot(self % 2 ? "odd" : "even");
+    mt_control_pool_destroy(pool);
+}
+
 static void *worker(void *argument) {
     uintptr_t self = (uintptr_t)argument;
     for (long i = 0; i < g_iterations; i++) {
@@ -65,6 +84,7 @@ static void *worker(void *argument) {
             uintptr_t shared = (uintptr_t)(i * 7) % 2048;
             left(shared << 1, 12 + (int)(shared % 5));
         }
+        if (i % POOL_EVERY == 0) use_control_core(self);
         if (self == 0 && i % 500 == 0) {
             void *library = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
             if (library != NULL) dlclose(library);
@@ -89,6 +109,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < threads; i++) pthread_create(&workers[i], NULL, worker, (void *)(uintptr_t)i);
     for (int i = 0; i < threads; i++) pthread_join(workers[i], NULL);
     long total = threads * g_iterations;
-    printf("harness: %ld allocations, %ld frees\n", 2 * total, total);
+    long pool_rounds = threads * ((g_iterations + POOL_EVERY - 1) / POOL_EVERY);
+    printf("harness: %ld allocations, %ld frees\n", 2 * total + POOL_BLOCKS * pool_rounds,
+           total + POOL_BLOCKS / 2 * pool_rounds);
     return 0;
 }
