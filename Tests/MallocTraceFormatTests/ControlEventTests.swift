@@ -54,7 +54,7 @@ import Testing
         let stackID = try #require(decoded.first { $0.function == .poolAlloc }?.stackID)
         #expect(stackID >= PoolBlocks.firstSyntheticStack)
         #expect(reader.stacks[stackID] == [PoolBlocks.frameAddress(pool: 7), 0x40_1000, 0x40_2000])
-        #expect(reader.pools[7] == TracePool(id: 7, name: "arena", stackID: 3))
+        #expect(reader.pools[7] == TracePool(id: 7, name: "arena", stackID: 3, backingBlocks: [0x10_0000]))
         #expect(reader.modules.contains { $0.poolName == "arena" && $0.contains(PoolBlocks.frameAddress(pool: 7)) })
         #expect(reader.diagnostics.isEmpty)
     }
