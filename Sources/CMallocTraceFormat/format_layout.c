@@ -33,6 +33,12 @@ _Static_assert(offsetof(mt_process_stats_record_t, brk_bytes) == 24, "brk_bytes 
 _Static_assert(offsetof(mt_process_stats_record_t, start_break) == 32, "start_break at 32");
 _Static_assert(offsetof(mt_process_stats_record_t, how) == 40, "how at 40");
 _Static_assert(MT_EVENT_RSS_SAMPLE >= MT_EVENT_FIRST_SIZED, "older readers skip RSS samples by length");
+_Static_assert(sizeof(mt_allocator_record_t) == 32, "allocator record is 32 bytes");
+_Static_assert(offsetof(mt_allocator_record_t, features) == 4, "features at 4");
+_Static_assert(offsetof(mt_allocator_record_t, mmap_threshold) == 16, "mmap_threshold at 16");
+_Static_assert(offsetof(mt_allocator_record_t, threshold_is_dynamic) == 24, "threshold_is_dynamic at 24");
+_Static_assert(MT_EVENT_CHUNK_INFO >= MT_EVENT_FIRST_SIZED && MT_EVENT_MALLOPT >= MT_EVENT_FIRST_SIZED,
+               "older readers skip the allocator's events by length");
 _Static_assert(sizeof(mt_index_record_t) == 24, "index record is 24 bytes");
 _Static_assert(offsetof(mt_index_record_t, payload_checksum) == 4, "payload_checksum at 4");
 _Static_assert(offsetof(mt_index_record_t, covered_bytes) == 8, "covered_bytes at 8");

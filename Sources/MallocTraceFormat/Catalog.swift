@@ -16,6 +16,11 @@ struct Catalog {
     var sampling: SampleEstimator?
     /// RSS samples, in the order their chunks were decoded (not necessarily in time order across threads).
     var residentSamples: [ResidentSample] = []
+    /// How allocations without a CHUNK_INFO event get their usable size (from the ALLOCATOR record).
+    var usableRule = UsableSizeRule.unknown
+    /// The program's own mappings and mallopt calls, in decoding order.
+    var mappings: [MappingEvent] = []
+    var malloptCalls: [MalloptCall] = []
     /// Set at the first control API event (malloctrace.h): from then on the merger runs its ``ControlLedger``.
     var hasControlEvents = false
     /// Names of marks, snapshots and pools, each once; events refer to them by index.

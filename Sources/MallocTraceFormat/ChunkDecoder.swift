@@ -18,6 +18,9 @@ struct ChunkDecoder {
     private var time: UInt64 = 0
     /// The allocation half of a realloc, due after its release half.
     private var pending: AllocatorEvent?
+    /// The non-main-arena bit of the chunk's last CHUNK_INFO that was not mmapped: what an allocation without
+    /// one has (see MT_EVENT_CHUNK_INFO).
+    private var arena: UInt8 = 0
     /// Tests turn this off to compare the common-event loop with the general decoder.
     private let usesCommonEventLoop: Bool
     /// For events decompressed from a compressed chunk: the file offset of its record. Positions in
@@ -46,7 +49,9 @@ struct ChunkDecoder {
         into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, catalog: inout Catalog
     ) -> Bool {
         while true {
-            if pending == nil && usesCommonEventLoop { decodeCommonEvents(into: batch, count: &count) }
+            if pending == nil && usesCommonEventLoop {
+                decodeCommonEvents(into: batch, count: &count, rule: catalog.usableRule)
+            }
             guard count < batch.count else { return true }
             if let pending {
                 batch[count] = pending
@@ -85,8 +90,11 @@ struct ChunkDecoder {
     /// over 32 bits, the last bytes of the chunk) it stops before that event, and the general decoder
     /// takes it, errors included; it also stops when `batch` is full. Each event it does decode comes out
     /// exactly as the general decoder would give it (tests compare the two).
+    /// An allocation followed by a CHUNK_INFO event is left to the general decoder too.
     @inline(never)
-    private mutating func decodeCommonEvents(into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int) {
+    private mutating func decodeCommonEvents(
+        into batch: UnsafeMutableBufferPointer<AllocatorEvent>, count: inout Int, rule: UsableSizeRule
+    ) {
         guard let base = cursor.bytes.baseAddress else { return }
         // Every 8-byte read below starts at most `commonEventMargin - 8` bytes after `position`, so
         // while `position <= limit` all of them end before `cursor.end`.
@@ -126,13 +134,19 @@ struct ChunkDecoder {
                 guard let sequenceDelta = field(), let size = field(), let pointerDelta = field(),
                     let stack = field(), let stackID = UInt32(exactly: stack)
                 else { return }
-                sequence &+= sequenceDelta
                 let address = pointer &+ UInt64(bitPattern: ByteCursor.unzigzag(pointerDelta))
+                if address != 0 && next < cursor.end
+                    && base.load(fromByteOffset: next, as: UInt8.self) == opcode(MT_EVENT_CHUNK_INFO)
+                {
+                    return
+                }
+                sequence &+= sequenceDelta
                 if address != 0 { pointer = address }
                 batch[count] = AllocatorEvent(
                     kind: address == 0 ? .failedAllocation : .allocation,
                     function: code == opcode(MT_EVENT_MALLOC) ? .malloc : .calloc, sequence: sequence,
                     threadID: threadID, time: time, size: size, address: address, stackID: stackID)
+                if address != 0 && rule != .unknown { derive(&batch[count], rule: rule) }
             } else {
                 return
             }
@@ -176,6 +190,7 @@ struct ChunkDecoder {
             event = AllocatorEvent(
                 kind: address == 0 ? .failedAllocation : .allocation, function: function, sequence: seq,
                 threadID: threadID, time: time, size: size, address: address, stackID: stack, alignment: alignment)
+            if address != 0 { try readChunkInfo(into: &event, rule: catalog.usableRule) }
         case opcode(MT_EVENT_REALLOC), opcode(MT_EVENT_REALLOCARRAY):
             let before = try sequence()
             let after = try sequence()
@@ -191,6 +206,14 @@ struct ChunkDecoder {
             splitReallocation(
                 code == opcode(MT_EVENT_REALLOC) ? .realloc : .reallocarray, before: before, after: after,
                 size: size, old: old, new: new, stack: stack, into: &event)
+            if new != 0 {
+                if var result = pending {
+                    try readChunkInfo(into: &result, rule: catalog.usableRule)
+                    pending = result
+                } else {
+                    try readChunkInfo(into: &event, rule: catalog.usableRule)
+                }
+            }
         case opcode(MT_EVENT_TIME):
             time = try varint()
             return false
@@ -201,7 +224,8 @@ struct ChunkDecoder {
             cursor = try SideEvents.absorbControlEvent(
                 code, at: start, cursor, threadID: threadID, time: time, catalog: &catalog, into: &event)
         case opcode(MT_EVENT_FIRST_SIZED)...:
-            cursor = try SideEvents.absorbSizedEvent(code, at: start, cursor, catalog: &catalog)
+            cursor = try SideEvents.absorbSizedEvent(
+                code, at: start, cursor, threadID: threadID, time: time, catalog: &catalog)
             return false
         default:
             throw DecodeFailure(offset: start, reason: "unknown event opcode 0x\(String(code, radix: 16))")
@@ -228,6 +252,41 @@ struct ChunkDecoder {
             pending = result
         } else {
             event = result
+        }
+    }
+
+    /// The usable size and chunk flags of `event`, a new block: from the CHUNK_INFO event that follows it, or
+    /// derived by `rule` when none does.
+    private mutating func readChunkInfo(into event: inout AllocatorEvent, rule: UsableSizeRule) throws(DecodeFailure) {
+        guard rule != .unknown else { return }
+        guard !cursor.isAtEnd,
+            cursor.bytes.load(fromByteOffset: cursor.position, as: UInt8.self) == opcode(MT_EVENT_CHUNK_INFO)
+        else {
+            derive(&event, rule: rule)
+            return
+        }
+        let start = cursor.position
+        _ = try cursor.byte()
+        let sized = try SideEvents.sizedPayload(at: start, cursor)
+        cursor = sized.after
+        var payload = sized.payload
+        let value = try payload.varint()
+        let mmapped = value & 2 != 0
+        let nonMain = UInt8(value & 1)
+        if !mmapped { arena = nonMain }
+        event.usableSlack = UInt32(clamping: value >> 2)
+        event.chunk = [.known]
+        if mmapped { event.chunk.insert(.mmapped) }
+        if nonMain != 0 { event.chunk.insert(.nonMainArena) }
+    }
+
+    /// What an allocation without a CHUNK_INFO event got: a chunk of the current arena (glibc) or exactly the
+    /// requested size.
+    @inline(__always)
+    private func derive(_ event: inout AllocatorEvent, rule: UsableSizeRule) {
+        event.chunk = arena != 0 ? [.known, .nonMainArena] : [.known]
+        if rule == .glibc {
+            event.usableSlack = UInt32(clamping: AllocatorDetails.glibcUsableSize(event.size) &- event.size)
         }
     }
 

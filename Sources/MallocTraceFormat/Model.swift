@@ -47,6 +47,19 @@ public enum AllocationFunction: UInt8, Sendable, CaseIterable, Codable, CustomSt
     }
 }
 
+/// What the allocator made of a block, as far as the trace recorded it (see ``AllocatorDetails``).
+public struct ChunkFlags: OptionSet, Sendable, Equatable, BitwiseCopyable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    /// The usable size is known (``AllocatorEvent/usableSlack`` holds it); without this, nothing below is.
+    public static let known = ChunkFlags(rawValue: 1)
+    /// glibc served the block with a mapping of its own (the chunk's IS_MMAPPED bit).
+    public static let mmapped = ChunkFlags(rawValue: 2)
+    /// glibc served the block from a thread arena, not the main (brk) one (NON_MAIN_ARENA).
+    public static let nonMainArena = ChunkFlags(rawValue: 4)
+}
+
 /// One change to the heap, in the global order the tracer assigned (``sequence``).
 ///
 /// Every traced call yields exactly one *primary* event; a realloc that moved or released a block also
@@ -79,14 +92,31 @@ public struct AllocatorEvent: Sendable, Equatable, BitwiseCopyable {
     public var threadID: UInt32
     /// Interned call stack (0 = none recorded).
     public var stackID: UInt32
+    /// ``usableSlack`` of a block with ``ChunkFlags/known``, else ``poolID``: a pool block has no usable size and
+    /// a malloc block no pool, so one field holds either (and the struct stays at 56 bytes).
+    private var slackOrPool: UInt32 = 0
     public var kind: Kind
     public var function: AllocationFunction
     /// False only for the release half of a realloc that also produced a block or failed, for control events,
     /// and for releases that were not calls of the program (while paused, a pool's destruction).
     public var isPrimary: Bool
+    /// For an allocation: what the allocator made of the block, when recorded.
+    public var chunk: ChunkFlags = []
+
+    /// For an allocation with ``ChunkFlags/known``: usable bytes beyond the requested ones (saturated).
+    public var usableSlack: UInt32 {
+        get { chunk.contains(.known) ? slackOrPool : 0 }
+        set { slackOrPool = newValue }
+    }
+
+    /// `malloc_usable_size` of the new block, when the trace recorded it.
+    public var usableSize: UInt64? { chunk.contains(.known) ? size &+ UInt64(slackOrPool) : nil }
     /// The pool (malloctrace_pool_create) of a pool block; 0 for the malloc family. A pool block's
     /// ``address`` is a key of the reader's (``PoolBlocks/keyTag``), apart from the heap's addresses.
-    public var poolID: UInt32 = 0
+    public var poolID: UInt32 {
+        get { chunk.contains(.known) ? 0 : slackOrPool }
+        set { slackOrPool = newValue }
+    }
 
     public init(
         kind: Kind, function: AllocationFunction, sequence: UInt64, threadID: UInt32, time: UInt64, size: UInt64,

@@ -47,7 +47,7 @@ enum SideEvents {
     }
 
     static func absorbSizedEvent(
-        _ code: UInt8, at start: Int, _ cursor: ByteCursor, catalog: inout Catalog
+        _ code: UInt8, at start: Int, _ cursor: ByteCursor, threadID: UInt32, time: UInt64, catalog: inout Catalog
     ) throws(DecodeFailure) -> ByteCursor {
         let sized = try sizedPayload(at: start, cursor)
         var payload = sized.payload
@@ -59,7 +59,20 @@ enum SideEvents {
             let resident = try payload.varint()
             catalog.residentSamples.append(
                 ResidentSample(time: time, residentBytes: resident, breakBytes: try payload.varint()))
-        default: break  // a newer writer's event: skipped by its length
+        case opcode(MT_EVENT_MAPPING):
+            if let mapping = try MappingEvent.decode(&payload, threadID: threadID, time: time) {
+                catalog.mappings.append(mapping)
+            }
+        case opcode(MT_EVENT_MALLOPT):
+            let sequence = try payload.varint()
+            let parameter = try payload.zigzag()
+            let value = try payload.zigzag()
+            catalog.malloptCalls.append(
+                MalloptCall(
+                    sequence: sequence, time: time, parameter: parameter, value: value, result: try payload.varint()))
+        // CHUNK_INFO belongs to the allocation before it, which reads it (ChunkDecoder); one found alone (after
+        // a failed call) is skipped, as are a newer writer's events.
+        default: break
         }
         return sized.after
     }

@@ -36,6 +36,13 @@ public final class TraceReader {
     public private(set) var processMemory: ProcessMemory?
     /// After a pass over the events: the process's resident set and program break over time, in time order.
     public private(set) var residentSamples: [ResidentSample] = []
+    /// Which allocator served the calls and what the trace records of its blocks; nil in older traces.
+    public private(set) var allocator: AllocatorDetails?
+    /// After a pass over the events: the program's own mappings and program-break moves (`run --mmap`), in
+    /// sequence order.
+    public private(set) var mappings: [MappingEvent] = []
+    /// After a pass over the events: the program's `mallopt` calls, in sequence order.
+    public private(set) var malloptCalls: [MalloptCall] = []
     /// Marks, snapshots, pauses and resumes (malloctrace.h), in sequence order. Filled by a pass, as ``stacks``.
     public private(set) var marks: [TraceMark] = []
     /// Pools by id (malloctrace_pool_create). Filled by a pass.
@@ -93,6 +100,7 @@ public final class TraceReader {
         leakScan = LeakScan.lastComplete(found.leakScanParts)
         processMemory = found.processMemory
         indexLocation = found.index
+        allocator = found.allocator
         if !found.leakScanParts.isEmpty && leakScan == nil {
             scanDiagnostics.append(
                 .init(
@@ -234,6 +242,13 @@ public final class TraceReader {
                     found.diagnostics.append(
                         .init(offset: offset, message: "process stats record of \(length) bytes is too small"))
                 }
+            case MT_RECORD_ALLOCATOR.rawValue:
+                if let details = AllocatorDetails.decode(bytes, at: payload, length: available) {
+                    found.allocator = details
+                } else if !found.cutShort {
+                    found.diagnostics.append(
+                        .init(offset: offset, message: "allocator record of \(length) bytes is too small"))
+                }
             case MT_RECORD_LEAK_SCAN.rawValue:
                 switch LeakScan.part(bytes, at: payload, length: available) {
                 case .success(let part): found.leakScanParts.append(part)
@@ -271,6 +286,7 @@ public final class TraceReader {
         var leakScanParts: [LeakScan.Part] = []
         var processMemory: ProcessMemory?
         var index: TraceIndexRecord.Location?
+        var allocator: AllocatorDetails?
     }
 
     /// A compressed chunk's location, or nil (with a diagnostic) when it cannot be decompressed safely.
@@ -416,6 +432,7 @@ public final class TraceReader {
     ) throws(Failure) {
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: scanDiagnostics)
         catalog.onStack = onStack
+        catalog.usableRule = allocator?.usableRule ?? .unknown
         if let rate = process?.sampleRate, rate > 0 { catalog.sampling = SampleEstimator(rate: UInt64(rate)) }
         defer {
             catalog.finishPools()
@@ -431,6 +448,8 @@ public final class TraceReader {
             residentSamples = catalog.residentSamples.enumerated().sorted {
                 ($0.element.time, $0.offset) < ($1.element.time, $1.offset)
             }.map(\.element)
+            mappings = catalog.mappings.sorted { $0.sequence < $1.sequence }
+            malloptCalls = catalog.malloptCalls.sorted { $0.sequence < $1.sequence }
         }
         // The callback runs where the stacks are decoded: keep both on the calling thread.
         let inBackground = onStack == nil && decodesInBackground

@@ -65,9 +65,11 @@ static char g_early_environment[16 * 1024];
 static size_t g_early_length;
 static bool g_early_loaded;
 
+/* The tracer's variables, and glibc's malloc settings (allocator.c reads the mmap threshold from them). */
 static bool mt_is_tracer_variable(const char *entry, size_t length) {
     return (length > 12 && memcmp(entry, "MALLOCTRACE_", 12) == 0) ||
-           (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0);
+           (length > 7 && memcmp(entry, "MALLOC_", 7) == 0) || (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0) ||
+           (length > 15 && memcmp(entry, "GLIBC_TUNABLES=", 15) == 0);
 }
 
 static void mt_load_early_environment(void) {
@@ -100,7 +102,7 @@ static void mt_load_early_environment(void) {
     close(fd);
 }
 
-static const char *mt_getenv(const char *name) {
+const char *mt_getenv(const char *name) {
     if (environ != NULL) return getenv(name);
     if (!g_early_loaded) mt_load_early_environment();
     size_t length = strlen(name);
@@ -108,6 +110,15 @@ static const char *mt_getenv(const char *name) {
          entry += strlen(entry) + 1)
         if (strncmp(entry, name, length) == 0 && entry[length] == '=') return entry + length + 1;
     return NULL;
+}
+
+/* A 0/1 variable: unset or empty gives `fallback`; anything else fails (after one message). */
+static bool mt_read_switch(const char *name, bool fallback, bool *value) {
+    const char *text = mt_getenv(name);
+    *value = text == NULL || *text == '\0' ? fallback : strcmp(text, "1") == 0;
+    if (text == NULL || *text == '\0' || strcmp(text, "0") == 0 || strcmp(text, "1") == 0) return true;
+    mt_fail(name, " must be 0 or 1, not '", text, "'; tracing is off", NULL);
+    return false;
 }
 
 /* Expands %p (pid), %e (executable name), %t (start time, seconds since the epoch), %h (host name) and %%
@@ -210,19 +221,11 @@ bool mt_read_config(void) {
         return false;
     }
 
-    const char *scan = mt_getenv("MALLOCTRACE_LEAK_SCAN");
-    g_config.leak_scan = scan != NULL && strcmp(scan, "1") == 0;
-    if (scan != NULL && *scan != '\0' && strcmp(scan, "0") != 0 && strcmp(scan, "1") != 0) {
-        mt_fail("MALLOCTRACE_LEAK_SCAN must be 0 or 1, not '", scan, "'; tracing is off", NULL);
+    if (!mt_read_switch("MALLOCTRACE_LEAK_SCAN", false, &g_config.leak_scan) ||
+        !mt_read_switch("MALLOCTRACE_RSS", true, &g_config.rss_samples) ||
+        !mt_read_switch("MALLOCTRACE_USABLE", true, &g_config.usable_sizes) ||
+        !mt_read_switch("MALLOCTRACE_MMAP", false, &g_config.trace_mappings))
         return false;
-    }
-
-    const char *rss = mt_getenv("MALLOCTRACE_RSS");
-    g_config.rss_samples = rss == NULL || *rss == '\0' || strcmp(rss, "1") == 0;
-    if (rss != NULL && *rss != '\0' && strcmp(rss, "0") != 0 && strcmp(rss, "1") != 0) {
-        mt_fail("MALLOCTRACE_RSS must be 0 or 1, not '", rss, "'; tracing is off", NULL);
-        return false;
-    }
 
     /* Sampled events are rare: reading the clock for each costs nothing measurable, and 16 of them can span
      * minutes, which would put an event far before its time (in a periodic profile, in the wrong interval). */
@@ -319,6 +322,8 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_SAMPLE_SEED");
     unsetenv("MALLOCTRACE_LEAK_SCAN");
     unsetenv("MALLOCTRACE_RSS");
+    unsetenv("MALLOCTRACE_USABLE");
+    unsetenv("MALLOCTRACE_MMAP");
     unsetenv("MALLOCTRACE_CLOCK_EVERY");
     unsetenv("MALLOCTRACE_START");
     unsetenv("MALLOCTRACE_CONTROL");

@@ -34,6 +34,11 @@
  * a thread holding a tracer lock; the pending request acts at the program's next cancellation point.
  * Asynchronous cancellation inside malloc is undefined for libc already.
  *
+ * Memory calls (allocator.c): the mmap, munmap, mremap, brk and sbrk hooks record only while tracing, with the guard
+ * clear and not paused; they never start the tracer (mmap comes early, from places that must not) and, before libc's
+ * functions are resolved, call the system directly. The tracer's own mappings reach them with the guard set and pass
+ * straight through. glibc's malloc maps through its internal __mmap and __sbrk and never reaches them.
+ *
  * Lock-free lookups inside malloc: the stack intern table (slots published with release order, old
  * tables never freed), the sampled-bucket counts, the pause flag and the recorded-address filter (control.c:
  * relaxed bytes, only ever set, mapped once before tracing starts), the next RSS sample time (one CAS elects the
@@ -190,8 +195,10 @@ typedef struct mt_config {
     uint32_t sample_rate; /* mean bytes between sample points; 0 = record every call */
     uint64_t sample_seed;
     bool sample_seed_given;
-    bool leak_scan;   /* MALLOCTRACE_LEAK_SCAN=1 */
-    bool rss_samples; /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
+    bool leak_scan;      /* MALLOCTRACE_LEAK_SCAN=1 */
+    bool rss_samples;    /* MALLOCTRACE_RSS, default 1: RSS and program break over time */
+    bool usable_sizes;   /* MALLOCTRACE_USABLE, default 1: usable size and chunk flags of every block */
+    bool trace_mappings; /* MALLOCTRACE_MMAP=1: the program's own anonymous mmap/munmap/mremap, brk/sbrk */
     /* MALLOCTRACE_CLOCK_EVERY: events per read of the coarse clock, 1-16 (16; 1 when sampling). A thread that
      * goes idle stamps up to this many of its next events with the time of its last read. */
     uint32_t clock_every;
@@ -204,6 +211,8 @@ typedef struct mt_config {
 
 extern mt_config_t g_config;
 
+/* getenv that also works before libc's initializer set environ (for MALLOCTRACE_*, MALLOC_*, GLIBC_TUNABLES). */
+const char *mt_getenv(const char *name);
 /* Reads MALLOCTRACE_* variables; false (after one message) on a malformed value. */
 bool mt_read_config(void);
 /* Hides the tracer from processes this one execs, unless following children was asked for. */
@@ -281,6 +290,46 @@ int mt_rss_descriptor(void);
 uint64_t mt_rss_break_bytes(void);
 /* Appends the PROCESS_STATS record for an END of reason `how` (enum mt_end_reason). Guard held. */
 void mt_rss_write_end_stats(uint32_t how);
+
+/* ---- the allocator's view (allocator.c) ------------------------------------------------------ */
+
+enum mt_chunk_mode { MT_CHUNKS_OFF, MT_CHUNKS_OTHER, MT_CHUNKS_GLIBC };
+/* How allocation events get their CHUNK_INFO (enum mt_chunk_mode), set once at start. */
+extern uint8_t g_chunk_mode;
+/* MALLOCTRACE_MMAP while tracing: the mapping hooks record. */
+extern bool g_trace_mappings;
+/* The real malloc is glibc's own, not one preloaded or linked after this library (set by mt_allocator_start, before
+ * the leak scan is initialized: the scan's roots depend on it). */
+extern bool g_malloc_is_glibc;
+/* Finds out which allocator serves the calls and writes the ALLOCATOR record (before any chunk). Guard held. */
+void mt_allocator_start(void);
+/* Another allocator's block: true (with the CHUNK_INFO value) when its usable size exceeds the request. */
+bool mt_chunk_info_other(const void *ptr, size_t requested, uint64_t *value);
+
+/* The usable size glibc gives a request served from an arena: its chunk (request + 8 bytes of header, rounded up
+ * to 16, at least 32) less the 8-byte size word. The reader derives the same (docs/trace-format.md). */
+static inline uint64_t mt_glibc_derived_usable(uint64_t requested) {
+    uint64_t chunk = (requested + 8 + 15) & ~(uint64_t)15;
+    return (chunk < MT_GLIBC_MIN_CHUNK ? MT_GLIBC_MIN_CHUNK : chunk) - 8;
+}
+
+/* The CHUNK_INFO value of a successful allocation, when the reader could not derive it: true and `*value`.
+ * `arena` is the chunk's current non-main-arena bit, updated by what is written. Guard held. */
+static inline bool mt_chunk_info(const void *ptr, size_t requested, uint8_t *arena, uint64_t *value) {
+    if (g_chunk_mode != MT_CHUNKS_GLIBC) return mt_chunk_info_other(ptr, requested, value);
+    size_t word =
+        ((const size_t *)ptr)[-1]; /* the chunk's size word: size | NON_MAIN_ARENA | IS_MMAPPED | PREV_INUSE */
+    size_t chunk = word & ~(size_t)MT_GLIBC_SIZE_BITS;
+    bool mmapped = (word & MT_GLIBC_IS_MMAPPED) != 0;
+    uint8_t non_main = (word & MT_GLIBC_NON_MAIN_ARENA) != 0;
+    /* glibc's malloc_usable_size: an mmapped chunk's header is 16 bytes, an arena chunk lends the next one's
+     * prev_size word */
+    size_t usable = chunk - (mmapped ? 16 : 8);
+    if (!mmapped && non_main == *arena && usable == mt_glibc_derived_usable(requested)) return false;
+    if (!mmapped) *arena = non_main;
+    *value = (uint64_t)(usable > requested ? usable - requested : 0) << 2 | (uint64_t)mmapped << 1 | non_main;
+    return true;
+}
 
 /* ---- control API (control.c) ----------------------------------------------------------------- */
 

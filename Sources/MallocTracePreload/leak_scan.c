@@ -36,8 +36,7 @@ static _Atomic bool g_scan_running;
 /* The real malloc is glibc's. Another one (jemalloc, mimalloc, tcmalloc, preloaded or linked) keeps its metadata
  * in anonymous mappings the scan cannot tell from a custom allocator's arenas, full of stale pointers (jemalloc's
  * thread caches keep the address of every block they handed out): those would make every leak reachable. Then no
- * anonymous mapping is a root, as under LeakSanitizer. */
-static bool g_malloc_is_glibc = true;
+ * anonymous mapping is a root, as under LeakSanitizer (g_malloc_is_glibc, allocator.c). */
 #define MT_SAVED_REGISTERS 6
 /* Per thread: a second, concurrent caller writes its own before it finds a scan running. */
 static MT_TLS uintptr_t t_own_registers[MT_SAVED_REGISTERS];
@@ -53,9 +52,6 @@ void mt_leak_scan_initialize(void) {
     if (g_static_tls_size > g_sizeof_pthread + (64u << 20)) g_static_tls_size = 0;
     if (g_static_tls_align == 0 || (g_static_tls_align & (g_static_tls_align - 1)) != 0) g_static_tls_align = 64;
     /* libthread_db's descriptor of the field: {bits, count, offset} (GLIBC_PRIVATE, like the two above). */
-    Dl_info malloc_module, libc_module;
-    if (dladdr((void *)real.malloc, &malloc_module) != 0 && dladdr((void *)getpid, &libc_module) != 0)
-        g_malloc_is_glibc = malloc_module.dli_fbase == libc_module.dli_fbase;
     const unsigned int *tid = dlsym(RTLD_DEFAULT, "_thread_db_pthread_tid");
     if (tid != NULL && tid[0] == 32 && tid[2] != 0 && tid[2] + 4 <= g_sizeof_pthread) g_pthread_tid_offset = tid[2];
 }

@@ -143,6 +143,7 @@ static bool mt_start_tracing(bool new_image) {
     g_trace_owner = getpid();
     atomic_store(&g_sequence, 0);
     if (!mt_open_trace()) return false;
+    mt_allocator_start(); /* its record comes before the first chunk: readers know it before decoding events */
     g_sample_rate = g_config.sample_rate;
     if (g_config.leak_scan) {
         mt_live_initialize();

@@ -38,6 +38,7 @@ typedef struct mt_thread_state {
     uint32_t events_until_clock; /* the clock is read every g_config.clock_every events */
     uint32_t tid;
     uint32_t next_capacity;
+    uint8_t arena; /* non-main-arena bit the reader assumes for this chunk's blocks (see MT_EVENT_CHUNK_INFO) */
     bool registered_for_exit;
 } mt_thread_state_t;
 
@@ -110,6 +111,7 @@ static bool mt_start_chunk(mt_thread_state_t *t, size_t need) {
     t->limit = (uint8_t *)chunk + capacity;
     t->last_sequence = 0;
     t->last_pointer = 0;
+    t->arena = 0;
     t->cursor = mt_put_time(t, t->events, mt_coarse_now_ns());
     chunk->used = (uint32_t)(t->cursor - t->events);
     return true;
@@ -170,6 +172,22 @@ static inline uint8_t *mt_put_pointer(mt_thread_state_t *t, uint8_t *out, const 
     return out;
 }
 
+/* The block's usable size and chunk flags, when the reader cannot derive them (see mt_chunk_info).
+ *
+ *   0x83 | v length | v (usable - requested) << 2 | mmapped << 1 | non_main_arena
+ *   e.g. 83 02 c2 15: malloc(200000) got an mmapped chunk of 200704 bytes, 200688 usable (688 << 2 | 2)
+ */
+static inline uint8_t *mt_put_chunk_info(mt_thread_state_t *t, uint8_t *out, const void *ptr, size_t requested) {
+    uint64_t value;
+    if (MT_LIKELY(g_chunk_mode == MT_CHUNKS_OFF) || ptr == NULL || !mt_chunk_info(ptr, requested, &t->arena, &value))
+        return out;
+    *out++ = MT_EVENT_CHUNK_INFO;
+    uint8_t *length = out++;
+    uint8_t *end = mt_put_varint(out, value);
+    *length = (uint8_t)(end - out);
+    return end;
+}
+
 static inline bool mt_is_aligned_kind(uint8_t opcode) {
     return opcode >= MT_EVENT_POSIX_MEMALIGN && opcode <= MT_EVENT_PVALLOC;
 }
@@ -185,6 +203,7 @@ void mt_record_alloc(uint8_t opcode, uint64_t seq, size_t size, const void *ptr,
     out = mt_put_pointer(t, out, ptr);
     out = mt_put_varint(out, stack);
     if (mt_is_aligned_kind(opcode)) out = mt_put_varint(out, alignment);
+    out = mt_put_chunk_info(t, out, ptr, size);
     mt_commit_event(t, out);
 }
 
@@ -206,6 +225,7 @@ void mt_record_realloc(uint8_t opcode, uint64_t seq_before, uint64_t seq_after, 
     else if (old_value != 0)
         t->last_pointer = old_value;
     out = mt_put_varint(out, stack);
+    out = mt_put_chunk_info(t, out, new_ptr, size);
     mt_commit_event(t, out);
 }
 

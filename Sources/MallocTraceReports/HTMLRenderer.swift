@@ -26,7 +26,8 @@ public struct HTMLReportModel {
         let pass = TracePass.run(
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
             symbolizer: symbolizer, countsSizes: true, countsThreads: options.sections.contains(.threads),
-            countedLeakKinds: options.leakKinds, progress: progress, observer: { timeline.consume($0) })
+            countedLeakKinds: options.leakKinds, analyzesAllocator: options.showsAllocator, progress: progress,
+            observer: { timeline.consume($0) })
         try pass.checkMarks()
         let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
         let presenter = StackPresenter(
@@ -60,6 +61,9 @@ public enum HTMLRenderer {
             """
         html += summary(report, estimate: estimate)
         html += timeline(model, estimate: estimate)
+        if let view = report.allocator {
+            html += AllocatorHTMLRenderer.panel(view, duration: report.durationNanoseconds)
+        }
         html += flameGraph(model)
         for (section, title) in [
             (ReportSection.peak, "Live at the peak"), (.leaks, "Leaks"), (.allocations, "Most allocation calls"),

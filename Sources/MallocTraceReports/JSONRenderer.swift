@@ -32,6 +32,7 @@ public enum JSONRenderer {
                     ])
                 }),
         ]
+        if let view = report.allocator { document["allocator"] = AllocatorJSONRenderer.render(view) }
         for (section, key) in siteKeys {
             document[key] = sections.contains(section) ? .array((report.sites[section] ?? []).map(site)) : .null
         }

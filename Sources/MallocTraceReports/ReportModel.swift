@@ -196,6 +196,8 @@ public struct Report {
     public var residentSamples: [ResidentSample]
     /// Points ``residentSamples`` keeps at most.
     public static let residentSampleLimit = 500
+    /// The allocator's view (`report --allocator`), when asked for.
+    public var allocator: AllocatorReport?
     /// Pools of the control API (malloctrace.h), with their selected blocks' figures, by name.
     public var pools: [PoolUsage]
     /// Marks, snapshots, pauses and resumes, in sequence order (not affected by filters).
@@ -275,6 +277,10 @@ public struct Report {
         self.init(
             reader: pass.reader, digest: digest, options: options, presenter: presenter, symbolizer: symbolizer,
             progress: progress)
+        // Never stored: `--allocator` is not a default option, so its reports always come from a pass.
+        allocator = pass.allocatorView.map {
+            AllocatorReport(pass: pass, view: $0, presenter: presenter, top: options.top)
+        }
     }
 
     /// The report of `digest` (from a pass over `reader`'s events or from its stored analysis); the trace's

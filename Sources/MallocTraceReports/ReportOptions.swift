@@ -95,6 +95,8 @@ public struct ReportOptions: Sendable {
     public var grouping = StackGrouping.stack
     /// Show the tracer's and allocation wrappers' frames instead of folding them away.
     public var keepsAllocatorFrames = false
+    /// Add the allocator's view (`report --allocator`): usable sizes, mmap against heap, the gap to RSS.
+    public var showsAllocator = false
     /// Other allocations of the same thread allowed between a temporary block's allocation and its free.
     public var temporaryThreshold = 0
     public var filters = ReportFilters()

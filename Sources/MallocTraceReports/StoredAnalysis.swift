@@ -27,6 +27,8 @@ public enum StoredAnalysis {
             "sections=" + all.filter(options.sections.contains).map(\.rawValue).joined(separator: ","),
             "top=" + all.map { "\($0.rawValue):\(options.limit(for: $0))" }.joined(separator: ","),
             "group=\(options.grouping.rawValue)", "keep=\(options.keepsAllocatorFrames)",
+            // Never stored (not a default): a report with the allocator's view always makes a pass.
+            "allocator=\(options.showsAllocator)",
             "temporary=\(options.temporaryThreshold)",
             "filters=\(filters.isEmpty ? "" : "\(filters.summary)|\(filters.from ?? -1)|\(filters.to ?? -1)")"
                 + "|\(filters.fromMark ?? "")|\(filters.toMark ?? "")|\(filters.snapshot ?? "")",

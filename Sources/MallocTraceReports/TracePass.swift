@@ -60,6 +60,8 @@ public struct TracePass {
     public var leakKinds: LeakBreakdown
     /// The leak kinds that count as leaked in ``summary`` and the sites.
     public var countedLeakKinds: Set<LeakKind>
+    /// Requested against usable bytes and where blocks came from, when the pass was asked for it.
+    public var allocatorView: AllocatorView?
     /// A mark or snapshot bound of the filters that the trace never reached (see ``checkMarks()``).
     public var missingMark: EventFilter.MarkBound?
 
@@ -72,10 +74,11 @@ public struct TracePass {
     public static func run(
         reader: TraceReader, filters: ReportFilters, temporaryThreshold: Int, symbolizer: Symbolizer?,
         countsSizes: Bool = true, countsThreads: Bool = true,
-        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, progress: ProgressMeter = .silent,
-        observer: ((Span<AllocatorEvent>) -> Void)? = nil
+        countedLeakKinds: Set<LeakKind> = LeakKind.countedByDefault, analyzesAllocator: Bool = false,
+        progress: ProgressMeter = .silent, observer: ((Span<AllocatorEvent>) -> Void)? = nil
     ) -> TracePass {
         var analyzer = HeapAnalyzer()
+        var allocatorView = analyzesAllocator ? AllocatorView(details: reader.allocator) : nil
         var temporary = TemporaryAllocationCounter(threshold: temporaryThreshold)
         var histogram = SizeHistogram()
         var threads = ThreadTotals()
@@ -117,6 +120,7 @@ public struct TracePass {
                 temporary.consume(events)
                 if countsSizes { histogram.consume(events) }
                 if countsThreads { threads.consume(events) }
+                allocatorView?.consume(events)
                 observer?(events)
             }
             if !filtering {
@@ -127,6 +131,7 @@ public struct TracePass {
             for index in batch.indices where filter.accept(batch[index]) { accepted.append(batch[index]) }
             if !accepted.isEmpty { consume(accepted.span) }
         }
+        allocatorView?.finish()
         var analysis = analyzer.result()
         var sites: [UInt32: SiteFigures] = [:]
         sites.reserveCapacity(analysis.sites.count)
@@ -161,7 +166,7 @@ public struct TracePass {
         return TracePass(
             reader: reader, summary: analysis.summary, sites: sites, temporaryAllocations: temporary.total,
             temporaryBytes: temporary.totalBytes, histogram: histogram, threads: threads, leakKinds: leakKinds,
-            countedLeakKinds: countedLeakKinds, missingMark: missingMark)
+            countedLeakKinds: countedLeakKinds, allocatorView: allocatorView, missingMark: missingMark)
     }
 
     /// Fails when a mark or snapshot that bounds the pass was not found, naming those the trace has (a bound
@@ -189,7 +194,8 @@ extension TracePass {
         let pass = run(
             reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
             symbolizer: symbolizer, countsSizes: countsSizes, countsThreads: countsThreads,
-            countedLeakKinds: options.leakKinds, progress: progress, observer: observer)
+            countedLeakKinds: options.leakKinds, analyzesAllocator: options.showsAllocator, progress: progress,
+            observer: observer)
         try pass.checkMarks()
         return (pass, symbolizer)
     }

@@ -190,6 +190,7 @@ struct ReportCommand: ParsableCommand {
               malloctrace report app.mtrace --from 2.5 --to 4 --exclude libpython
               malloctrace report app.mtrace --from-mark warmup-done --to-mark request-end
               malloctrace report app.mtrace --format html -o report.html
+              malloctrace report app.mtrace --allocator --sections summary
 
             Programs that include malloctrace.h (docs/api.md) add marks, snapshots, pauses and pools to their \
             trace: pool blocks read as frames "[pool NAME]", marks bound reports exactly (in the order of calls, \
@@ -231,6 +232,16 @@ struct ReportCommand: ParsableCommand {
             "Entries per list section (default 10); SECTION=N sets one section's (repeatable).", valueName: "n"))
     var top: [TopLimit] = []
 
+    @Flag(
+        help: ArgumentHelp(
+            "Add the allocator's view: requested against usable bytes (internal waste by size and call site), blocks"
+                + " served by the heap, thread arenas or mmap, glibc's mmap threshold over time, arenas per thread, the"
+                + " resident set beside the live heap with the gap between them named (free heap, allocator overhead,"
+                + " the program's own mappings such as pymalloc's arenas: trace with 'run --mmap' to see those by call"
+                + " stack), and requests just above a size-class or mmap boundary. Text, JSON ('allocator') and HTML."
+                + " docs/how-malloc-works.md explains how to read it."))
+    var allocator = false
+
     @OptionGroup var analysis: AnalysisOptions
 
     @Flag(
@@ -271,6 +282,7 @@ struct ReportCommand: ParsableCommand {
             }
         }
         try analysis.apply(to: &options)
+        options.showsAllocator = allocator
         if format == .html {
             let model: HTMLReportModel
             do {

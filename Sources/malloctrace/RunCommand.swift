@@ -92,6 +92,15 @@ struct RunCommand: ParsableCommand {
                 + " from blocks still reachable or possibly reachable at exit, as LeakSanitizer and valgrind do."))
     var leakKinds = false
 
+    @Flag(
+        name: .customLong("mmap"),
+        help: ArgumentHelp(
+            "Also record the program's own anonymous mmap, munmap and mremap calls and brk/sbrk moves, with their"
+                + " call stacks (malloc's own mappings are already known from its blocks): memory that never came"
+                + " through malloc, such as CPython's pymalloc arenas, shows up by call stack in"
+                + " 'report --allocator'."))
+    var mappings = false
+
     @Flag(help: "Keep the trace as the program wrote it, uncompressed (`malloctrace compress` can do it later).")
     var noCompress = false
 
@@ -140,6 +149,7 @@ struct RunCommand: ParsableCommand {
         environment["MALLOCTRACE_DEPTH"] = String(depth)
         if followChildren { environment["MALLOCTRACE_FOLLOW_CHILDREN"] = "1" }
         if leakKinds { environment["MALLOCTRACE_LEAK_SCAN"] = "1" }
+        if mappings { environment["MALLOCTRACE_MMAP"] = "1" }
         if let sampleRate { environment["MALLOCTRACE_SAMPLE_RATE"] = String(sampleRate.bytes) }
         // A profile's cut by time is exact only when every event reads the clock (see IntervalProfiler).
         if profileEvery != nil { environment["MALLOCTRACE_CLOCK_EVERY"] = "1" }

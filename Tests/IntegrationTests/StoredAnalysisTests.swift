@@ -95,6 +95,12 @@ import Testing
         var grouped = ReportOptions()
         grouped.grouping = .function
         #expect(try origin(trace, options: grouped) == .events)
+        // The allocator's view is never stored: asking for it reads the events, and the panel is there.
+        var allocator = ReportOptions()
+        allocator.showsAllocator = true
+        #expect(try origin(trace, options: allocator) == .events)
+        let withPanel = try runProgram(Products.cli, ["report", trace, "--allocator", "--format", "json"])
+        #expect(withPanel.status == 0 && withPanel.stdout.contains("\"allocator\""), "\(withPanel.stderr)")
         #expect(try origin(trace, writer: "0.0.0-other") == .events)
         #expect(try origin(trace, writer: nil) == .events)
         // The symbolizer is not part of the stored analysis: frames are resolved when reporting.

@@ -10,7 +10,7 @@
 //           marks or a snapshot (byte 3: indexes into `markNames`, as for the thread)
 //   byte 5  grouping (% 3), top (/ 3 % 12, 11 meaning a huge value)
 //   byte 6  temporary threshold (% 8), diff order (/ 8 % 5)
-//   byte 7  counted leak kinds (bits 0-3; none set: the default)
+//   byte 7  counted leak kinds (bits 0-3; none set: the default), bit 4 the allocator's view (report --allocator)
 import MallocTraceAnalysis
 import MallocTraceFormat
 import MallocTraceReports
@@ -52,6 +52,7 @@ public func fuzzPipeline(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     options.keepsAllocatorFrames = flags & 16 != 0
     if flags & 64 != 0 { options.sections = [.summary, .leaks] }
+    options.showsAllocator = control[7] & 16 != 0
     options.grouping = StackGrouping.allCases[Int(control[5]) % 3]
     let top = Int(control[5]) / 3 % 12
     options.top = top == 11 ? Int.max : top
@@ -83,7 +84,8 @@ private func report(_ reader: TraceReader, options: ReportOptions) -> UInt64 {
     let pass = TracePass.run(
         reader: reader, filters: options.filters, temporaryThreshold: options.temporaryThreshold,
         symbolizer: symbolizer, countsSizes: options.sections.contains(.histogram),
-        countsThreads: options.sections.contains(.threads), countedLeakKinds: options.leakKinds)
+        countsThreads: options.sections.contains(.threads), countedLeakKinds: options.leakKinds,
+        analyzesAllocator: options.showsAllocator)
     let report = Report(pass: pass, options: options, symbolizer: symbolizer)
     var checksum = UInt64(TextRenderer.render(report).utf8.count)
     checksum &+= UInt64((try? JSONRenderer.render(report))?.utf8.count ?? 0)

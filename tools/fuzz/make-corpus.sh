@@ -31,6 +31,9 @@ seed api-pause 0 8 "$fixtures/fixture-api" pause
 seed api-marks 0 8 "$fixtures/fixture-api" marks
 seed threads 16000 4 "$fixtures/fixture-patterns" threads
 seed semantics-dlopen 50000 8 "$fixtures/fixture-semantics"
+# ALLOCATOR record, CHUNK_INFO (mmapped chunks, an unsplit remainder), MALLOPT; MAPPING (mmap, munmap, mremap, sbrk)
+seed chunks-mallopt 0 8 "$fixtures/fixture-chunks" mallopt "$work/chunks.txt"
+MALLOCTRACE_MMAP=1 seed chunks-mappings 0 8 "$fixtures/fixture-chunks" mappings "$work/chunks.txt"
 # A leak scan (LEAK_SCAN record: leak kinds) at exit, of a program with leaks of every kind.
 leak_seed() { # NAME SCENARIO
     "$cli" run --no-compress --leak-kinds -o "$work/$1.mtrace" --depth 8 -- "$fixtures/fixture-leakkinds" "$2" \

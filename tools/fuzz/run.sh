@@ -79,7 +79,8 @@ if [[ $# -gt 0 && -f "$1" ]]; then
     exec "$out/fuzz-pipeline" "$@"
 fi
 # Seeds: each committed trace behind a few control prefixes (see FuzzPipeline.swift): no options; a time
-# range, a thread and both patterns; and a diff against the second half with leak kinds and a huge top.
+# range, a thread and both patterns; a diff against the second half with leak kinds and a huge top; and the
+# allocator's view (report --allocator).
 seeds=$out/seeds-pipeline
 rm -rf "$seeds"
 mkdir -p "$seeds"
@@ -88,6 +89,7 @@ for file in tools/fuzz/corpus/*.mtrace; do
     { printf '\x00\x00\x00\x00\x00\x00\x00\x00'; cat "$file"; } >"$seeds/$name-plain"
     { printf '\x1f\x00\x10\x01\x21\x04\x09\x00'; cat "$file"; } >"$seeds/$name-filtered"
     { printf '\x60\xfe\xfe\x00\x00\x22\x1a\x0f'; cat "$file"; } >"$seeds/$name-diff"
+    { printf '\x00\x00\x00\x00\x00\x1e\x00\x10'; cat "$file"; } >"$seeds/$name-allocator"
 done
 exec "$out/fuzz-pipeline" "$out/corpus-pipeline" "$seeds" -artifact_prefix="$out/pipeline-" -max_len=65536 \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "$@"

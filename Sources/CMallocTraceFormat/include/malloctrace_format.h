@@ -83,6 +83,7 @@ enum mt_record_kind {
     MT_RECORD_PADDING = 4,       /* ignore the payload */
     MT_RECORD_LEAK_SCAN = 5,     /* mt_leak_scan_record_t + the kind of every live block (exit-time scan) */
     MT_RECORD_PROCESS_STATS = 6, /* mt_process_stats_record_t: peak and current RSS, program break at the end */
+    MT_RECORD_ALLOCATOR = 7,     /* mt_allocator_record_t: which allocator served the calls, what is recorded of it */
     MT_RECORD_INDEX = 10,        /* mt_index_record_t + stored analysis: derived data for instant reports */
 };
 
@@ -178,6 +179,40 @@ typedef struct mt_process_stats_record {
     uint32_t how;            /* enum mt_end_reason of the END record that follows */
     uint32_t reserved;       /* 0 */
 } mt_process_stats_record_t;
+
+/* MT_RECORD_ALLOCATOR payload: written once at start, before the first chunk, so a reader knows it before it decodes
+ * any event. It says which allocator serves the calls and what the trace records about its blocks. Older readers
+ * skip it by its length (the format version did not change); a trace without it records none of this.
+ *
+ *   0      4          8       12      16                24       28       32
+ *   +------+----------+-------+-------+-----------------+--------+--------+
+ *   | kind | features | major | minor | mmap threshold  | dynamic| rsvd   |
+ *   +------+----------+-------+-------+-----------------+--------+--------+
+ */
+typedef struct mt_allocator_record {
+    uint32_t allocator;  /* enum mt_allocator_kind */
+    uint32_t features;   /* enum mt_allocator_feature bits */
+    uint32_t libc_major; /* gnu_get_libc_version(), e.g. 2 and 36; 0 when unknown */
+    uint32_t libc_minor;
+    uint64_t mmap_threshold;       /* glibc: the mmap threshold at start (128 KiB unless the environment set it) */
+    uint32_t threshold_is_dynamic; /* 1: glibc moves the threshold up when a larger mmapped chunk is freed */
+    uint32_t reserved;             /* 0 */
+} mt_allocator_record_t;
+
+enum mt_allocator_kind {
+    MT_ALLOCATOR_OTHER = 0, /* the real malloc is not libc's own (jemalloc, mimalloc, tcmalloc preloaded) */
+    MT_ALLOCATOR_GLIBC = 1, /* glibc's ptmalloc: chunk headers can be read */
+};
+
+enum mt_allocator_feature {
+    /* Every successful allocation has a usable size (malloc_usable_size): an allocation event followed by a
+     * CHUNK_INFO event carries it there; without one it is what the reader derives (see MT_EVENT_CHUNK_INFO). */
+    MT_ALLOCATOR_USABLE_SIZES = 0x1,
+    /* glibc only: CHUNK_INFO events carry the chunk header's IS_MMAPPED and NON_MAIN_ARENA bits. */
+    MT_ALLOCATOR_CHUNK_FLAGS = 0x2,
+    /* MAPPING events record the program's own anonymous mmap/munmap/mremap and brk/sbrk calls (run --mmap). */
+    MT_ALLOCATOR_MAPPINGS = 0x4,
+};
 
 /* MT_RECORD_LEAK_SCAN payload: what a conservative mark phase inside the process (at exit, _exit or
  * on demand; only when leak scanning is on) found out about every block live at that moment. One scan
@@ -298,6 +333,19 @@ typedef struct mt_index_record {
  *   sample time first, at most once per MT_RSS_SAMPLE_INTERVAL_NS; only when a thread records an event):
  *   v time_ns | v rss_bytes | v brk_bytes
  *   time_ns since start_monotonic_ns (coarse clock); rss_bytes and brk_bytes as in MT_RECORD_PROCESS_STATS.
+ * MT_EVENT_CHUNK_INFO (right after the allocation event it describes, in traces whose ALLOCATOR record has
+ *   MT_ALLOCATOR_USABLE_SIZES; describes the block that event produced):
+ *   v ((usable - requested) << 2 | is_mmapped << 1 | non_main_arena)
+ *   Written only when the block differs from what the reader derives: on glibc a chunk of the thread's current
+ *   arena (the non_main_arena bit of the chunk's last CHUNK_INFO that was not mmapped; 0 at a chunk's start)
+ *   with usable = max(32, (requested + 8 + 15) & ~15) - 8; elsewhere usable = requested. The flag bits are 0
+ *   unless MT_ALLOCATOR_CHUNK_FLAGS.
+ * MT_EVENT_MAPPING (the program's own call, not the allocator's; only with MT_ALLOCATOR_MAPPINGS):
+ *   v seq | v call (enum mt_mapping_call) | v stack_id | v a | v b | v c | v d
+ *   mmap: a address, b length, c prot, d flags (anonymous mappings only); munmap: a address, b length;
+ *   mremap: a old address, b old length, c new address, d new length; brk, sbrk: a break before, b break after.
+ *   Failed calls are not recorded. seq is a global sequence number, as heap events have.
+ * MT_EVENT_MALLOPT (the program called mallopt): v seq | z parameter | z value | v result
  *
  * The control API's events (malloctrace.h). Sized, so older readers skip them; they touch no delta state:
  * every number is absolute (seq is a sequence number as in section 7 of the spec, ptr a plain address).
@@ -329,6 +377,9 @@ enum mt_event_opcode {
     MT_EVENT_MODULE = 0x80,
     MT_EVENT_MODULE_UNLOAD = 0x81,
     MT_EVENT_RSS_SAMPLE = 0x82,
+    MT_EVENT_CHUNK_INFO = 0x83,
+    MT_EVENT_MAPPING = 0x84,
+    MT_EVENT_MALLOPT = 0x85,
     /* The control API (malloctrace.h); see docs/trace-format.md 6.x for each payload. */
     MT_EVENT_POOL_CREATE = 0x88,
     MT_EVENT_POOL_ALLOC = 0x89,
@@ -339,6 +390,22 @@ enum mt_event_opcode {
     MT_EVENT_MARK = 0x8E,
     MT_EVENT_SNAPSHOT = 0x8F,
 };
+
+enum mt_mapping_call {
+    MT_MAPPING_MMAP = 0,
+    MT_MAPPING_MUNMAP = 1,
+    MT_MAPPING_MREMAP = 2,
+    MT_MAPPING_BRK = 3,
+    MT_MAPPING_SBRK = 4,
+};
+
+/* glibc's chunk header: the size word just before the user's pointer, with flags in its low bits. */
+#define MT_GLIBC_IS_MMAPPED 0x2
+#define MT_GLIBC_NON_MAIN_ARENA 0x4
+#define MT_GLIBC_SIZE_BITS 0x7
+#define MT_GLIBC_MIN_CHUNK 32
+#define MT_GLIBC_DEFAULT_MMAP_THRESHOLD (128u * 1024)
+#define MT_GLIBC_MMAP_THRESHOLD_MAX (32u * 1024 * 1024)
 
 /* The least time between two RSS samples (10 ms: at most 100 samples a second, ~2 KiB of trace). */
 #define MT_RSS_SAMPLE_INTERVAL_NS 10000000ull
