@@ -5,14 +5,7 @@ import MallocTraceFormat
 struct ProtobufWriter {
     private(set) var bytes: [UInt8] = []
 
-    mutating func varint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        bytes.append(UInt8(value))
-    }
+    mutating func varint(_ value: UInt64) { bytes.appendVarint(value) }
 
     mutating func key(_ field: Int, wireType: UInt64) { varint(UInt64(field) << 3 | wireType) }
 

@@ -342,14 +342,7 @@ public enum StoredAnalysis {
 private struct IndexWriter {
     var bytes: [UInt8] = []
 
-    mutating func varint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
-        }
-        bytes.append(UInt8(value))
-    }
+    mutating func varint(_ value: UInt64) { bytes.appendVarint(value) }
 
     mutating func bytes(_ data: [UInt8]) {
         varint(UInt64(data.count))

@@ -1,0 +1,11 @@
+extension Array where Element == UInt8 {
+    /// Appends `value` as an unsigned LEB128 varint (the protobuf wire format's and the stored analysis's).
+    mutating func appendVarint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            append(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        append(UInt8(value))
+    }
+}
