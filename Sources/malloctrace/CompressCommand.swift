@@ -41,10 +41,14 @@ struct CompressCommand: ParsableCommand {
                 let outcome = try TraceFileCompressor.compress(path: path, level: level)
                 // One pass over the events, so that a default `report` need not make it.
                 StoredAnalysis.store(inTraceAt: path, writer: MallocTrace.configuration.version, resolvingFrames: true)
-                let ratio = Double(outcome.originalBytes) / Double(max(outcome.compressedBytes, 1))
+                // The file as it stands, index included (the compressor's count predates the index).
+                let stored =
+                    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? nil
+                let compressedBytes = stored ?? UInt64(outcome.compressedBytes)
+                let ratio = Double(outcome.originalBytes) / Double(max(compressedBytes, 1))
                 message =
                     "compressed \(path): \(Formatting.bytes(UInt64(outcome.originalBytes))) ->"
-                    + " \(Formatting.bytes(UInt64(outcome.compressedBytes))) (\(String(format: "%.1f", ratio))x smaller)"
+                    + " \(Formatting.bytes(compressedBytes)) (\(String(format: "%.1f", ratio))x smaller)"
             } catch  where error.isAlreadyCompressed {
                 message = "\(path) is already compressed"
             } catch {
