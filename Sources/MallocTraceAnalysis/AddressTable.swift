@@ -131,6 +131,12 @@ struct AddressTable {
             return next == buffer.count ? 0 : next
         }
 
+        /// The key in `key`'s home entry. Loaded for a batch of events ahead of their inserts and removals,
+        /// so that the cache misses of their probes overlap instead of stalling the pass one by one.
+        /// (Loading the events' sites as well was measured too: no faster.)
+        @inline(__always)
+        func keyAtHome(of key: UInt64) -> UInt64 { buffer[home(key)].key }
+
         /// Puts an entry known to be absent into the first free place of its probe run (growth).
         fileprivate mutating func place(_ entry: Entry) {
             var index = home(entry.key)
@@ -174,7 +180,7 @@ struct AddressTable {
             if entry.value & Self.overflowMarker == Self.overflowMarker {
                 return overflow.removeValue(forKey: entry.key) ?? (0, 0)
             }
-            return Self.unpack(entry, overflow: [:])
+            return (entry.value >> Self.slotBits, Int32(truncatingIfNeeded: entry.value & Self.overflowMarker))
         }
 
         @inline(__always)

@@ -118,7 +118,12 @@ public struct HeapAnalyzer {
         /// The thread of the previous event: consecutive events mostly share one, so `threads` is only
         /// updated when it changes.
         var lastThreadID: UInt32?
+        /// What the look-ahead loads of the live table read, combined: kept so that they are not optimized away.
+        var lookAhead: UInt64 = 0
     }
+
+    /// Events whose live-table entries are loaded before any of them is handled (``consume(_:from:to:live:sites:)``).
+    private static let lookAheadWindow = 64
 
     private var running = Running()
     /// Calls by `AllocationFunction.rawValue`; inline storage, so counting needs no copy-on-write check.
@@ -184,7 +189,13 @@ public struct HeapAnalyzer {
     ) -> Int {
         var running = self.running
         defer { self.running = running }
+        var windowEnd = start
         for index in start..<end {
+            if index == windowEnd {
+                // Independent loads: the next window's probes miss the cache together, not one after another.
+                windowEnd = min(index + Self.lookAheadWindow, end)
+                for ahead in index..<windowEnd { running.lookAhead ^= live.keyAtHome(of: events[ahead].address) }
+            }
             let event = events[index]
             var site = 0
             if event.kind == .allocation {

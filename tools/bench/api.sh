@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-100000000}
 command -v hyperfine >/dev/null || { echo "api.sh: hyperfine is not installed (apt-get install hyperfine)" >&2; exit 1; }
 if [[ -z "${MALLOCTRACE_BIN:-}" ]]; then
-    swift build -c release >/dev/null
+    swift build -c release --static-swift-stdlib >/dev/null
     MALLOCTRACE_BIN=.build/release/malloctrace
 fi
 work=$(mktemp -d /tmp/malloctrace-api.XXXXXX)

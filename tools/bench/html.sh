@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.."
 calls=${1:-5300000}
 command -v chromium >/dev/null || { echo "html.sh: chromium is not installed (apt-get install chromium)" >&2; exit 1; }
 if [[ -z "${MALLOCTRACE_BIN:-}" ]]; then
-    swift build -c release >/dev/null
+    swift build -c release --static-swift-stdlib >/dev/null
     MALLOCTRACE_BIN=.build/release/malloctrace
 fi
 work=$(mktemp -d /tmp/malloctrace-html.XXXXXX)

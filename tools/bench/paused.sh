@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 calls=${1:-5000000}
 rounds=${2:-7}
 if [[ -z "${MALLOCTRACE_BIN:-}" ]]; then
-    swift build -c release >/dev/null
+    swift build -c release --static-swift-stdlib >/dev/null
     MALLOCTRACE_BIN=.build/release/malloctrace
 fi
 library=$("$MALLOCTRACE_BIN" preload-path)

@@ -16,7 +16,7 @@ calls=${CALLS:-2500000}
 runs=${RUNS:-7}
 mkdir -p "$work"
 
-swift build -c release >/dev/null
+swift build -c release --static-swift-stdlib >/dev/null
 bin=$PWD/.build/release/malloctrace
 library=$("$bin" preload-path)
 cc -O2 -fno-builtin -o "$work/churn" tools/bench/churn.c

@@ -4,7 +4,7 @@
 #   tools/bench/run.sh [--quick] [--runs N] [--only LIST] [--reports-only] [--keep-temp]
 #
 # Installs what it needs with apt-get (when missing), builds a release CLI
-# (`swift build -c release`) unless MALLOCTRACE_BIN names a malloctrace binary to use,
+# (`swift build -c release --static-swift-stdlib`) unless MALLOCTRACE_BIN names a malloctrace binary to use,
 # then runs tools/bench/bench.py, which prints the results and writes them to
 # tools/bench/results/latest.md (and latest.json).
 set -euo pipefail
@@ -81,10 +81,10 @@ if [ -n "${MALLOCTRACE_BIN:-}" ]; then
     build="given binary (MALLOCTRACE_BIN=$malloctrace)"
 else
     command -v swift >/dev/null 2>&1 || { say "swift not found: install the toolchain or set MALLOCTRACE_BIN"; exit 1; }
-    say "building the release CLI: swift build -c release"
-    (cd "$repo" && swift build -c release) >&2
+    say "building the release CLI: swift build -c release --static-swift-stdlib"
+    (cd "$repo" && swift build -c release --static-swift-stdlib) >&2
     malloctrace="$repo/.build/release/malloctrace"
-    build="release (swift build -c release)"
+    build="release (swift build -c release --static-swift-stdlib)"
 fi
 malloctrace="$(cd "$(dirname "$malloctrace")" && pwd)/$(basename "$malloctrace")"
 
