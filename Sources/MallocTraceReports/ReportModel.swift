@@ -235,9 +235,36 @@ public struct Report {
         let (pass, symbolizer) = try TracePass.run(
             tracePath: tracePath, options: options, countsSizes: options.sections.contains(.histogram),
             countsThreads: options.sections.contains(.threads), progress: progress)
-        let report = Report(pass: pass, options: options, symbolizer: symbolizer, progress: progress)
+        // The frames `run` resolved for the default report serve any other report of the same trace too.
+        let storedFrames = storedAnalysisWriter.flatMap { writer in
+            Self.storedFrames(reader: pass.reader, options: options, writer: writer, symbolizer: symbolizer)
+        }
+        let report = Report(
+            pass: pass, options: options, symbolizer: symbolizer, reusing: storedFrames ?? [:], progress: progress)
         progress.finish()
         return report
+    }
+
+    /// The frames `reader`'s stored analysis resolved, if `symbolizer` would resolve them the same way now
+    /// and `options` fold them the same way.
+    static func storedFrames(
+        reader: TraceReader, options: ReportOptions, writer: String, symbolizer: Symbolizer
+    ) -> [UInt32: [ReportFrame]]? {
+        let defaults = StoredAnalysis.defaultOptions
+        guard options.keepsAllocatorFrames == defaults.keepsAllocatorFrames,
+            case .success(let payload) = reader.storedAnalysis(),
+            let digest = StoredAnalysis.decode(payload, options: defaults, writer: writer)
+        else { return nil }
+        return currentFrames(of: digest, symbolizer: symbolizer)
+    }
+
+    /// `digest`'s stored frames, if their inputs (symbolizer, module and debug files) are unchanged.
+    private static func currentFrames(of digest: ReportDigest, symbolizer: Symbolizer) -> [UInt32: [ReportFrame]]? {
+        guard let frames = digest.frames,
+            frames.fingerprint
+                == symbolizer.inputsFingerprint(modules: StoredFrames.modules(of: frames.byStack, in: digest.modules))
+        else { return nil }
+        return frames.byStack
     }
 
     /// The report from `reader`'s stored analysis, if it has a valid one for `options` by `writer`.
@@ -255,13 +282,7 @@ public struct Report {
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: digest.modules, symbolizer: symbolizer), stacks: digest.stacks,
             generations: digest.generations, keepsAllocatorFrames: options.keepsAllocatorFrames)
-        if let frames = digest.frames,
-            frames.fingerprint
-                == symbolizer.inputsFingerprint(
-                    modules: StoredFrames.modules(of: frames.byStack, in: digest.modules))
-        {
-            presenter.reuse(frames.byStack)
-        }
+        if let frames = currentFrames(of: digest, symbolizer: symbolizer) { presenter.reuse(frames) }
         var report = Report(
             reader: reader, digest: digest, options: options, presenter: presenter, symbolizer: symbolizer,
             progress: progress)
@@ -269,10 +290,15 @@ public struct Report {
         return report
     }
 
-    /// The report of a finished pass. Frames are resolved with `symbolizer` only as far as needed.
-    public init(pass: TracePass, options: ReportOptions, symbolizer: Symbolizer, progress: ProgressMeter = .silent) {
+    /// The report of a finished pass. Frames are resolved with `symbolizer` only as far as needed; those of
+    /// the stacks in `storedFrames` (resolved earlier with the same inputs) are taken as they are.
+    public init(
+        pass: TracePass, options: ReportOptions, symbolizer: Symbolizer,
+        reusing storedFrames: [UInt32: [ReportFrame]] = [:], progress: ProgressMeter = .silent
+    ) {
         let presenter = StackPresenter(
             reader: pass.reader, symbolizer: symbolizer, keepsAllocatorFrames: options.keepsAllocatorFrames)
+        presenter.reuse(storedFrames)
         let digest = ReportDigest(pass: pass, options: options, presenter: presenter, progress: progress)
         self.init(
             reader: pass.reader, digest: digest, options: options, presenter: presenter, symbolizer: symbolizer,

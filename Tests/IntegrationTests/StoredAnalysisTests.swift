@@ -111,8 +111,10 @@ import Testing
         try expectSameReports(trace, arguments: ["--from", "0"])
     }
 
-    /// The frames resolved when the analysis was stored are reused only while the symbolizer and the files
-    /// are the ones they were resolved with: a symbolizer that changed since resolves them again.
+    /// The frames resolved when the analysis was stored are reused, by the default report and by reports
+    /// with other options that fold frames the same way, only while the symbolizer and the files are the
+    /// ones they were resolved with: a symbolizer that changed since resolves them again. `--no-index`
+    /// never reuses them.
     @Test func storedFramesAreReusedOnlyWithTheSameSymbolizer() throws {
         let real = try #require(SymbolizerLocator.locate(environment: [:]).path)
         let scratch = try Scratch()
@@ -133,13 +135,27 @@ import Testing
         let full = try runProgram(Products.cli, ["report", trace, "--no-index"], environment: environment)
         #expect(starts() == 2)
         #expect(stored.stdout == full.stdout && !stored.stdout.isEmpty)
+        // A filtered report reads the events but takes the stored frames: every stack it prints has them.
+        let filtered = try runProgram(Products.cli, ["report", trace, "--from", "0"], environment: environment)
+        #expect(starts() == 2)
+        let filteredFull = try runProgram(
+            Products.cli, ["report", trace, "--from", "0", "--no-index"], environment: environment)
+        #expect(starts() == 3)
+        #expect(filtered.stdout == filteredFull.stdout && !filtered.stdout.isEmpty)
+        // Frames folded another way are resolved again.
+        let unfolded = try runProgram(
+            Products.cli, ["report", trace, "--from", "0", "--keep-allocator-frames"], environment: environment)
+        #expect(starts() == 4 && unfolded.status == 0)
         // Another symbolizer (the same script, rewritten): the stored frames are not used.
         try "#!/bin/sh\necho started >> \(log)\nexec \(real) \"$@\"\n\n".write(
             toFile: wrapper, atomically: true, encoding: .utf8)
         #expect(chmod(wrapper, 0o755) == 0)
         let again = try runProgram(Products.cli, ["report", trace], environment: environment)
-        #expect(starts() == 3)
+        #expect(starts() == 5)
         #expect(again.stdout == full.stdout)
+        let filteredAgain = try runProgram(Products.cli, ["report", trace, "--from", "0"], environment: environment)
+        #expect(starts() == 6)
+        #expect(filteredAgain.stdout == filteredFull.stdout)
     }
 
     /// Flips one byte at `offset` (counted from the end when negative).
