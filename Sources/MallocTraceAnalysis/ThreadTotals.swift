@@ -1,7 +1,7 @@
 public import MallocTraceFormat
 
-/// Per-thread calls and bytes, keyed by the thread ids the trace recorded. O(1) per event (events come in
-/// runs of one thread, so the last thread's slot is cached); memory grows with the number of threads.
+/// Per-thread calls and bytes, keyed by the thread ids the trace recorded. O(1) per event (the places of
+/// recently seen threads are cached by their ids' low bits); memory grows with the number of threads.
 public struct ThreadTotals: Sendable {
     public struct Totals: Sendable, Equatable {
         public var threadID: UInt32
@@ -26,36 +26,66 @@ public struct ThreadTotals: Sendable {
     private var indexByThread: [UInt32: Int] = [:]
     /// Index in `totals` by the thread id's low bits, for the threads seen last: a trace of many threads
     /// switches thread every few events, and a dictionary lookup each time was a tenth of the pass.
-    private var recentIndex = [Int](repeating: -1, count: 64)
-    /// The thread of the latest event, updated in place and written back when another thread comes.
-    private var current: Totals?
-    private var currentIndex = -1
+    private var recentIndex = InlineArray<64, Int>(repeating: -1)
 
     public init() {}
 
     public mutating func consume(_ event: AllocatorEvent) {
-        if current?.threadID != event.threadID { switchThread(to: event) }
-        guard var totals = current else { return }
-        current = nil  // keeps the update in place
-        Self.add(event, to: &totals)
-        current = totals
+        withUnsafePointer(to: event) { consume(UnsafeBufferPointer(start: $0, count: 1).span) }
     }
 
-    /// Consumes consecutive events: each run of one thread's events updates that thread's totals in place.
+    /// Consumes consecutive events, updating the totals in place: one copy-on-write check per batch (and per
+    /// new thread), not per event, however finely the threads interleave.
     public mutating func consume(_ events: Span<AllocatorEvent>) {
-        var index = 0
-        while index < events.count {
-            if current?.threadID != events[index].threadID { switchThread(to: events[index]) }
-            guard var totals = current else { return }
-            current = nil
-            while index < events.count && events[index].threadID == totals.threadID {
-                Self.add(events[index], to: &totals)
-                index += 1
+        // Moved out of `self` for the batch, so that the buffer and the caches can be used side by side.
+        var totals: [Totals] = []
+        swap(&totals, &self.totals)
+        defer { swap(&totals, &self.totals) }
+        var next = 0
+        while next < events.count {
+            next = totals.withUnsafeMutableBufferPointer { totals in
+                add(events, from: next, to: totals)
             }
-            current = totals
+            if next < events.count {
+                indexByThread[events[next].threadID] = totals.count
+                totals.append(
+                    Totals(
+                        threadID: events[next].threadID, firstEventTime: events[next].time,
+                        lastEventTime: events[next].time))
+            }
         }
     }
 
+    /// Adds `events[start...]` to `totals`; returns the index of the first event of a thread not seen
+    /// before (left unconsumed), or the end.
+    private mutating func add(
+        _ events: Span<AllocatorEvent>, from start: Int, to totals: UnsafeMutableBufferPointer<Totals>
+    ) -> Int {
+        var thread = UInt32.max
+        var index = -1
+        for position in start..<events.count {
+            let event = events[position]
+            if event.threadID != thread || index < 0 {
+                guard let known = self.index(of: event.threadID, in: totals) else { return position }
+                thread = event.threadID
+                index = known
+            }
+            Self.add(event, to: &totals[index])
+        }
+        return events.count
+    }
+
+    @inline(__always)
+    private mutating func index(of thread: UInt32, in totals: UnsafeMutableBufferPointer<Totals>) -> Int? {
+        let slot = Int(thread & 63)
+        let cached = recentIndex[slot]
+        if cached >= 0 && totals[cached].threadID == thread { return cached }
+        guard let existing = indexByThread[thread] else { return nil }
+        recentIndex[slot] = existing
+        return existing
+    }
+
+    @inline(__always)
     private static func add(_ event: AllocatorEvent, to totals: inout Totals) {
         if event.time > totals.lastEventTime { totals.lastEventTime = event.time }
         switch event.kind {
@@ -71,27 +101,6 @@ public struct ThreadTotals: Sendable {
         }
     }
 
-    private mutating func switchThread(to event: AllocatorEvent) {
-        if let current, currentIndex >= 0 { totals[currentIndex] = current }
-        let slot = Int(event.threadID & 63)
-        let cached = recentIndex[slot]
-        if cached >= 0 && totals[cached].threadID == event.threadID {
-            currentIndex = cached
-        } else if let existing = indexByThread[event.threadID] {
-            currentIndex = existing
-        } else {
-            currentIndex = totals.count
-            totals.append(Totals(threadID: event.threadID, firstEventTime: event.time, lastEventTime: event.time))
-            indexByThread[event.threadID] = currentIndex
-        }
-        recentIndex[slot] = currentIndex
-        current = totals[currentIndex]
-    }
-
     /// Every thread that had a heap event, in order of first appearance.
-    public var threads: [Totals] {
-        var result = totals
-        if let current, currentIndex >= 0 { result[currentIndex] = current }
-        return result
-    }
+    public var threads: [Totals] { totals }
 }
