@@ -1,6 +1,6 @@
 import MallocTraceAnalysis
 public import MallocTraceFormat
-import MallocTraceSymbolication
+public import MallocTraceSymbolication
 
 /// The stored analysis of a trace (its `MT_RECORD_INDEX` record): the ``ReportDigest`` of one set of report
 /// options, written by `run` and `compress` after their pass over the events, so that a report with the
@@ -527,8 +527,9 @@ extension StoredAnalysis {
     /// Resolves the frames `digest` prints, as a default report would now, and keeps them in it with what
     /// decided them (``StoredFrames``). `traceStart`: the process's start (``ProcessDetails/startRealtime``).
     /// Costs one symbolization of the printed addresses (an llvm-symbolizer run).
-    public static func resolveFrames(of digest: inout ReportDigest, traceStart: UInt64?) {
-        let symbolizer = Symbolizer(backend: defaultOptions.symbolizer)
+    public static func resolveFrames(
+        of digest: inout ReportDigest, traceStart: UInt64?, symbolizer: Symbolizer = frameSymbolizer()
+    ) {
         symbolizer.traceStart = traceStart
         let presenter = StackPresenter(
             resolver: FrameResolver(modules: digest.modules, symbolizer: symbolizer), stacks: digest.stacks,
@@ -541,6 +542,9 @@ extension StoredAnalysis {
         let fingerprint = symbolizer.inputsFingerprint(modules: StoredFrames.modules(of: byStack, in: digest.modules))
         digest.frames = StoredFrames(fingerprint: fingerprint, byStack: byStack)
     }
+
+    /// A symbolizer as a default report makes it, for ``resolveFrames(of:traceStart:symbolizer:)``.
+    public static func frameSymbolizer() -> Symbolizer { Symbolizer(backend: defaultOptions.symbolizer) }
 
     /// Appends `digest` (an ``analyze(_:)`` of the same events) to the compressed trace at `path` as its
     /// stored analysis. False when the file is not a compressed trace ending on a record boundary or cannot

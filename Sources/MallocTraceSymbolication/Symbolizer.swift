@@ -94,6 +94,17 @@ public final class Symbolizer {
     /// True while file and line information can be had (an llvm-symbolizer is available and working).
     public var hasDebugInfoBackend: Bool { symbolizerPath != nil && processFailure == nil }
 
+    /// Starts llvm-symbolizer now, if there is one, so that its own start-up (tens of milliseconds)
+    /// overlaps what the caller does before its first batch. A failure is kept, as a batch would keep it.
+    public func startProcess() {
+        guard symbolizerPath != nil, processFailure == nil else { return }
+        do throws(LLVMSymbolizer.Failure) {
+            _ = try runningProcess()
+        } catch {
+            processFailure = error.description
+        }
+    }
+
     /// The cached result for `address`, symbolizing it now if needed.
     public func symbolicate(_ address: ModuleAddress) -> Symbolication {
         if let cached = cache[address] { return cached }

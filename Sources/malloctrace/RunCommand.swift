@@ -175,16 +175,28 @@ struct RunCommand: ParsableCommand {
         // Compressed on a second thread while the summary reads the trace, once the summary has mapped it.
         let compression = noCompress ? nil : TraceCompression(paths: [tracePath] + children)
         defer { compression?.finish() }
+        // The frames the stored analysis keeps need llvm-symbolizer after the summary's pass. Started now, it
+        // loads while the pass runs, which pays once the pass is the longer of the two (traces of a few MB).
+        let symbolizer = StoredAnalysis.frameSymbolizer()
+        if compression != nil && Self.fileSize(tracePath) >= Self.earlySymbolizerTraceSize { symbolizer.startProcess() }
         let analysis = try summarize(
             tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
         // Stored once compressed: the pass above read the same events, so `report` need not read them again.
         if let compression, var digest = analysis?.digest, analysis?.isStorable == true {
             // While the trace is being compressed: the printed frames, so that the report need not resolve them.
-            StoredAnalysis.resolveFrames(of: &digest, traceStart: analysis?.traceStart)
+            StoredAnalysis.resolveFrames(of: &digest, traceStart: analysis?.traceStart, symbolizer: symbolizer)
             compression.storeAnalysis(digest, in: tracePath)
         }
         if followChildren { listChildTraces(children) }
         throw ExitCode(termination.shellStatus)
+    }
+
+    /// Raw trace bytes from which the summary's pass takes longer than llvm-symbolizer's start-up (about 30 ms):
+    /// some 600,000 events.
+    static let earlySymbolizerTraceSize = 4 << 20
+
+    static func fileSize(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
 
     /// The first `%` escape in `pattern` that the library does not know, if any.
