@@ -96,6 +96,34 @@ import Testing
         #expect(found.path == SymbolizerLocator.toolchainSymbolizer() ?? directory.path + "/llvm-symbolizer-14")
     }
 
+    /// A program with the Swift runtime linked in (`dladdr` names the program, not libswiftCore.so) takes the
+    /// llvm-symbolizer beside the `swift` on PATH, through its symbolic link, before any other.
+    @Test func aProgramWithTheRuntimeLinkedInFindsTheToolchainThroughSwiftOnPath() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("toolchain-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let toolchainBin = root.appendingPathComponent("toolchain/usr/bin")
+        let pathBin = root.appendingPathComponent("bin")
+        for directory in [toolchainBin, pathBin] {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        for name in ["swift", "llvm-symbolizer"] {
+            let path = toolchainBin.appendingPathComponent(name).path
+            _ = FileManager.default.createFile(atPath: path, contents: Data("#!/bin/sh\n".utf8))
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        }
+        try FileManager.default.createSymbolicLink(
+            atPath: pathBin.appendingPathComponent("swift").path,
+            withDestinationPath: toolchainBin.appendingPathComponent("swift").path)
+        let program = root.appendingPathComponent("malloctrace").path
+        let expected = toolchainBin.appendingPathComponent("llvm-symbolizer").resolvingSymlinksInPath().path
+        #expect(
+            SymbolizerLocator.toolchainSymbolizer(runtimeLibrary: program, searchPath: [pathBin.path]).map {
+                URL(fileURLWithPath: $0).resolvingSymlinksInPath().path
+            } == expected)
+        #expect(SymbolizerLocator.toolchainSymbolizer(runtimeLibrary: program, searchPath: [root.path]) == nil)
+        #expect(SymbolizerLocator.toolchainSymbolizer(runtimeLibrary: nil, searchPath: []) == nil)
+    }
+
     @Test func theSwiftToolchainHasOne() {
         // The tests run on a Swift toolchain, whose bin folder ships llvm-symbolizer.
         #expect(SymbolizerLocator.toolchainSymbolizer()?.hasSuffix("/llvm-symbolizer") == true)
