@@ -5,7 +5,7 @@
 # generated repository, gcc -c (gcc forks cc1 and as: traced with MALLOCTRACE_FOLLOW_CHILDREN=1 and a %p
 # pattern, and cc1's own trace must be there) and a Swift program (the malloctrace CLI reading a trace).
 #
-# Usage: tools/smoke.sh [-c release]     (default: the debug build, as `swift build` makes it)
+# Usage: tools/smoke.sh [swift build options, e.g. -c release --static-swift-stdlib]   (default: the debug build)
 # Installs sqlite3, git and gcc with apt-get when they are missing (tools/install-deps.sh). Exit status 0 when
 # every program passed.
 set -euo pipefail
