@@ -85,9 +85,11 @@ public enum TraceIndexRecord {
             ^ UInt64(count)
     }
 
-    /// The payload of `location` if the record still describes the bytes before it, else why not.
+    /// The payload of `location` if the record still describes the bytes before it, else why not. Without
+    /// `checkingEvents`, the bytes before it are not read (their checksum is not compared): for a caller that
+    /// checks what it takes from the payload against events it has read itself.
     static func validate(
-        _ location: Location?, in bytes: UnsafeRawBufferPointer, pages: PageReleaser
+        _ location: Location?, in bytes: UnsafeRawBufferPointer, pages: PageReleaser, checkingEvents: Bool = true
     ) -> Result<[UInt8], Rejection> {
         guard let location else { return .failure(.missing) }
         guard location.isLast else { return .failure(.notLast) }
@@ -104,8 +106,10 @@ public enum TraceIndexRecord {
         guard covered == UInt64(location.recordStart) else { return .failure(.otherCoverage) }
         let expected = cursor.field(\mt_index_record_t.checksum, of: start)
         // The check reads the whole file but keeps little of it mapped at a time.
-        let computed = checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<location.recordStart]), pages: pages)
-        guard computed == expected else { return .failure(.checksumMismatch) }
+        if checkingEvents {
+            let computed = checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<location.recordStart]), pages: pages)
+            guard computed == expected else { return .failure(.checksumMismatch) }
+        }
         let payload = UnsafeRawBufferPointer(rebasing: bytes[start + fixed..<location.payload.upperBound])
         guard
             UInt32(truncatingIfNeeded: checksum(payload))

@@ -349,9 +349,12 @@ public final class TraceReader {
     /// The payload of the trace's stored analysis (`MT_RECORD_INDEX`), when it still describes the events:
     /// the last record, written with this reader's layout, over exactly the bytes before it, whose checksum
     /// matches. Reads the whole file once (the checksum) but decodes no event. O(file size).
-    public func storedAnalysis() -> Result<[UInt8], TraceIndexRecord.Rejection> {
+    /// `checkingEvents: false` skips that checksum, for a caller that has read the events itself and checks
+    /// what it uses of the payload against them; O(payload size).
+    public func storedAnalysis(checkingEvents: Bool = true) -> Result<[UInt8], TraceIndexRecord.Rejection> {
         file.withBytes { (bytes: UnsafeRawBufferPointer) in
-            TraceIndexRecord.validate(indexLocation, in: bytes, pages: file.pageReleaser)
+            TraceIndexRecord.validate(
+                indexLocation, in: bytes, pages: file.pageReleaser, checkingEvents: checkingEvents)
         }
     }
 

@@ -225,15 +225,15 @@ public struct Report {
         tracePath: String, options: ReportOptions = ReportOptions(), progress: ProgressMeter = .silent,
         storedAnalysisWriter: String? = nil
     ) throws(TraceError) -> Report {
-        if let writer = storedAnalysisWriter {
-            let reader = try TraceReader(path: tracePath)
-            if let report = stored(reader: reader, options: options, writer: writer, progress: progress) {
-                progress.finish()
-                return report
-            }
+        let reader = try TraceReader(path: tracePath)
+        if let writer = storedAnalysisWriter,
+            let report = stored(reader: reader, options: options, writer: writer, progress: progress)
+        {
+            progress.finish()
+            return report
         }
         let (pass, symbolizer) = try TracePass.run(
-            tracePath: tracePath, options: options, countsSizes: options.sections.contains(.histogram),
+            reader: reader, options: options, countsSizes: options.sections.contains(.histogram),
             countsThreads: options.sections.contains(.threads), progress: progress)
         // The frames `run` resolved for the default report serve any other report of the same trace too.
         let storedFrames = storedAnalysisWriter.flatMap { writer in
@@ -246,16 +246,22 @@ public struct Report {
     }
 
     /// The frames `reader`'s stored analysis resolved, if `symbolizer` would resolve them the same way now
-    /// and `options` fold them the same way.
+    /// and `options` fold them the same way. `reader` has been read already: instead of a checksum of the
+    /// whole file, each stack's stored addresses and module generation, and the modules, are compared with
+    /// what the pass read, and only the stacks that match keep their frames.
     static func storedFrames(
         reader: TraceReader, options: ReportOptions, writer: String, symbolizer: Symbolizer
     ) -> [UInt32: [ReportFrame]]? {
         let defaults = StoredAnalysis.defaultOptions
         guard options.keepsAllocatorFrames == defaults.keepsAllocatorFrames,
-            case .success(let payload) = reader.storedAnalysis(),
-            let digest = StoredAnalysis.decode(payload, options: defaults, writer: writer)
+            case .success(let payload) = reader.storedAnalysis(checkingEvents: false),
+            let digest = StoredAnalysis.decode(payload, options: defaults, writer: writer),
+            digest.modules == reader.modules,
+            let frames = currentFrames(of: digest, symbolizer: symbolizer)
         else { return nil }
-        return currentFrames(of: digest, symbolizer: symbolizer)
+        return frames.filter { id, _ in
+            digest.stacks[id] == reader.stacks[id] && digest.generations[id] == reader.stackGenerations[id]
+        }
     }
 
     /// `digest`'s stored frames, if their inputs (symbolizer, module and debug files) are unchanged.

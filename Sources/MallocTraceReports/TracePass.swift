@@ -188,7 +188,16 @@ extension TracePass {
         tracePath: String, options: ReportOptions, countsSizes: Bool, countsThreads: Bool,
         progress: ProgressMeter = .silent, observer: ((Span<AllocatorEvent>) -> Void)? = nil
     ) throws(TraceError) -> (pass: TracePass, symbolizer: Symbolizer) {
-        let reader = try TraceReader(path: tracePath)
+        try run(
+            reader: TraceReader(path: tracePath), options: options, countsSizes: countsSizes,
+            countsThreads: countsThreads, progress: progress, observer: observer)
+    }
+
+    /// The same on a trace already open.
+    public static func run(
+        reader: TraceReader, options: ReportOptions, countsSizes: Bool, countsThreads: Bool,
+        progress: ProgressMeter = .silent, observer: ((Span<AllocatorEvent>) -> Void)? = nil
+    ) throws(TraceError) -> (pass: TracePass, symbolizer: Symbolizer) {
         let symbolizer = Symbolizer(backend: options.symbolizer)
         symbolizer.traceStart = reader.process?.startRealtime
         let pass = run(

@@ -42,9 +42,8 @@ struct CompressCommand: ParsableCommand {
                 // One pass over the events, so that a default `report` need not make it.
                 StoredAnalysis.store(inTraceAt: path, writer: MallocTrace.configuration.version, resolvingFrames: true)
                 // The file as it stands, index included (the compressor's count predates the index).
-                let stored =
-                    (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? nil
-                let compressedBytes = stored ?? UInt64(outcome.compressedBytes)
+                let compressedBytes =
+                    FileManager.default.sizeOfFile(atPath: path) ?? UInt64(outcome.compressedBytes)
                 let ratio = Double(outcome.originalBytes) / Double(max(compressedBytes, 1))
                 message =
                     "compressed \(path): \(Formatting.bytes(UInt64(outcome.originalBytes))) ->"

@@ -104,7 +104,7 @@ struct SelectionOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "The llvm-symbolizer to use, or 'none' for names from symbol tables only (default: $MALLOCTRACE_SYMBOLIZER, "
-                + "PATH, the Swift toolchain).", valueName: "path"))
+                + "the Swift toolchain's, PATH).", valueName: "path"))
     var symbolizer: String?
 
     @Option(
@@ -176,7 +176,7 @@ struct ReportCommand: ParsableCommand {
         abstract: "Summarize a trace: totals, peak and what was live at it, top sites, leaks, sizes, threads.",
         discussion: """
             Frames show function, file:line and inlined calls (from llvm-symbolizer, found through \
-            $MALLOCTRACE_SYMBOLIZER, PATH or the Swift toolchain; without it, names from symbol tables). \
+            $MALLOCTRACE_SYMBOLIZER, the Swift toolchain or PATH; without it, names from symbol tables). \
             Allocator frames (operator new, swift_allocObject, strdup, g_malloc, ...) are folded away unless \
             --keep-allocator-frames. A trace cut short by a crash or kill is reported up to its last complete \
             event and marked truncated.

@@ -178,7 +178,9 @@ struct RunCommand: ParsableCommand {
         // The frames the stored analysis keeps need llvm-symbolizer after the summary's pass. Started now, it
         // loads while the pass runs, which pays once the pass is the longer of the two (traces of a few MB).
         let symbolizer = StoredAnalysis.frameSymbolizer()
-        if compression != nil && Self.fileSize(tracePath) >= Self.earlySymbolizerTraceSize { symbolizer.startProcess() }
+        if compression != nil, FileManager.default.sizeOfFile(atPath: tracePath) ?? 0 >= Self.earlySymbolizerTraceSize {
+            symbolizer.startProcess()
+        }
         let analysis = try summarize(
             tracePath: tracePath, termination: termination, onceOpened: { compression?.start() })
         // Stored once compressed: the pass above read the same events, so `report` need not read them again.
@@ -193,11 +195,7 @@ struct RunCommand: ParsableCommand {
 
     /// Raw trace bytes from which the summary's pass takes longer than llvm-symbolizer's start-up (about 30 ms):
     /// some 600,000 events.
-    static let earlySymbolizerTraceSize = 4 << 20
-
-    static func fileSize(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
-    }
+    static let earlySymbolizerTraceSize: UInt64 = 4 << 20
 
     /// The first `%` escape in `pattern` that the library does not know, if any.
     static func unknownEscape(in pattern: String) -> String? {
