@@ -177,6 +177,15 @@ public final class TraceReader {
                         message: "record claims \(length) bytes but the file ends after \(available);"
                             + " nothing after it is read"))
             }
+            /// A fixed-layout record's value; nil with a diagnostic when the record is too small for it (a record
+            /// that is only cut short has its diagnostic already).
+            func decoded<Value>(_ value: Value?, _ name: String) -> Value? {
+                if value == nil && !found.cutShort {
+                    found.diagnostics.append(
+                        .init(offset: offset, message: "\(name) record of \(length) bytes is too small"))
+                }
+                return value
+            }
             switch UInt32(kind) {
             case MT_RECORD_PROCESS.rawValue:
                 found.process = decodeProcess(bytes, at: payload, length: available)
@@ -236,18 +245,12 @@ public final class TraceReader {
                         recordStart: offset, payload: payload..<payload + length, isLast: true,
                         isCompressed: bytes[offset + 1] & UInt8(MT_RECORD_FLAG_ZSTD.rawValue) != 0)
             case MT_RECORD_PROCESS_STATS.rawValue:
-                if let memory = ProcessMemory.decode(bytes, at: payload, length: available) {
+                if let memory = decoded(ProcessMemory.decode(bytes, at: payload, length: available), "process stats") {
                     found.processMemory = memory
-                } else if !found.cutShort {
-                    found.diagnostics.append(
-                        .init(offset: offset, message: "process stats record of \(length) bytes is too small"))
                 }
             case MT_RECORD_ALLOCATOR.rawValue:
-                if let details = AllocatorDetails.decode(bytes, at: payload, length: available) {
+                if let details = decoded(AllocatorDetails.decode(bytes, at: payload, length: available), "allocator") {
                     found.allocator = details
-                } else if !found.cutShort {
-                    found.diagnostics.append(
-                        .init(offset: offset, message: "allocator record of \(length) bytes is too small"))
                 }
             case MT_RECORD_LEAK_SCAN.rawValue:
                 switch LeakScan.part(bytes, at: payload, length: available) {

@@ -15,7 +15,7 @@ public enum SymbolizerLocator {
     /// The executable to use, or nil with the reason why none is used.
     public static func locate(environment: [String: String]? = nil) -> (path: String?, note: String?) {
         let environment = environment ?? ProcessInfo.processInfo.environment
-        let searchPath = (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
+        let searchPath = Self.searchPath(environment["PATH"])
         if let chosen = environment[environmentVariable] {
             if chosen.isEmpty || chosen == "none" {
                 return (nil, "\(environmentVariable)=\(chosen.isEmpty ? "\"\"" : chosen) turned it off")
@@ -58,7 +58,9 @@ public enum SymbolizerLocator {
     /// (`swift build --static-swift-stdlib`, as the README builds the CLI), next to the `swift` found on
     /// `searchPath` once its symbolic links are resolved.
     public static func toolchainSymbolizer(searchPath: [String]? = nil) -> String? {
-        toolchainSymbolizer(runtimeLibrary: loadedSwiftRuntime(), searchPath: searchPath ?? processSearchPath())
+        toolchainSymbolizer(
+            runtimeLibrary: loadedSwiftRuntime(),
+            searchPath: searchPath ?? Self.searchPath(ProcessInfo.processInfo.environment["PATH"]))
     }
 
     static func toolchainSymbolizer(runtimeLibrary: String?, searchPath: [String]) -> String? {
@@ -83,8 +85,8 @@ public enum SymbolizerLocator {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private static func processSearchPath() -> [String] {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":")
-            .map(String.init)
+    /// The directories of `PATH` (a shell's default when it is unset).
+    private static func searchPath(_ path: String?) -> [String] {
+        (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":").map(String.init)
     }
 }
