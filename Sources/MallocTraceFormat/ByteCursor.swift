@@ -103,6 +103,7 @@ struct ByteCursor {
         }
     }
 
+    @inline(__always)
     mutating func zigzag() throws(DecodeFailure) -> Int64 {
         Self.unzigzag(try varint())
     }

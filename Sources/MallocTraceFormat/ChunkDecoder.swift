@@ -14,10 +14,14 @@ struct ChunkDecoder {
     private let threadID: UInt32
     private var lastSequence: UInt64 = 0
     private var lastPointer: UInt64 = 0
+    /// Version 3: the allocation sequence number of the block the last keyed release released.
+    private var lastReleased: UInt64 = 0
     /// Time of the following events (TIME events set it).
     private var time: UInt64 = 0
     /// The allocation half of a realloc, due after its release half.
     private var pending: AllocatorEvent?
+    /// The pair table keyed allocations refer to (version 3; empty in older traces).
+    private let pairs: UnsafeBufferPointer<BlockPairs.Pair>
     /// The non-main-arena bit of the chunk's last CHUNK_INFO that was not mmapped: what an allocation without
     /// one has (see MT_EVENT_CHUNK_INFO).
     private var arena: UInt8 = 0
@@ -29,10 +33,11 @@ struct ChunkDecoder {
 
     init(
         bytes: UnsafeRawBufferPointer, start: Int, end: Int, threadID: UInt32, usesCommonEventLoop: Bool = true,
-        compressedRecord: Int? = nil
+        compressedRecord: Int? = nil, pairs: UnsafeBufferPointer<BlockPairs.Pair> = .init(start: nil, count: 0)
     ) {
         cursor = ByteCursor(bytes, from: start, to: end)
         self.threadID = threadID
+        self.pairs = pairs
         self.usesCommonEventLoop = usesCommonEventLoop
         self.compressedRecord = compressedRecord
     }
@@ -84,7 +89,7 @@ struct ChunkDecoder {
     /// each read as one 8-byte word (the last one's word may start 25 bytes in).
     private static let commonEventMargin = 1 + 4 * 8
 
-    /// The common events in a tight loop: MALLOC, CALLOC and FREE whose varints have at most 8 bytes,
+    /// The common events in a tight loop: MALLOC, CALLOC and FREE, keyed or not, whose varints have at most 8 bytes,
     /// at least ``commonEventMargin`` bytes before the end of the chunk. The loop keeps its state in
     /// locals and has no failure path: at anything else (another opcode, a longer varint, a stack id
     /// over 32 bits, the last bytes of the chunk) it stops before that event, and the general decoder
@@ -102,10 +107,12 @@ struct ChunkDecoder {
         var position = cursor.position
         var sequence = lastSequence
         var pointer = lastPointer
+        var released = lastReleased
         defer {
             cursor.position = position
             lastSequence = sequence
             lastPointer = pointer
+            lastReleased = released
         }
         while position <= limit && count < batch.count {
             let code = base.load(fromByteOffset: position, as: UInt8.self)
@@ -122,7 +129,29 @@ struct ChunkDecoder {
                 next &+= length
                 return value
             }
-            if code == opcode(MT_EVENT_FREE) {
+            switch code {
+            case opcode(MT_EVENT_KEYED_FREE), opcode(MT_EVENT_KEYED_FREE_NEAR):
+                guard let sequenceDelta = field(), let reference = field() else { return }
+                sequence &+= sequenceDelta
+                released =
+                    code == opcode(MT_EVENT_KEYED_FREE)
+                    ? sequence &- reference : released &+ UInt64(bitPattern: ByteCursor.unzigzag(reference))
+                batch[count] = AllocatorEvent(
+                    kind: .release, function: .free, sequence: sequence, threadID: threadID, time: time, size: 0,
+                    address: BlockKey.of(sequence: released), stackID: 0)
+            case opcode(MT_EVENT_KEYED_MALLOC), opcode(MT_EVENT_KEYED_CALLOC):
+                guard let sequenceDelta = field(), let index = field(), index < UInt64(pairs.count) else { return }
+                if next < cursor.end && base.load(fromByteOffset: next, as: UInt8.self) == opcode(MT_EVENT_CHUNK_INFO) {
+                    return
+                }
+                sequence &+= sequenceDelta
+                let pair = pairs[Int(index)]
+                batch[count] = AllocatorEvent(
+                    kind: .allocation, function: code == opcode(MT_EVENT_KEYED_MALLOC) ? .malloc : .calloc,
+                    sequence: sequence, threadID: threadID, time: time, size: pair.size,
+                    address: BlockKey.of(sequence: sequence), stackID: pair.stackID)
+                if rule != .unknown { derive(&batch[count], rule: rule) }
+            case opcode(MT_EVENT_FREE):
                 guard let sequenceDelta = field(), let pointerDelta = field() else { return }
                 sequence &+= sequenceDelta
                 let address = pointer &+ UInt64(bitPattern: ByteCursor.unzigzag(pointerDelta))
@@ -130,7 +159,7 @@ struct ChunkDecoder {
                 batch[count] = AllocatorEvent(
                     kind: .release, function: .free, sequence: sequence, threadID: threadID, time: time, size: 0,
                     address: address, stackID: 0)
-            } else if code == opcode(MT_EVENT_MALLOC) || code == opcode(MT_EVENT_CALLOC) {
+            case opcode(MT_EVENT_MALLOC), opcode(MT_EVENT_CALLOC):
                 guard let sequenceDelta = field(), let size = field(), let pointerDelta = field(),
                     let stack = field(), let stackID = UInt32(exactly: stack)
                 else { return }
@@ -147,7 +176,7 @@ struct ChunkDecoder {
                     function: code == opcode(MT_EVENT_MALLOC) ? .malloc : .calloc, sequence: sequence,
                     threadID: threadID, time: time, size: size, address: address, stackID: stackID)
                 if address != 0 && rule != .unknown { derive(&batch[count], rule: rule) }
-            } else {
+            default:
                 return
             }
             position = next
@@ -213,6 +242,42 @@ struct ChunkDecoder {
                 } else {
                     try readChunkInfo(into: &event, rule: catalog.usableRule)
                 }
+            }
+        case opcode(MT_EVENT_KEYED_FREE), opcode(MT_EVENT_KEYED_FREE_NEAR):
+            let seq = try sequence()
+            let reference = try varint()
+            lastReleased =
+                code == opcode(MT_EVENT_KEYED_FREE)
+                ? seq &- reference : lastReleased &+ UInt64(bitPattern: ByteCursor.unzigzag(reference))
+            event = AllocatorEvent(
+                kind: .release, function: .free, sequence: seq, threadID: threadID, time: time, size: 0,
+                address: BlockKey.of(sequence: lastReleased), stackID: 0)
+        case opcode(MT_EVENT_KEYED_MALLOC), opcode(MT_EVENT_KEYED_CALLOC),
+            opcode(MT_EVENT_KEYED_POSIX_MEMALIGN)...opcode(MT_EVENT_KEYED_PVALLOC):
+            let seq = try sequence()
+            let pair = try self.pair()
+            let alignment = code >= opcode(MT_EVENT_KEYED_POSIX_MEMALIGN) ? try varint() : 0
+            event = AllocatorEvent(
+                kind: .allocation,
+                function: AllocationFunction(rawValue: code &- opcode(MT_EVENT_KEYED_BASE)) ?? .malloc,
+                sequence: seq, threadID: threadID, time: time, size: pair.size, address: BlockKey.of(sequence: seq),
+                stackID: pair.stackID, alignment: alignment)
+            try readChunkInfo(into: &event, rule: catalog.usableRule)
+        case opcode(MT_EVENT_KEYED_REALLOC), opcode(MT_EVENT_KEYED_REALLOCARRAY):
+            let before = try sequence()
+            let after = try sequence()
+            let pair = try self.pair()
+            let reference = try varint()
+            if reference != 0 { lastReleased = before &- reference }
+            splitReallocation(
+                code == opcode(MT_EVENT_KEYED_REALLOC) ? .realloc : .reallocarray, before: before, after: after,
+                size: pair.size, old: reference == 0 ? 0 : BlockKey.of(sequence: lastReleased),
+                new: BlockKey.of(sequence: after), stack: pair.stackID, into: &event)
+            if var result = pending {
+                try readChunkInfo(into: &result, rule: catalog.usableRule)
+                pending = result
+            } else {
+                try readChunkInfo(into: &event, rule: catalog.usableRule)
             }
         case opcode(MT_EVENT_TIME):
             time = try varint()
@@ -304,6 +369,18 @@ struct ChunkDecoder {
         let value = lastPointer &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
         if value != 0 { lastPointer = value }
         return value
+    }
+
+    /// The (size, stack) pair a keyed allocation names.
+    @inline(__always)
+    private mutating func pair() throws(DecodeFailure) -> BlockPairs.Pair {
+        let start = cursor.position
+        let index = try varint()
+        guard index < UInt64(pairs.count) else {
+            throw DecodeFailure(
+                offset: start, reason: "pair \(index) is not in the trace's table of \(pairs.count) pairs")
+        }
+        return pairs[Int(index)]
     }
 
     @inline(__always)

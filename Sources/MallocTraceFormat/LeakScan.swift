@@ -240,3 +240,24 @@ public struct LeakKindListError: Error, CustomStringConvertible {
         "unknown leak kind '\(word)' (expected definite, indirect, possible, reachable, all or none)"
     }
 }
+
+extension LeakScan {
+    /// The LEAK_SCAN payload at `offset` with each address that `keys` maps replaced by its key, entries
+    /// re-sorted (for ``KeyedTraceEncoder``); nil when the record is damaged (it is then copied as it is, and
+    /// the reader reports it as before).
+    static func translated(
+        _ bytes: UnsafeRawBufferPointer, at offset: Int, length: Int, keys: (UInt64) -> UInt64?
+    ) -> [UInt8]? {
+        guard case .success(let part) = Self.part(bytes, at: offset, length: length) else { return nil }
+        let entries = zip(part.addresses, part.kinds).map { (keys($0).map { BlockKey.of(sequence: $0) } ?? $0, $1) }
+            .sorted { $0.0 < $1.0 }
+        var payload = Array(
+            UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + MemoryLayout<mt_leak_scan_record_t>.size]))
+        var previous: UInt64 = 0
+        for (address, kind) in entries {
+            payload.appendVarint((address &- previous) << 3 | UInt64(kind.rawValue))
+            previous = address
+        }
+        return payload
+    }
+}

@@ -9,6 +9,8 @@ struct ThreadStream {
     /// Gives each chunk's pages back once the stream is past it.
     private let pages: PageReleaser
     private let usesCommonEventLoop: Bool
+    /// Kept alive here: the decoders read its entries.
+    private let pairs: BlockPairs
     /// Shared by the streams of one pass; each stream decompresses its chunks into `decompressed`.
     private let decompressor: ChunkDecompressor
     private var decompressed: DecompressedEvents?
@@ -16,7 +18,7 @@ struct ThreadStream {
     /// One stream per thread id, in order of first appearance. O(chunks).
     static func streams(
         for chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, pages: PageReleaser,
-        usesCommonEventLoop: Bool = true
+        usesCommonEventLoop: Bool = true, pairs: BlockPairs = .none
     ) -> [ThreadStream] {
         var order: [UInt32] = []
         var byThread: [UInt32: [TraceReader.ChunkLocation]] = [:]
@@ -28,14 +30,15 @@ struct ThreadStream {
         return order.map {
             ThreadStream(
                 threadID: $0, chunks: byThread[$0, default: []], bytes: bytes, pages: pages,
-                usesCommonEventLoop: usesCommonEventLoop, decompressor: decompressor)
+                usesCommonEventLoop: usesCommonEventLoop, decompressor: decompressor, pairs: pairs)
         }
     }
 
     private init(
         threadID: UInt32, chunks: [TraceReader.ChunkLocation], bytes: UnsafeRawBufferPointer, pages: PageReleaser,
-        usesCommonEventLoop: Bool, decompressor: ChunkDecompressor
+        usesCommonEventLoop: Bool, decompressor: ChunkDecompressor, pairs: BlockPairs
     ) {
+        self.pairs = pairs
         self.threadID = threadID
         self.chunks = chunks
         self.bytes = bytes
@@ -62,7 +65,7 @@ struct ThreadStream {
             guard let size = chunk.decompressedSize else {
                 decoder = ChunkDecoder(
                     bytes: bytes, start: chunk.start, end: chunk.end, threadID: threadID,
-                    usesCommonEventLoop: usesCommonEventLoop)
+                    usesCommonEventLoop: usesCommonEventLoop, pairs: UnsafeBufferPointer(pairs.entries))
                 continue
             }
             let events = decompressed ?? DecompressedEvents()
@@ -81,7 +84,7 @@ struct ThreadStream {
             pages.release(after: chunk)
             decoder = ChunkDecoder(
                 bytes: events.bytes, start: 0, end: size, threadID: threadID, usesCommonEventLoop: usesCommonEventLoop,
-                compressedRecord: chunk.recordStart)
+                compressedRecord: chunk.recordStart, pairs: UnsafeBufferPointer(pairs.entries))
         }
     }
 }

@@ -17,6 +17,8 @@ public final class TraceCompressor {
         case alreadyCompressed
         case zstd(String)
         case output(String)
+        /// The keyed encoding (version 3) does not apply to this trace; version 2 does (``KeyedTraceEncoder``).
+        case notKeyable(String)
 
         public var description: String {
             switch self {
@@ -24,26 +26,18 @@ public final class TraceCompressor {
             case .alreadyCompressed: "it is already compressed"
             case .zstd(let reason): "zstd: \(reason)"
             case .output(let reason): reason
+            case .notKeyable(let reason): "the keyed encoding does not apply: \(reason)"
             }
         }
     }
 
-    private let context: OpaquePointer
+    private let chunks: ChunkWriter
     private let output = OutputBuffer()
 
     /// A compressor at zstd `level` (1-19); its context and buffer are reused for every chunk.
     public init(level: Int = defaultLevel) throws(Failure) {
-        guard let context = ZSTD_createCCtx() else { throw .zstd("no memory for a compression context") }
-        self.context = context
-        // The checksum (4 bytes a chunk) turns a corrupt frame into a clear error instead of wrong events;
-        // the content size, which one-shot compression always writes, lets a reader bound its memory.
-        for (parameter, value) in [(ZSTD_c_compressionLevel, Int32(level)), (ZSTD_c_checksumFlag, 1)] {
-            let result = ZSTD_CCtx_setParameter(context, parameter, value)
-            if ZSTD_isError(result) != 0 { throw .zstd(String(cString: ZSTD_getErrorName(result))) }
-        }
+        chunks = try ChunkWriter(level: level)
     }
-
-    deinit { ZSTD_freeCCtx(context) }
 
     /// Compresses the trace in `input`, handing the output to `write` in pieces, in order. `done` is told
     /// of each input range that will not be read again (so that a mapped file's pages can be released).
@@ -54,7 +48,7 @@ public final class TraceCompressor {
         output.removeAll()
         try Self.checkHeader(input)
         output.append(FormatLayout.magic)
-        output.append(UInt16(MT_FORMAT_VERSION))
+        output.append(UInt16(MT_FORMAT_VERSION_COMPRESSED))
         output.append(UInt16(MemoryLayout<mt_file_header_t>.size))
         output.append(MT_FILE_FLAG_ZSTD_CHUNKS.rawValue)
         let cursor = ByteCursor(input, from: 0, to: input.count)
@@ -94,7 +88,7 @@ public final class TraceCompressor {
         try output.flush(write)
     }
 
-    private static func checkHeader(_ input: UnsafeRawBufferPointer) throws(Failure) {
+    static func checkHeader(_ input: UnsafeRawBufferPointer) throws(Failure) {
         let size = MemoryLayout<mt_file_header_t>.size
         guard input.count >= size, input.prefix(Int(MT_MAGIC_SIZE)).elementsEqual(FormatLayout.magic) else {
             throw .notATrace("it is not a malloctrace trace")
@@ -115,10 +109,41 @@ public final class TraceCompressor {
         let cursor = ByteCursor(payload, from: 0, to: payload.count)
         // The reader clamps `used` to the capacity; so does this, and the copy says what the reader read.
         let used = min(Int(cursor.littleEndian(UInt32.self, at: 4)), payload.count - headerSize)
-        let events = UnsafeRawBufferPointer(rebasing: payload[headerSize..<headerSize + used])
+        try chunks.append(
+            threadID: cursor.littleEndian(UInt32.self, at: 0),
+            events: UnsafeRawBufferPointer(rebasing: payload[headerSize..<headerSize + used]), to: output)
+    }
+
+    private func record(kind: UInt8, length: Int) { output.appendRecordHeader(kind: kind, length: length) }
+}
+
+/// Writes CHUNK records: compressed with zstd when that makes them smaller (section 4.6), else as they are.
+final class ChunkWriter {
+    private let context: OpaquePointer
+
+    /// A writer at zstd `level` (1-19); its context is reused for every chunk.
+    init(level: Int) throws(TraceCompressor.Failure) {
+        guard let context = ZSTD_createCCtx() else { throw .zstd("no memory for a compression context") }
+        self.context = context
+        // The checksum (4 bytes a chunk) turns a corrupt frame into a clear error instead of wrong events;
+        // the content size, which one-shot compression always writes, lets a reader bound its memory.
+        for (parameter, value) in [(ZSTD_c_compressionLevel, Int32(level)), (ZSTD_c_checksumFlag, 1)] {
+            let result = ZSTD_CCtx_setParameter(context, parameter, value)
+            if ZSTD_isError(result) != 0 { throw .zstd(String(cString: ZSTD_getErrorName(result))) }
+        }
+    }
+
+    deinit { ZSTD_freeCCtx(context) }
+
+    /// Appends a CHUNK record of `threadID` holding `events` to `output`.
+    func append(threadID: UInt32, events: UnsafeRawBufferPointer, to output: OutputBuffer) throws(TraceCompressor
+        .Failure)
+    {
+        let headerSize = MemoryLayout<mt_chunk_header_t>.size
+        let used = events.count
         let recordStart = output.count
-        record(kind: UInt8(MT_RECORD_CHUNK.rawValue), length: 0)  // flags and length are known below
-        output.append(cursor.littleEndian(UInt32.self, at: 0))
+        output.appendRecordHeader(kind: UInt8(MT_RECORD_CHUNK.rawValue), length: 0)  // flags and length: below
+        output.append(threadID)
         output.append(UInt32(used))
         let frame = output.reserve(ZSTD_compressBound(used))
         let compressed = ZSTD_compress2(context, frame.baseAddress, frame.count, events.baseAddress, used)
@@ -133,72 +158,5 @@ public final class TraceCompressor {
             output.patch(at: recordStart + 4, UInt32(headerSize + used))
         }
         output.pad()
-    }
-
-    /// A record header with reserved fields and flags zero.
-    private func record(kind: UInt8, length: Int) {
-        output.append([kind, 0, 0, 0])
-        output.append(UInt32(length))
-    }
-}
-
-/// The compressor's output, written out in pieces of about ``flushSize`` bytes.
-private final class OutputBuffer {
-    static let flushSize = 1 << 20
-
-    private var storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 << 20, alignment: 16)
-    private(set) var count = 0
-
-    deinit { storage.deallocate() }
-
-    func removeAll() { count = 0 }
-
-    /// `size` bytes at the end, to be filled by the caller (contents undefined).
-    func reserve(_ size: Int) -> UnsafeMutableRawBufferPointer {
-        if count + size > storage.count {
-            let larger = UnsafeMutableRawBufferPointer.allocate(
-                byteCount: max(storage.count * 2, count + size), alignment: 16)
-            larger.copyMemory(from: UnsafeRawBufferPointer(rebasing: storage[..<count]))
-            storage.deallocate()
-            storage = larger
-        }
-        defer { count += size }
-        return UnsafeMutableRawBufferPointer(rebasing: storage[count..<count + size])
-    }
-
-    func truncate(to newCount: Int) { count = newCount }
-
-    func append(_ bytes: UnsafeRawBufferPointer) {
-        guard !bytes.isEmpty else { return }
-        reserve(bytes.count).copyMemory(from: bytes)
-    }
-
-    func append(_ bytes: [UInt8]) { bytes.withUnsafeBytes { append($0) } }
-
-    func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { append($0) } }
-
-    func patch<T: FixedWidthInteger>(at offset: Int, _ value: T) {
-        withUnsafeBytes(of: value.littleEndian) {
-            UnsafeMutableRawBufferPointer(rebasing: storage[offset..<offset + $0.count]).copyMemory(from: $0)
-        }
-    }
-
-    /// Zeros up to the next record boundary (records start at multiples of 8 in the file, and the
-    /// buffer holds the file from its start or from a flush at such a boundary).
-    func pad() {
-        let padding = Self.aligned(count) - count
-        if padding > 0 { reserve(padding).initializeMemory(as: UInt8.self, repeating: 0) }
-    }
-
-    static func aligned(_ offset: Int) -> Int {
-        (offset + Int(MT_RECORD_ALIGNMENT) - 1) & ~(Int(MT_RECORD_ALIGNMENT) - 1)
-    }
-
-    func flush(_ write: (UnsafeRawBufferPointer) throws(TraceCompressor.Failure) -> Void) throws(TraceCompressor
-        .Failure)
-    {
-        guard count > 0 else { return }
-        try write(UnsafeRawBufferPointer(rebasing: storage[..<count]))
-        count = 0
     }
 }

@@ -8,10 +8,14 @@
 /// same directory (created exclusively, mode 0600, like the preload library's) and renamed over the
 /// original. Whatever fails, the original is left as it was and the temporary file is removed.
 public enum TraceFileCompressor {
-    /// File sizes before and after.
+    /// File sizes before and after, and what was written.
     public struct Outcome: Sendable, Equatable {
         public var originalBytes: Int
         public var compressedBytes: Int
+        /// 3 (keyed blocks, docs/trace-format.md 4.11), or 2 (compressed chunks only).
+        public var formatVersion: Int
+        /// Why version 3 was asked for and version 2 written (a damaged trace, pools that claim heap blocks).
+        public var notKeyedBecause: String?
     }
 
     /// Why a file was left as it was: one line, without the path.
@@ -25,7 +29,12 @@ public enum TraceFileCompressor {
         }
     }
 
-    public static func compress(path: String, level: Int = TraceCompressor.defaultLevel) throws(Failure) -> Outcome {
+    /// Rewrites the trace at `path` as version 3 (``KeyedTraceEncoder``) or, with `keepingAddresses` or when the
+    /// keyed form does not apply to it, as version 2 (``TraceCompressor``); `level` is zstd's (1-19), nil for
+    /// the encoder's default.
+    public static func compress(path: String, level: Int? = nil, keepingAddresses: Bool = false) throws(Failure)
+        -> Outcome
+    {
         let file: MappedFile
         do {
             file = try MappedFile(path: path)
@@ -33,8 +42,10 @@ public enum TraceFileCompressor {
             throw Failure(error.description)
         }
         let compressor: TraceCompressor
+        let encoder: KeyedTraceEncoder?
         do {
-            compressor = try TraceCompressor(level: level)
+            compressor = try TraceCompressor(level: level ?? TraceCompressor.defaultLevel)
+            encoder = keepingAddresses ? nil : try KeyedTraceEncoder(level: level ?? KeyedTraceEncoder.defaultLevel)
         } catch {
             throw Failure(error.description)
         }
@@ -45,15 +56,30 @@ public enum TraceFileCompressor {
         var temporary = TemporaryFile(beside: path)
         let fd = try temporary.create()
         var written = 0
+        var version = encoder == nil ? 2 : 3
+        var notKeyedBecause: String?
         do throws(TraceCompressor.Failure) {
             try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
                 // Memory follows the record being compressed, not the size of the trace.
                 let pages = file.pageReleaser
-                try compressor.compress(bytes, done: { pages.release($0) }) {
-                    (piece: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
+                let output = { (piece: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
                     try writeAll(piece, to: fd, path: temporary.path)
                     written += piece.count
                 }
+                if let encoder {
+                    do throws(TraceCompressor.Failure) {
+                        try encoder.encode(bytes, done: { pages.release($0) }, write: output)
+                        return
+                    } catch .notKeyable(let reason) {
+                        notKeyedBecause = reason
+                        version = 2
+                        guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
+                            throw .output("cannot rewrite \(temporary.path): \(lastError())")
+                        }
+                        written = 0
+                    }
+                }
+                try compressor.compress(bytes, done: { pages.release($0) }, write: output)
             }
         } catch {
             temporary.discard(fd)
@@ -69,7 +95,9 @@ public enum TraceFileCompressor {
             temporary.discard(-1)
             throw Failure("cannot replace it with \(temporary.path): \(reason)")
         }
-        return Outcome(originalBytes: file.count, compressedBytes: written)
+        return Outcome(
+            originalBytes: file.count, compressedBytes: written, formatVersion: version,
+            notKeyedBecause: notKeyedBecause)
     }
 
     private static func isRunning(_ pid: pid_t) -> Bool {

@@ -1,5 +1,4 @@
 internal import CMallocTraceFormat
-internal import CZstd
 
 #if canImport(Glibc)
     import Glibc
@@ -122,17 +121,8 @@ public enum TraceIndexRecord {
     /// The stored analysis of a compressed index: one zstd frame that states a content size of at most
     /// `MT_INDEX_MAX_PAYLOAD` and fills the payload exactly, decompressed into a buffer of that size.
     private static func decompress(_ frame: UnsafeRawBufferPointer) -> Result<[UInt8], Rejection> {
-        guard let source = frame.baseAddress, !frame.isEmpty else { return .failure(.undecompressable) }
-        let size = ZSTD_getFrameContentSize(source, frame.count)
-        // Larger than the limit, or ZSTD_CONTENTSIZE_UNKNOWN / _ERROR (the two largest values).
-        guard size <= UInt64(MT_INDEX_MAX_PAYLOAD), ZSTD_findFrameCompressedSize(source, frame.count) == frame.count
-        else { return .failure(.undecompressable) }
-        var output = [UInt8](repeating: 0, count: Int(size))
-        let written = output.withUnsafeMutableBytes {
-            ZSTD_decompress($0.baseAddress, $0.count, source, frame.count)
-        }
-        guard ZSTD_isError(written) == 0, written == Int(size) else { return .failure(.undecompressable) }
-        return .success(output)
+        ZstdFrame.decompress(frame, limit: Int(MT_INDEX_MAX_PAYLOAD)).map { .success($0) }
+            ?? .failure(.undecompressable)
     }
 
     /// Appends an index record holding `payload` to the compressed trace at `path`, covering the whole file
@@ -193,13 +183,7 @@ public enum TraceIndexRecord {
 
     /// `bytes` as one zstd frame (level 3, content size stated), or nil when that is not smaller.
     private static func compress(_ bytes: [UInt8]) -> [UInt8]? {
-        let bound = ZSTD_compressBound(bytes.count)
-        var output = [UInt8](repeating: 0, count: bound)
-        let written = output.withUnsafeMutableBytes { destination in
-            bytes.withUnsafeBytes { ZSTD_compress(destination.baseAddress, bound, $0.baseAddress, $0.count, 3) }
-        }
-        guard ZSTD_isError(written) == 0, written < bytes.count else { return nil }
-        return Array(output.prefix(written))
+        bytes.withUnsafeBytes { ZstdFrame.compress($0, level: 3) }
     }
 
     /// True when the records after the file header end exactly where the file ends: no zero fill, and no

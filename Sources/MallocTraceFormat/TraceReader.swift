@@ -13,6 +13,9 @@ public final class TraceReader {
     public let formatVersion: Int
     /// True when the file may hold compressed chunks (header flag `MT_FILE_FLAG_ZSTD_CHUNKS`).
     public let hasCompressedChunks: Bool
+    /// True for a version 3 trace (header flag `MT_FILE_FLAG_KEYED_BLOCKS`): event addresses are
+    /// ``BlockKey``s, not the addresses the program saw.
+    public let hasKeyedBlocks: Bool
     public private(set) var process: ProcessDetails?
     /// Present when the process reached its exit path (the last one seen if there are several).
     public private(set) var end: EndDetails?
@@ -54,6 +57,8 @@ public final class TraceReader {
     private let file: MappedFile
     private var chunks: [ChunkLocation] = []
     private let indexLocation: TraceIndexRecord.Location?
+    /// The pair table of a version 3 trace (empty otherwise).
+    private let pairs: BlockPairs
     private var scanDiagnostics: [TraceDiagnostic] = []
 
     struct ChunkLocation {
@@ -94,6 +99,8 @@ public final class TraceReader {
         }
         formatVersion = header.version
         hasCompressedChunks = header.flags & MT_FILE_FLAG_ZSTD_CHUNKS.rawValue != 0
+        hasKeyedBlocks = header.flags & MT_FILE_FLAG_KEYED_BLOCKS.rawValue != 0
+        pairs = found.pairs ?? .none
         (process, end, isCutShort, chunks, scanDiagnostics) = (
             found.process, found.end, found.cutShort, found.chunks, found.diagnostics
         )
@@ -112,7 +119,7 @@ public final class TraceReader {
     }
 
     /// Header flags this reader knows (version 2 and later; version 1 files have no flags).
-    static let knownFileFlags = MT_FILE_FLAG_ZSTD_CHUNKS.rawValue
+    static let knownFileFlags = MT_FILE_FLAG_ZSTD_CHUNKS.rawValue | MT_FILE_FLAG_KEYED_BLOCKS.rawValue
 
     private static func checkHeader(
         _ bytes: UnsafeRawBufferPointer, path: String
@@ -244,6 +251,16 @@ public final class TraceReader {
                     : TraceIndexRecord.Location(
                         recordStart: offset, payload: payload..<payload + length, isLast: true,
                         isCompressed: bytes[offset + 1] & UInt8(MT_RECORD_FLAG_ZSTD.rawValue) != 0)
+            case MT_RECORD_PAIRS.rawValue:
+                let isCompressed = bytes[offset + 1] & UInt8(MT_RECORD_FLAG_ZSTD.rawValue) != 0
+                switch BlockPairs.read(
+                    UnsafeRawBufferPointer(rebasing: bytes[payload..<payload + available]), isCompressed: isCompressed)
+                {
+                case .success(let pairs): found.pairs = pairs
+                case .failure(let failure):
+                    found.diagnostics.append(
+                        .init(offset: offset, message: failure.reason + "; allocations that refer to it are lost"))
+                }
             case MT_RECORD_PROCESS_STATS.rawValue:
                 if let memory = decoded(ProcessMemory.decode(bytes, at: payload, length: available), "process stats") {
                     found.processMemory = memory
@@ -290,6 +307,7 @@ public final class TraceReader {
         var processMemory: ProcessMemory?
         var index: TraceIndexRecord.Location?
         var allocator: AllocatorDetails?
+        var pairs: BlockPairs?
     }
 
     /// A compressed chunk's location, or nil (with a diagnostic) when it cannot be decompressed safely.
@@ -462,7 +480,7 @@ public final class TraceReader {
         try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(Failure) in
             let streams = ThreadStream.streams(
                 for: chunks, bytes: bytes, pages: file.pageReleaser,
-                usesCommonEventLoop: decodingOptions.usesCommonEventLoop)
+                usesCommonEventLoop: decodingOptions.usesCommonEventLoop, pairs: pairs)
             var merger = StreamMerger(streams: streams, catalog: &catalog)
             if inBackground {
                 // The decoder is done with the mapped bytes when `run` returns, even when `body` throws.

@@ -11,9 +11,11 @@ struct CompressCommand: ParsableCommand {
             `malloctrace run` compresses its traces itself once the program has exited (unless \
             --no-compress). A trace recorded with LD_PRELOAD directly is written uncompressed, 11-15 bytes \
             per allocation call, so that the traced program never waits for a compressor; this command \
-            rewrites each FILE with zstd-compressed chunks, typically 5-8 times smaller, and replaces it \
-            atomically: if anything fails, the file stays as it was. `report` and `diff` read both forms and \
-            give the same results. Files that are already compressed are left alone. Each compressed file also \
+            rewrites each FILE in format version 3, typically 10-30 times smaller, and replaces it atomically: \
+            if anything fails, the file stays as it was. Version 3 names heap blocks by when they were \
+            allocated instead of by their addresses and stores each (size, call stack) pair once; \
+            --keep-addresses writes version 2 instead (zstd-compressed chunks, addresses kept), as does a \
+            damaged trace. `report` and `diff` read every version and give the same results. Files that are already compressed are left alone. Each compressed file also \
             gets a stored analysis (what `report` shows without options), so that such a report is instant.
 
             Examples:
@@ -25,12 +27,24 @@ struct CompressCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("Trace files to compress.", valueName: "file"))
     var files: [String]
 
-    @Option(help: ArgumentHelp("zstd compression level, 1-19: higher is smaller and slower.", valueName: "n"))
-    var level = TraceCompressor.defaultLevel
+    @Option(
+        help: ArgumentHelp(
+            "zstd compression level, 1-19: higher is smaller and slower (default: 3, or 1 with --keep-addresses).",
+            valueName: "n"))
+    var level: Int?
+
+    @Flag(
+        help: """
+            Keep the addresses of heap blocks: write format version 2 (zstd-compressed chunks, several times \
+            larger than version 3), for tools of your own that read them.
+            """)
+    var keepAddresses = false
 
     func validate() throws {
         guard !files.isEmpty else { throw ValidationError("name the trace files to compress") }
-        guard (1...19).contains(level) else { throw ValidationError("--level must be from 1 to 19, not \(level)") }
+        if let level, !(1...19).contains(level) {
+            throw ValidationError("--level must be from 1 to 19, not \(level)")
+        }
     }
 
     func run() throws {
@@ -38,7 +52,8 @@ struct CompressCommand: ParsableCommand {
         for path in files {
             let message: String
             do throws(TraceFileCompressor.Failure) {
-                let outcome = try TraceFileCompressor.compress(path: path, level: level)
+                let outcome = try TraceFileCompressor.compress(
+                    path: path, level: level, keepingAddresses: keepAddresses)
                 // One pass over the events, so that a default `report` need not make it.
                 StoredAnalysis.store(inTraceAt: path, writer: MallocTrace.configuration.version, resolvingFrames: true)
                 // The file as it stands, index included (the compressor's count predates the index).
@@ -48,6 +63,7 @@ struct CompressCommand: ParsableCommand {
                 message =
                     "compressed \(path): \(Formatting.bytes(UInt64(outcome.originalBytes))) ->"
                     + " \(Formatting.bytes(compressedBytes)) (\(String(format: "%.1f", ratio))x smaller)"
+                    + (outcome.notKeyedBecause.map { "; kept in format version 2: \($0)" } ?? "")
             } catch  where error.isAlreadyCompressed {
                 message = "\(path) is already compressed"
             } catch {

@@ -53,6 +53,20 @@ import Testing
         }
     }
 
+    /// Reads 3000 randomly damaged copies of `original` to the end (none may crash) and returns how many gave
+    /// diagnostics.
+    static func diagnosedDamage(of original: [UInt8], seed: UInt64) -> Int {
+        var generator = SplitMix64(seed: seed)
+        var diagnosed = 0
+        for _ in 0..<3000 {
+            let bytes = damaged(original, using: &generator)
+            guard let reader = try? TraceReader(bytes: bytes) else { continue }
+            _ = events(of: reader)
+            if !reader.diagnostics.isEmpty { diagnosed += 1 }
+        }
+        return diagnosed
+    }
+
     /// `bytes` with 1 to 8 random bytes after the file header overwritten with random values.
     static func damaged(_ bytes: [UInt8], using generator: inout SplitMix64) -> [UInt8] {
         var bytes = bytes

@@ -47,9 +47,13 @@ MALLOCTRACE_FOLLOW_CHILDREN=1 "$cli" run -o "$work/fork.%p.mtrace" --depth 8 -- 
     >/dev/null 2>&1 || true
 child=$(ls -S "$work"/fork.*.mtrace | tail -1)
 python3 tools/fuzz/compact-trace.py "$child" "$corpus/fork-child.mtrace"
-# Compressed chunks (version 2): copies of two seeds, compressed as `malloctrace run` would.
+# Compressed chunks (version 2) and keyed blocks (version 3, as `malloctrace run` writes): copies of seeds.
 for name in all-functions threads; do
     cp "$corpus/$name.mtrace" "$corpus/$name-zstd.mtrace"
-    "$cli" compress "$corpus/$name-zstd.mtrace" >/dev/null 2>&1
+    "$cli" compress --keep-addresses "$corpus/$name-zstd.mtrace" >/dev/null 2>&1
+done
+for name in all-functions threads leak-scan-chain semantics-dlopen; do
+    cp "$corpus/$name.mtrace" "$corpus/$name-keyed.mtrace"
+    "$cli" compress "$corpus/$name-keyed.mtrace" >/dev/null 2>&1
 done
 du -cb "$corpus"/* | tail -1

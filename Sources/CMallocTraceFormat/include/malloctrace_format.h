@@ -23,8 +23,12 @@
 #define MT_MAGIC "MTRACE\x1a\x0a" /* 8 bytes, no NUL terminator in the file */
 #define MT_MAGIC_SIZE 8
 /* The newest version a reader of this header understands. Version 2 adds compressed chunks
- * (MT_FILE_FLAG_ZSTD_CHUNKS); a file without them is written as version 1, which every reader reads. */
-#define MT_FORMAT_VERSION 2
+ * (MT_FILE_FLAG_ZSTD_CHUNKS); a file without them is written as version 1, which every reader reads.
+ * Version 3 adds keyed heap events (MT_FILE_FLAG_KEYED_BLOCKS): blocks named by the sequence number of
+ * their allocation instead of their address, sizes and stacks interned in an MT_RECORD_PAIRS table. */
+#define MT_FORMAT_VERSION 3
+/* What `malloctrace compress` writes when the keyed encoding does not apply (docs/trace-format.md 4.11). */
+#define MT_FORMAT_VERSION_COMPRESSED 2
 /* What the preload library writes: it never compresses, so its traces stay readable by version 1 readers. */
 #define MT_FORMAT_VERSION_UNCOMPRESSED 1
 
@@ -46,6 +50,10 @@ typedef struct mt_file_header {
  * feature that changes how records read can be added without another version. */
 enum mt_file_flag {
     MT_FILE_FLAG_ZSTD_CHUNKS = 0x1, /* CHUNK records may carry MT_RECORD_FLAG_ZSTD */
+    /* Version 3: chunks may hold keyed heap events (MT_EVENT_KEYED_*) and the file has one MT_RECORD_PAIRS
+     * record; block addresses the reader sees are keys (made of a sequence number, see MT_BLOCK_KEY_BIT), not
+     * addresses. */
+    MT_FILE_FLAG_KEYED_BLOCKS = 0x8,
 };
 
 /* Every record starts with this header, at an 8-byte aligned offset.
@@ -85,6 +93,7 @@ enum mt_record_kind {
     MT_RECORD_PROCESS_STATS = 6, /* mt_process_stats_record_t: peak and current RSS, program break at the end */
     MT_RECORD_ALLOCATOR = 7,     /* mt_allocator_record_t: which allocator served the calls, what is recorded of it */
     MT_RECORD_INDEX = 10,        /* mt_index_record_t + stored analysis: derived data for instant reports */
+    MT_RECORD_PAIRS = 11,        /* version 3: the (size, stack id) pairs keyed allocations refer to */
 };
 
 /* MT_RECORD_PROCESS payload: fixed part, then `exe_length` bytes of executable path and
@@ -373,6 +382,25 @@ enum mt_event_opcode {
     MT_EVENT_FREE = 0x0A,
     MT_EVENT_STACK = 0x10,
     MT_EVENT_TIME = 0x11,
+    /* Version 3 (see the comment above and docs/trace-format.md 6.9): MT_EVENT_KEYED_BASE + the opcode of the
+     * same call in version 1. They touch neither ptr nor any block address: the block's key is its seq. */
+    MT_EVENT_KEYED_BASE = 0x20,
+    MT_EVENT_KEYED_MALLOC = 0x21, /* v seq_delta | v pair */
+    MT_EVENT_KEYED_CALLOC = 0x22, /* v seq_delta | v pair */
+    /* old_ref 0: the old pointer was NULL; else the old block is the one allocated at seq_before - old_ref. The
+     * call succeeded: the new block's key is its seq_after. Failures and frees by realloc stay version 1 events. */
+    MT_EVENT_KEYED_REALLOC = 0x23,        /* v seq_delta (before) | v seq_delta (after) | v pair | v old_ref */
+    MT_EVENT_KEYED_REALLOCARRAY = 0x24,   /* as KEYED_REALLOC */
+    MT_EVENT_KEYED_POSIX_MEMALIGN = 0x25, /* v seq_delta | v pair | v alignment, through KEYED_PVALLOC */
+    MT_EVENT_KEYED_ALIGNED_ALLOC = 0x26,
+    MT_EVENT_KEYED_MEMALIGN = 0x27,
+    MT_EVENT_KEYED_VALLOC = 0x28,
+    MT_EVENT_KEYED_PVALLOC = 0x29,
+    MT_EVENT_KEYED_FREE = 0x2A, /* v seq_delta | v ref: the block allocated at seq - ref (ref >= 1) */
+    /* v seq_delta | z near: the block allocated at released + near, where `released` (chunk state, 0 at the
+     * start) is the allocation seq of the block the chunk's last keyed release (KEYED_FREE, KEYED_FREE_NEAR,
+     * KEYED_REALLOC with old_ref > 0) released: programs often free blocks allocated side by side. */
+    MT_EVENT_KEYED_FREE_NEAR = 0x2B,
     MT_EVENT_FIRST_SIZED = 0x80,
     MT_EVENT_MODULE = 0x80,
     MT_EVENT_MODULE_UNLOAD = 0x81,
@@ -409,6 +437,19 @@ enum mt_mapping_call {
 
 /* The least time between two RSS samples (10 ms: at most 100 samples a second, ~2 KiB of trace). */
 #define MT_RSS_SAMPLE_INTERVAL_NS 10000000ull
+
+/* Version 3 (MT_FILE_FLAG_KEYED_BLOCKS): the key of a block is 2^MT_BLOCK_KEY_BIT + (seq mod 2^MT_BLOCK_KEY_SEQ_BITS),
+ * where seq is the sequence number of the allocation that made it (of the first one, when an allocation
+ * landed on a block still live: its free went unrecorded, and the block keeps its key). Keys lie above every
+ * user-space address and below the reader's pool keys (top two bits set). */
+#define MT_BLOCK_KEY_BIT 60
+#define MT_BLOCK_KEY_SEQ_BITS 59
+
+/* MT_RECORD_PAIRS payload (version 3; the record may carry MT_RECORD_FLAG_ZSTD, then the payload is one zstd
+ * frame stating its content size, at most MT_MAX_PAIRS_PAYLOAD):
+ *   v pair_count | (v size | v stack_id) * pair_count
+ * Keyed allocations name their requested size and stack by index into this table (0 = the first pair). */
+#define MT_MAX_PAIRS_PAYLOAD (64u << 20)
 
 /* Limits every writer respects and every reader enforces on untrusted input. */
 #define MT_MAX_STACK_DEPTH 256
