@@ -1,3 +1,5 @@
+internal import MallocTraceFormat
+
 /// The live blocks: address → (requested size, site slot), open addressing with linear probing and
 /// backward-shift deletion (no tombstones, so lookups stay short however many blocks come and go).
 ///
@@ -120,9 +122,18 @@ struct AddressTable {
         @inline(__always)
         private func home(_ key: UInt64) -> Int {
             // Fibonacci hashing (allocator addresses share low bits, so mix first), then the high half of a
-            // multiplication by the capacity: an index below it for any capacity.
-            let mixed = key &* 0x9E37_79B9_7F4A_7C15
-            return Int(truncatingIfNeeded: mixed.multipliedFullWidth(by: UInt64(buffer.count)).high)
+            // multiplication by the capacity: an index below it for any capacity. Keys (BlockKey, version 3) are
+            // allocation sequence numbers, never reused, where an allocator reuses addresses: spread one by one,
+            // every allocation would miss the cache. Eight keys in sequence share a home run instead (two cache
+            // lines), spread as a group; grouping more, or all of them, builds probe runs that cost far more.
+            guard BlockKey.isKey(key) else {
+                let mixed = key &* 0x9E37_79B9_7F4A_7C15
+                return Int(truncatingIfNeeded: mixed.multipliedFullWidth(by: UInt64(buffer.count)).high)
+            }
+            let group = (key >> 3) &* 0x9E37_79B9_7F4A_7C15
+            let start = Int(truncatingIfNeeded: group.multipliedFullWidth(by: UInt64(buffer.count)).high)
+            let index = start &+ Int(truncatingIfNeeded: key & 7)
+            return index >= buffer.count ? index &- buffer.count : index
         }
 
         @inline(__always)

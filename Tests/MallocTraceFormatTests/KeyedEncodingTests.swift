@@ -134,6 +134,15 @@ func keyed(_ bytes: [UInt8], level: Int = KeyedTraceEncoder.defaultLevel) throws
         }
     }
 
+    @Test func keysLieBetweenAddressesAndPoolKeys() {
+        let first = BlockKey.of(sequence: 0)
+        let last = BlockKey.of(sequence: UInt64.max)
+        #expect(first == 1 << MT_BLOCK_KEY_BIT && last == first | ((1 << MT_BLOCK_KEY_SEQ_BITS) - 1))
+        #expect(BlockKey.isKey(first) && BlockKey.isKey(last) && BlockKey.isKey(BlockKey.of(sequence: 12345)))
+        #expect(!BlockKey.isKey(first - 1) && !BlockKey.isKey(last + 1) && !BlockKey.isKey(0x7FFF_FFFF_F000))
+        #expect(!PoolBlocks.isKey(last) && !BlockKey.isKey(PoolBlocks.keyTag))
+    }
+
     /// A program's allocations repeat: keyed, the trace is far smaller than version 2 of the same events.
     @Test func keyedTraceIsSmallerThanVersion2() throws {
         var builder = TraceBuilder()
