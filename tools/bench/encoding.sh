@@ -13,13 +13,13 @@ trap 'rm -rf "$work"' EXIT
 echo "| trace | allocation calls | raw | version 2 | B/call | compress CPU | version 3 | B/call | compress CPU |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for trace in "$@"; do
-    calls=$("$cli" report --json --no-index --symbolizer none "$trace" \
+    calls=$("$cli" report --format json --no-index --symbolizer none "$trace" \
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["allocation_calls"])')
     row="| $(basename "$trace") | $calls | $(stat -c %s "$trace")"
     for option in --keep-addresses ""; do
         cp "$trace" "$work/t.mtrace"
-        cpu=$( { /usr/bin/time -f "%U %S" "$cli" compress $option "$work/t.mtrace" >/dev/null 2>/dev/null; } 2>&1 \
-            | awk '{ printf "%.2f s", $1 + $2 }')
+        /usr/bin/time -f "%U %S" -o "$work/time" "$cli" compress $option "$work/t.mtrace" >/dev/null 2>&1
+        cpu=$(awk '{ printf "%.2f s", $1 + $2 }' "$work/time")
         size=$(stat -c %s "$work/t.mtrace")
         row+=" | $size | $(python3 -c "print('%.2f' % ($size / $calls))") | $cpu"
     done
