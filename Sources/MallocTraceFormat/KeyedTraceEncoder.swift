@@ -8,7 +8,8 @@ internal import CMallocTraceFormat
 ///
 /// Pairing frees with allocations needs the events of all threads in sequence order, so the encoder merges the
 /// threads as the reader does and writes each thread's chunks as they complete (chunks of different threads
-/// may change places; a reader needs only each thread's chunks in order). Memory: one chunk per thread, the
+/// may change places; a reader needs each thread's chunks in order, and the threads in the order of their first
+/// chunks, which empty chunks at the start keep). Memory: one chunk per thread, the
 /// live blocks (16–32 bytes each) and the pairs.
 ///
 /// Traces the keyed form cannot carry exactly throw ``TraceCompressor/Failure/notKeyable(_:)`` (the caller
@@ -69,6 +70,13 @@ public final class KeyedTraceEncoder {
         output.append(UInt16(MemoryLayout<mt_file_header_t>.size))
         output.append(MT_FILE_FLAG_ZSTD_CHUNKS.rawValue | MT_FILE_FLAG_KEYED_BLOCKS.rawValue)
         for span in layout.leading { copy(span, from: input, keys: nil, done: done) }
+        // Chunks are written as they complete, but a reader meets the threads in the order of their first chunks
+        // and decodes their side events in that order: an empty chunk per thread keeps the order, and with it the
+        // module generation of every stack (docs/trace-format.md 6.6).
+        for thread in layout.threads {
+            try chunks.append(
+                threadID: thread.threadID, events: UnsafeRawBufferPointer(start: nil, count: 0), to: output)
+        }
         var keys = KeyState()
         defer { keys.table.deallocate() }
         try merge(&layout.threads, keys: &keys, done: done, write: write)

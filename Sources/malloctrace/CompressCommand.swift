@@ -11,12 +11,14 @@ struct CompressCommand: ParsableCommand {
             `malloctrace run` compresses its traces itself once the program has exited (unless \
             --no-compress). A trace recorded with LD_PRELOAD directly is written uncompressed, 11-15 bytes \
             per allocation call, so that the traced program never waits for a compressor; this command \
-            rewrites each FILE in format version 3, typically 10-30 times smaller, and replaces it atomically: \
-            if anything fails, the file stays as it was. Version 3 names heap blocks by when they were \
-            allocated instead of by their addresses and stores each (size, call stack) pair once; \
-            --keep-addresses writes version 2 instead (zstd-compressed chunks, addresses kept), as does a \
-            damaged trace. `report` and `diff` read every version and give the same results. Files that are already compressed are left alone. Each compressed file also \
-            gets a stored analysis (what `report` shows without options), so that such a report is instant.
+            rewrites each FILE in format version 3, 10-40 times smaller for real programs (3-6 times for \
+            random synthetic churn), and replaces it atomically: if anything fails, the file stays as it \
+            was. Version 3 names heap blocks by when they were allocated instead of by their addresses and \
+            stores each (size, call stack) pair once; --keep-addresses writes version 2 instead \
+            (zstd-compressed chunks, addresses kept), as does a damaged trace. `report` and `diff` read \
+            every version and give the same results. Files that are already compressed are left alone. \
+            Each compressed file also gets a stored analysis (what `report` shows without options), so that \
+            such a report is instant.
 
             Examples:
               LD_PRELOAD=$(malloctrace preload-path) MALLOCTRACE_OUTPUT=/tmp/app.%p.mtrace ./app

@@ -14,8 +14,8 @@ struct RunCommand: ParsableCommand {
             status (128 + N if signal N killed it). When it ends, the trace's path and a three-line summary go \
             to stderr. Only the process itself is traced, unless --follow-children is given: then every \
             process it forks, spawns or execs writes a trace of its own (the -o pattern needs %p). Once the \
-            program has exited, its traces are compressed with zstd (5-8 times smaller; the program itself \
-            never waits for it), unless --no-compress is given.
+            program has exited, its traces are rewritten in format version 3 (10-40 times smaller for real \
+            programs; the program itself never waits for it), unless --no-compress is given.
 
             With --sample-rate, only some allocations are recorded, for production use: sample points fall \
             on the program's allocated bytes at random, one per RATE bytes on average (as tcmalloc and jemalloc \

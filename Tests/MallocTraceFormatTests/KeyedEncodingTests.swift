@@ -54,6 +54,10 @@ func keyed(_ bytes: [UInt8], level: Int = KeyedTraceEncoder.defaultLevel) throws
         allocator += withUnsafeBytes(of: UInt32(1).littleEndian, Array.init) + [0, 0, 0, 0]
         builder.record(kind: MT_RECORD_ALLOCATOR.rawValue, payload: allocator)
         var chunks = (0..<threadCount).map { _ in Events() }
+        // Stacks of every thread against modules loaded and unloaded by thread 0: what a stack resolves against
+        // depends on the order in which the reader meets the threads' side events.
+        var nextStack: UInt64 = 1
+        var nextModule: UInt64 = 1
         var lengths = [Int](repeating: 0, count: threadCount)
         var sequence: UInt64 = 0
         let address = { (random: inout SplitMix64) -> UInt64 in
@@ -88,6 +92,22 @@ func keyed(_ bytes: [UInt8], level: Int = KeyedTraceEncoder.defaultLevel) throws
                 }
             }
             if random.next() % 97 == 0 { chunks[thread].time(sequence * 1000) }
+            if random.next() % 41 == 0 {
+                chunks[thread].stack(nextStack, [0x40_0000 + random.next() % 4096, 0x40_1000])
+                nextStack += 1
+            }
+            if thread == 0 && random.next() % 53 == 0 {
+                if random.next() % 3 == 0 && nextModule > 1 {
+                    var unload = [UInt8]()
+                    unload.appendVarint(random.next() % (nextModule - 1) + 1)
+                    chunks[0].sized(UInt8(MT_EVENT_MODULE_UNLOAD.rawValue), unload)
+                } else {
+                    chunks[0].module(
+                        id: nextModule, bias: 0x40_0000, segments: [(0x40_0000, 0x2000)], buildID: [1, 2],
+                        path: "/lib/m\(nextModule).so")
+                    nextModule += 1
+                }
+            }
             lengths[thread] += 1
             if lengths[thread] > Int(random.next() % 60) + 5 {
                 builder.chunk(thread: 200 + UInt32(thread), events: chunks[thread], slack: Int(random.next() % 16))
@@ -118,7 +138,11 @@ func keyed(_ bytes: [UInt8], level: Int = KeyedTraceEncoder.defaultLevel) throws
             let reader = try TraceReader(bytes: packed)
             let source = try TraceReader(bytes: raw)
             #expect(reader.process == source.process && reader.end == source.end)
-            #expect(Set(reader.threadIDs) == Set(source.threadIDs))
+            #expect(reader.threadIDs == source.threadIDs)
+            _ = events(of: source)
+            _ = events(of: reader)
+            #expect(reader.stacks == source.stacks && reader.stackGenerations == source.stackGenerations)
+            #expect(reader.modules == source.modules)
             #expect(reader.allocator == source.allocator)
         }
     }
@@ -187,6 +211,24 @@ func keyed(_ bytes: [UInt8], level: Int = KeyedTraceEncoder.defaultLevel) throws
             try keyed(pooled.bytes)
         }
         #expect(throws: TraceCompressor.Failure.alreadyCompressed) { try keyed(try keyed(sample)) }
+    }
+
+    /// `compress` is given whatever file a user has: damaged raw traces are refused (version 2 is written instead)
+    /// or encoded into a trace that reads, never a crash.
+    @Test func damagedRawTracesNeverCrashTheEncoder() throws {
+        let original = Self.contendedTrace(seed: 9, threadCount: 3, eventCount: 2000)
+        var generator = SplitMix64(seed: 0x3304)
+        var (refused, encoded) = (0, 0)
+        for _ in 0..<2000 {
+            let bytes = RobustnessTests.damaged(original, using: &generator)
+            guard let packed = try? keyed(bytes) else {
+                refused += 1
+                continue
+            }
+            encoded += 1
+            _ = events(of: try TraceReader(bytes: packed))
+        }
+        #expect(refused > 100 && encoded > 100, "refused \(refused), encoded \(encoded)")
     }
 
     /// The leak kinds of the blocks live at the end survive: the scan's addresses of those blocks become keys.
