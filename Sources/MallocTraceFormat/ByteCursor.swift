@@ -113,6 +113,41 @@ struct ByteCursor {
         Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
     }
 
+    /// A pointer field of a heap event (docs/trace-format.md 6.1): `last` plus the zigzag delta; a result other
+    /// than 0 becomes `last`.
+    @inline(__always)
+    mutating func pointer(after last: inout UInt64) throws(DecodeFailure) -> UInt64 {
+        let value = last &+ UInt64(bitPattern: try zigzag())
+        if value != 0 { last = value }
+        return value
+    }
+
+    /// A realloc's pointer fields (6.4): the argument relative to `last`, the result relative to the argument.
+    @inline(__always)
+    mutating func reallocPointers(after last: inout UInt64) throws(DecodeFailure) -> (old: UInt64, new: UInt64) {
+        let old = last &+ UInt64(bitPattern: try zigzag())
+        let new = old &+ UInt64(bitPattern: try zigzag())
+        last = Self.pointerAfterRealloc(old: old, new: new, last: last)
+        return (old, new)
+    }
+
+    /// The `ptr` state after a realloc (6.4): the result if it is not 0, else the argument if it is not 0.
+    @inline(__always)
+    static func pointerAfterRealloc(old: UInt64, new: UInt64, last: UInt64) -> UInt64 {
+        new != 0 ? new : old != 0 ? old : last
+    }
+
+    /// A stack id, which must fit in 32 bits.
+    @inline(__always)
+    mutating func stackID() throws(DecodeFailure) -> UInt32 {
+        let start = position
+        let value = try varint()
+        guard let narrow = UInt32(exactly: value) else {
+            throw DecodeFailure(offset: start, reason: "stack id \(value) does not fit in 32 bits")
+        }
+        return narrow
+    }
+
     /// The longest varint (`MT_MAX_VARINT_BYTES`).
     static let longestVarint = 10
 

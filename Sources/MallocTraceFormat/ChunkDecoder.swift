@@ -1,7 +1,5 @@
 internal import CMallocTraceFormat
 
-private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
-
 /// Decodes the packed event stream of one chunk (see malloctrace_format.h). A chunk is self-contained:
 /// its delta state starts at zero.
 ///
@@ -133,9 +131,7 @@ struct ChunkDecoder {
             case opcode(MT_EVENT_KEYED_FREE), opcode(MT_EVENT_KEYED_FREE_NEAR):
                 guard let sequenceDelta = field(), let reference = field() else { return }
                 sequence &+= sequenceDelta
-                released =
-                    code == opcode(MT_EVENT_KEYED_FREE)
-                    ? sequence &- reference : released &+ UInt64(bitPattern: ByteCursor.unzigzag(reference))
+                released = Self.releasedSequence(code, sequence: sequence, reference: reference, last: released)
                 batch[count] = AllocatorEvent(
                     kind: .release, function: .free, sequence: sequence, threadID: threadID, time: time, size: 0,
                     address: BlockKey.of(sequence: released), stackID: 0)
@@ -224,13 +220,7 @@ struct ChunkDecoder {
             let before = try sequence()
             let after = try sequence()
             let size = try varint()
-            let old = lastPointer &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
-            let new = old &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
-            if new != 0 {
-                lastPointer = new
-            } else if old != 0 {
-                lastPointer = old
-            }
+            let (old, new) = try cursor.reallocPointers(after: &lastPointer)
             let stack = try stackID()
             splitReallocation(
                 code == opcode(MT_EVENT_REALLOC) ? .realloc : .reallocarray, before: before, after: after,
@@ -246,9 +236,7 @@ struct ChunkDecoder {
         case opcode(MT_EVENT_KEYED_FREE), opcode(MT_EVENT_KEYED_FREE_NEAR):
             let seq = try sequence()
             let reference = try varint()
-            lastReleased =
-                code == opcode(MT_EVENT_KEYED_FREE)
-                ? seq &- reference : lastReleased &+ UInt64(bitPattern: ByteCursor.unzigzag(reference))
+            lastReleased = Self.releasedSequence(code, sequence: seq, reference: reference, last: lastReleased)
             event = AllocatorEvent(
                 kind: .release, function: .free, sequence: seq, threadID: threadID, time: time, size: 0,
                 address: BlockKey.of(sequence: lastReleased), stackID: 0)
@@ -365,11 +353,7 @@ struct ChunkDecoder {
     }
 
     @inline(__always)
-    private mutating func pointer() throws(DecodeFailure) -> UInt64 {
-        let value = lastPointer &+ UInt64(bitPattern: ByteCursor.unzigzag(try varint()))
-        if value != 0 { lastPointer = value }
-        return value
-    }
+    private mutating func pointer() throws(DecodeFailure) -> UInt64 { try cursor.pointer(after: &lastPointer) }
 
     /// The (size, stack) pair a keyed allocation names.
     @inline(__always)
@@ -384,12 +368,12 @@ struct ChunkDecoder {
     }
 
     @inline(__always)
-    private mutating func stackID() throws(DecodeFailure) -> UInt32 {
-        let start = cursor.position
-        let value = try varint()
-        guard let narrow = UInt32(exactly: value) else {
-            throw DecodeFailure(offset: start, reason: "stack id \(value) does not fit in 32 bits")
-        }
-        return narrow
+    private mutating func stackID() throws(DecodeFailure) -> UInt32 { try cursor.stackID() }
+
+    /// What the key of the block a KEYED_FREE or KEYED_FREE_NEAR releases is made of (docs/trace-format.md 6.9).
+    @inline(__always)
+    private static func releasedSequence(_ code: UInt8, sequence: UInt64, reference: UInt64, last: UInt64) -> UInt64 {
+        code == opcode(MT_EVENT_KEYED_FREE)
+            ? sequence &- reference : last &+ UInt64(bitPattern: ByteCursor.unzigzag(reference))
     }
 }

@@ -1,7 +1,5 @@
 internal import CMallocTraceFormat
 
-private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
-
 /// Names of marks, snapshots and pools, as events refer to them.
 public enum ControlNames {
     /// The longest name a reader keeps (the writer cuts names at 256 bytes).

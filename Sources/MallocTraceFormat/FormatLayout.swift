@@ -23,3 +23,7 @@ extension ByteCursor {
         littleEndian(Value.self, at: recordStart + FormatLayout.offset(field))
     }
 }
+
+/// An event opcode as the byte in the stream (the C enum imports as a 32-bit value).
+@inline(__always)
+func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }

@@ -65,10 +65,9 @@ public final class KeyedTraceEncoder {
         // Larger units compress better (one thread's events in one frame); memory stays bounded however many
         // threads there are.
         unitLimit = max(Self.smallestUnit, min(Self.largestUnit, Self.unitBudget / max(layout.threads.count, 1)))
-        output.append(FormatLayout.magic)
-        output.append(UInt16(MT_FORMAT_VERSION))
-        output.append(UInt16(MemoryLayout<mt_file_header_t>.size))
-        output.append(MT_FILE_FLAG_ZSTD_CHUNKS.rawValue | MT_FILE_FLAG_KEYED_BLOCKS.rawValue)
+        output.appendFileHeader(
+            version: UInt16(MT_FORMAT_VERSION),
+            flags: MT_FILE_FLAG_ZSTD_CHUNKS.rawValue | MT_FILE_FLAG_KEYED_BLOCKS.rawValue)
         for span in layout.leading { copy(span, from: input, keys: nil, done: done) }
         // Chunks are written as they complete, but a reader meets the threads in the order of their first chunks
         // and decodes their side events in that order: an empty chunk per thread keeps the order, and with it the
@@ -136,13 +135,6 @@ public final class KeyedTraceEncoder {
     ) throws(TraceCompressor.Failure) {
         // Side events are checked as the reader checks them; what they define is not needed here.
         var catalog = Catalog(stacks: [:], modules: [], diagnostics: [])
-        if threads.count == 1 {
-            // Nothing to merge: the thread's order is the sequence order.
-            while try nextEvent(of: &threads[0], &catalog, done: done, write: write) {
-                while !threads[0].take(&keys) {}
-            }
-            return
-        }
         var heap = SequenceHeap()
         for index in threads.indices where try nextEvent(of: &threads[index], &catalog, done: done, write: write) {
             heap.push(sequence: threads[index].nextSequence, thread: index)
@@ -211,14 +203,14 @@ public final class KeyedTraceEncoder {
 
     private func appendPairs(_ pairs: PairInterner) throws(TraceCompressor.Failure) {
         let payload = pairs.payload()
-        let compressed = payload.withUnsafeBytes { ZstdFrame.compress($0, level: Int32(level)) }
         guard payload.count <= Int(MT_MAX_PAIRS_PAYLOAD) else {
             throw .notKeyable("\(pairs.count) distinct size and stack pairs do not fit the pair table")
         }
-        let written = compressed ?? payload
-        output.appendRecordHeader(kind: UInt8(MT_RECORD_PAIRS.rawValue), length: written.count)
-        if compressed != nil { output.patch(at: output.count - 7, UInt8(MT_RECORD_FLAG_ZSTD.rawValue)) }
-        output.append(written)
+        let compressed = payload.withUnsafeBytes { ZstdFrame.compress($0, level: Int32(level)) }
+        output.appendRecordHeader(
+            kind: UInt8(MT_RECORD_PAIRS.rawValue), flags: compressed == nil ? 0 : UInt8(MT_RECORD_FLAG_ZSTD.rawValue),
+            length: (compressed ?? payload).count)
+        output.append(compressed ?? payload)
         output.pad()
     }
 }

@@ -1,7 +1,5 @@
 internal import CMallocTraceFormat
 
-private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
-
 /// Decoding of the events that describe the process rather than the heap: STACK and the sized events
 /// (MODULE, MODULE_UNLOAD, RSS_SAMPLE, and unknown ones, which are skipped by their length).
 ///

@@ -1,7 +1,5 @@
 internal import CMallocTraceFormat
 
-private func opcode(_ value: mt_event_opcode) -> UInt8 { UInt8(truncatingIfNeeded: value.rawValue) }
-
 /// One thread's events on their way from version 1 to version 3 (``KeyedTraceEncoder``): reads the thread's
 /// chunks in file order, stops at each heap event until the encoder has decided its blocks' keys (in the
 /// global sequence order, which only the encoder sees), and writes the event keyed, or as a version 1 event
@@ -30,7 +28,7 @@ struct ThreadReencoder {
     /// The output chunk's events and delta state. An output chunk may hold several input chunks of the thread
     /// (larger units compress better); ``arena`` is the reader's CHUNK_INFO state at its end (see
     /// ``finishInputChunk(unitLimit:)``), `afterAllocation` whether the last event written made a block.
-    let out = EventWriter()
+    let out = OutputBuffer(capacity: 64 << 10)
     private var outSequence: UInt64 = 0
     private var outPointer: UInt64 = 0
     /// The reader's `released` state (the key of the last block a keyed event released; docs/trace-format.md 6.9).
@@ -124,7 +122,7 @@ struct ThreadReencoder {
         guard out.count + next + next / 2 <= Int(MT_MAX_DECOMPRESSED_CHUNK) else { return true }
         // A chunk starts at time 0 for the reader; the writer's first TIME event follows.
         out.append(opcode(MT_EVENT_TIME))
-        out.append(0)
+        out.appendVarint(0)
         open(chunks[nextChunk], continuingOutput: true)
         nextChunk += 1
         return false
@@ -145,52 +143,29 @@ struct ThreadReencoder {
     }
 
     @inline(__always)
-    private mutating func stackID() throws(DecodeFailure) -> UInt32 {
-        let start = cursor.position
-        let value = try cursor.varint()
-        guard let narrow = UInt32(exactly: value) else {
-            throw DecodeFailure(offset: start, reason: "stack id \(value) does not fit in 32 bits")
-        }
-        return narrow
-    }
-
-    @inline(__always)
     private mutating func readHeapEvent(_ code: UInt8) throws(DecodeFailure) {
         event = HeapEvent(code: code)
         inSequence &+= try cursor.varint()
         event.sequence = inSequence
         switch code {
         case opcode(MT_EVENT_FREE):
-            event.old = try pointer()
+            event.old = try cursor.pointer(after: &inPointer)
         case opcode(MT_EVENT_REALLOC), opcode(MT_EVENT_REALLOCARRAY):
             inSequence &+= try cursor.varint()
             event.sequenceAfter = inSequence
             event.size = try cursor.varint()
-            event.old = inPointer &+ UInt64(bitPattern: try cursor.zigzag())
-            event.new = event.old &+ UInt64(bitPattern: try cursor.zigzag())
-            if event.new != 0 {
-                inPointer = event.new
-            } else if event.old != 0 {
-                inPointer = event.old
-            }
-            event.stackID = try stackID()
+            (event.old, event.new) = try cursor.reallocPointers(after: &inPointer)
+            event.stackID = try cursor.stackID()
         default:
             event.size = try cursor.varint()
-            event.new = try pointer()
-            event.stackID = try stackID()
+            event.new = try cursor.pointer(after: &inPointer)
+            event.stackID = try cursor.stackID()
             if code >= opcode(MT_EVENT_POSIX_MEMALIGN) { event.alignment = try cursor.varint() }
         }
         nextSequence = event.sequence
         tookRelease = false
         releasedKey = nil
         allocatedKey = nil
-    }
-
-    @inline(__always)
-    private mutating func pointer() throws(DecodeFailure) -> UInt64 {
-        let value = inPointer &+ UInt64(bitPattern: try cursor.zigzag())
-        if value != 0 { inPointer = value }
-        return value
     }
 
     /// Applies the waiting event's next half to the live blocks, in sequence order (the reader's). Returns true
@@ -313,11 +288,7 @@ struct ThreadReencoder {
         let (old, new) = (visibleOld, visibleNew)
         pointerField(old, from: outPointer)
         pointerField(new, from: old)
-        if new != 0 {
-            outPointer = new
-        } else if old != 0 {
-            outPointer = old
-        }
+        outPointer = ByteCursor.pointerAfterRealloc(old: old, new: new, last: outPointer)
         out.appendVarint(UInt64(event.stackID))
     }
 }

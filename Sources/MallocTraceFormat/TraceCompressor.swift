@@ -47,10 +47,8 @@ public final class TraceCompressor {
     ) throws(Failure) {
         output.removeAll()
         try Self.checkHeader(input)
-        output.append(FormatLayout.magic)
-        output.append(UInt16(MT_FORMAT_VERSION_COMPRESSED))
-        output.append(UInt16(MemoryLayout<mt_file_header_t>.size))
-        output.append(MT_FILE_FLAG_ZSTD_CHUNKS.rawValue)
+        output.appendFileHeader(
+            version: UInt16(MT_FORMAT_VERSION_COMPRESSED), flags: MT_FILE_FLAG_ZSTD_CHUNKS.rawValue)
         let cursor = ByteCursor(input, from: 0, to: input.count)
         let recordHeader = MemoryLayout<mt_record_header_t>.size
         var offset = MemoryLayout<mt_file_header_t>.size
@@ -143,8 +141,8 @@ final class ChunkWriter {
         let used = events.count
         let recordStart = output.count
         output.appendRecordHeader(kind: UInt8(MT_RECORD_CHUNK.rawValue), length: 0)  // flags and length: below
-        output.append(threadID)
-        output.append(UInt32(used))
+        output.appendLittleEndian(threadID)
+        output.appendLittleEndian(UInt32(used))
         let frame = output.reserve(ZSTD_compressBound(used))
         let compressed = ZSTD_compress2(context, frame.baseAddress, frame.count, events.baseAddress, used)
         if ZSTD_isError(compressed) != 0 { throw .zstd(String(cString: ZSTD_getErrorName(compressed))) }

@@ -8,12 +8,10 @@
 /// same directory (created exclusively, mode 0600, like the preload library's) and renamed over the
 /// original. Whatever fails, the original is left as it was and the temporary file is removed.
 public enum TraceFileCompressor {
-    /// File sizes before and after, and what was written.
+    /// File sizes before and after.
     public struct Outcome: Sendable, Equatable {
         public var originalBytes: Int
         public var compressedBytes: Int
-        /// 3 (keyed blocks, docs/trace-format.md 4.11), or 2 (compressed chunks only).
-        public var formatVersion: Int
         /// Why version 3 was asked for and version 2 written (a damaged trace, pools that claim heap blocks).
         public var notKeyedBecause: String?
     }
@@ -41,10 +39,8 @@ public enum TraceFileCompressor {
         } catch {
             throw Failure(error.description)
         }
-        let compressor: TraceCompressor
         let encoder: KeyedTraceEncoder?
         do {
-            compressor = try TraceCompressor(level: level ?? TraceCompressor.defaultLevel)
             encoder = keepingAddresses ? nil : try KeyedTraceEncoder(level: level ?? KeyedTraceEncoder.defaultLevel)
         } catch {
             throw Failure(error.description)
@@ -56,7 +52,6 @@ public enum TraceFileCompressor {
         var temporary = TemporaryFile(beside: path)
         let fd = try temporary.create()
         var written = 0
-        var version = encoder == nil ? 2 : 3
         var notKeyedBecause: String?
         do throws(TraceCompressor.Failure) {
             try file.withBytes { (bytes: UnsafeRawBufferPointer) throws(TraceCompressor.Failure) in
@@ -72,13 +67,13 @@ public enum TraceFileCompressor {
                         return
                     } catch .notKeyable(let reason) {
                         notKeyedBecause = reason
-                        version = 2
                         guard ftruncate(fd, 0) == 0, lseek(fd, 0, SEEK_SET) == 0 else {
                             throw .output("cannot rewrite \(temporary.path): \(lastError())")
                         }
                         written = 0
                     }
                 }
+                let compressor = try TraceCompressor(level: level ?? TraceCompressor.defaultLevel)
                 try compressor.compress(bytes, done: { pages.release($0) }, write: output)
             }
         } catch {
@@ -96,7 +91,7 @@ public enum TraceFileCompressor {
             throw Failure("cannot replace it with \(temporary.path): \(reason)")
         }
         return Outcome(
-            originalBytes: file.count, compressedBytes: written, formatVersion: version,
+            originalBytes: file.count, compressedBytes: written,
             notKeyedBecause: notKeyedBecause)
     }
 

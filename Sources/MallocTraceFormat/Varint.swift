@@ -10,8 +10,4 @@ extension Array where Element == UInt8 {
         }
         append(UInt8(value))
     }
-
-    /// Appends `value` as a zigzag varint (docs/trace-format.md 1.2).
-    @inline(__always)
-    mutating func appendZigzag(_ value: Int64) { appendVarint(UInt64(bitPattern: (value << 1) ^ (value >> 63))) }
 }
