@@ -23,6 +23,7 @@ public enum CheckJSONRenderer {
             "arguments": .array(process.arguments.map(JSON.string)),
             "end": .string(process.endDescription),
             "has_leak_scan": .bool(process.hasLeakScan),
+            "replaced_by_exec": .bool(process.replacedByExec),
             "verdict": .string(process.failed ? "failed" : "passed"),
             "leaked_bytes": .unsigned(process.leakedBytes),
             "leaked_blocks": .unsigned(process.leakedBlocks),

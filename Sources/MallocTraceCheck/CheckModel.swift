@@ -122,6 +122,10 @@ public struct ProcessVerdict: Sendable {
     public var endDescription: String
     /// False when the trace holds no complete leak scan: then every live block counts as definite.
     public var hasLeakScan: Bool
+    /// The process replaced its image with exec: what it held went with the old image, and nothing counts.
+    public var replacedByExec = false
+    /// Whether a reader must be told that live blocks count as definite for want of a scan.
+    public var countsLiveBlocksWithoutScan: Bool { !hasLeakScan && !replacedByExec }
     /// Findings of the kinds that count, after suppressions, largest first.
     public var findings: [LeakFinding]
     /// Live blocks of the kinds that do not count (by kind), for the summary line.

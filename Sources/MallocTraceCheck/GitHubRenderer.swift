@@ -74,7 +74,7 @@ public enum GitHubRenderer {
             if !process.violations.isEmpty {
                 findings.append(Formatting.counted(UInt64(process.violations.count), "limit") + " exceeded")
             }
-            if !process.hasLeakScan { findings.append("no leak scan") }
+            if process.countsLiveBlocksWithoutScan { findings.append("no leak scan") }
             let cells = [
                 "`" + CheckText.processLabel(process).replacingOccurrences(of: "`", with: "'") + "`", status, leaked,
                 Formatting.bytes(process.peakBytes), findings.joined(separator: ", "),

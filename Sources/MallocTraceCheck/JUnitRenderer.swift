@@ -39,7 +39,7 @@ public enum JUnitRenderer {
     static func systemOut(_ process: ProcessVerdict) -> String {
         var lines = ["command: " + CheckText.processLabel(process), "end: " + process.endDescription]
         lines.append("trace: " + process.tracePath)
-        if !process.hasLeakScan { lines.append("note: the trace has no leak scan") }
+        if process.countsLiveBlocksWithoutScan { lines.append("note: the trace has no leak scan") }
         lines += process.notes.map { "note: " + $0 }
         lines += process.suppressions.map {
             "suppressed by \($0.name) (\($0.origin)): \($0.findings) finding(s), \($0.bytes) byte(s)"

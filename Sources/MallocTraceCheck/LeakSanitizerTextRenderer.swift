@@ -23,7 +23,7 @@ public enum LeakSanitizerTextRenderer {
     public static func render(_ process: ProcessVerdict) -> String {
         let tag = "==\(process.processID.map(String.init) ?? "?")=="
         var notes = process.notes
-        if !process.hasLeakScan {
+        if process.countsLiveBlocksWithoutScan {
             notes.append("the trace has no leak scan: every block live at exit counts as a direct leak")
         }
         let noteLines = notes.map { "\(tag) note: \($0)\n" }.joined()

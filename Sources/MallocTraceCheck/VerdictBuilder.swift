@@ -19,10 +19,13 @@ public enum VerdictBuilder {
             tracePath: tracePath, options: options, countsSizes: false, countsThreads: false)
         let reader = pass.reader
         let hasScan = reader.leakScan != nil
+        // exec throws the old image's heap away, blocks and pointers alike: nothing it held can leak (neither
+        // LeakSanitizer nor memcheck looks at exec). A followed process is judged in the new image's trace.
+        let replacedByExec = reader.end?.reason == .exec
         var candidates: [(stackID: UInt32, kind: LeakKind, amount: LeakAmount, function: AllocationFunction?)] = []
         var uncountedBytes: [LeakKind: UInt64] = [:]
         var uncountedBlocks: [LeakKind: UInt64] = [:]
-        for (stackID, figures) in pass.sites {
+        for (stackID, figures) in pass.sites where !replacedByExec {
             guard hasScan else {
                 // No scan: never freed is all that is known, so every live block counts (as before scans).
                 if figures.leakedBlocks > 0 {
@@ -59,14 +62,19 @@ public enum VerdictBuilder {
                 "\(scan.threadsMissed) thread(s) did not stop for the leak scan: blocks only their stacks held may be"
                     + " reported as leaks")
         }
+        if replacedByExec {
+            notes.append("it replaced itself with exec: the blocks it held went with its old image, none is a leak")
+        }
         let stacks = baselineStacks(pass: pass, presenter: shown, limit: stacksForBaseline)
-        return ProcessVerdict(
+        var verdict = ProcessVerdict(
             tracePath: tracePath, processID: reader.process?.pid, executable: reader.process?.executable,
             arguments: reader.process?.arguments ?? [], endDescription: Report.endDescription(reader.end),
             hasLeakScan: hasScan,
             findings: findings, uncountedBytes: uncountedBytes, uncountedBlocks: uncountedBlocks,
             peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, stacks: stacks,
             notes: notes)
+        verdict.replacedByExec = replacedByExec
+        return verdict
     }
 
     /// The stacks a baseline compares: the `limit` largest by bytes live at the peak, and by allocation calls

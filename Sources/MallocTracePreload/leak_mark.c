@@ -95,8 +95,8 @@ void mt_heap_prepare(mt_heap_t *heap) {
 
 /* ---- lookup ------------------------------------------------------------------------------------------ */
 
-/* The block `value` points into, or -1; `*interior` says whether it points past the start. */
-static inline ptrdiff_t mt_find_block(const mt_heap_t *heap, uintptr_t value, bool *interior) {
+/* The block `value`, read at `at`, points into, or -1; `*interior` says whether it points past the start. */
+static inline ptrdiff_t mt_find_block(const mt_heap_t *heap, uintptr_t at, uintptr_t value, bool *interior) {
     size_t lo = 0, hi = heap->count;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -111,8 +111,13 @@ static inline ptrdiff_t mt_find_block(const mt_heap_t *heap, uintptr_t value, bo
     if (offset >= (size ? size : 1)) return -1;
     *interior = offset != 0;
     /* glibc's top-chunk pointer (main_arena) points at the next chunk header, which lies in the last
-     * 8 bytes of a block whose usable size equals its request: not a pointer to this block (LEAKSCAN §2). */
-    if (offset != 0 && offset + 8 >= size && offset == heap->usable_size((void *)block->address) - 8) return -1;
+     * 8 bytes of a block whose usable size equals its request: not a pointer to this block (LEAKSCAN §2).
+     * Only there: anywhere else such a pointer is the program's own (an intrusive list's link as the last
+     * member of its item), an interior pointer like any other. */
+    if (offset != 0 && offset + 8 >= size &&
+        at - heap->allocator_state.start < heap->allocator_state.end - heap->allocator_state.start &&
+        offset == heap->usable_size((void *)block->address) - 8)
+        return -1;
     return (ptrdiff_t)lo;
 }
 
@@ -130,7 +135,7 @@ static void mt_scan_words(mt_heap_t *heap, uintptr_t start, uintptr_t end, enum 
         uintptr_t value = *(const volatile uintptr_t *)at & MT_POINTER_MASK;
         if (MT_LIKELY(value - low >= span)) continue; /* outside the heap span: most words */
         bool interior;
-        ptrdiff_t found = mt_find_block(heap, value, &interior);
+        ptrdiff_t found = mt_find_block(heap, at, value, &interior);
         if (found < 0) continue;
         size_t j = (size_t)found;
         uint8_t state = heap->state[j];

@@ -65,6 +65,10 @@ typedef struct mt_module_ranges {
      * recorder keeps the last pointer it encoded there, which would keep a leaked block alive. */
     intptr_t own_tls_offset;
     size_t own_tls_size;
+    /* glibc's malloc state (main_arena) lies in libc's writable segments: their extent, found by the load
+     * address of the module that holds malloc (`allocator_base`). */
+    uintptr_t allocator_base;
+    mt_range_t allocator_state;
 } mt_module_ranges_t;
 
 /* Every writable PT_LOAD of every module but this library (LeakSanitizer's global roots): data, .bss
@@ -86,6 +90,11 @@ static int mt_collect_module(struct dl_phdr_info *info, size_t size, void *data)
         }
         if (!(phdr->p_flags & PF_W) || modules->count >= MT_MAX_MODULE_RANGES) continue;
         modules->ranges[modules->count++] = (mt_range_t){start, start + phdr->p_memsz};
+        if (modules->allocator_base != 0 && info->dlpi_addr == modules->allocator_base) {
+            mt_range_t *state = &modules->allocator_state;
+            if (state->end == 0 || start < state->start) state->start = start;
+            if (start + phdr->p_memsz > state->end) state->end = start + phdr->p_memsz;
+        }
     }
     return 0;
 }
@@ -121,11 +130,14 @@ static bool mt_is_anonymous_line(const char *c, const char *line_end) {
 }
 
 /* Readable mappings, in address order, merged where contiguous; the private anonymous read-write ones
- * (root candidates, one per line); and the end of the main thread's [stack]. Raw open and read: nothing
- * here allocates or locks in user space, so it is safe while the others are parked. */
+ * (root candidates, one per line); and the main thread's [stack]. Raw open and read: nothing here
+ * allocates or locks in user space, so it is safe while the others are parked. */
 static size_t mt_read_mappings(char *buffer, mt_range_t *out, mt_range_t *anonymous, size_t *anonymous_count,
-                               uintptr_t *stack_top) {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+                               mt_range_t *main_stack) {
+    /* The calling thread's view: once the main thread has left with pthread_exit, /proc/self (the thread group's
+     * leader) reads as no mappings at all, and the scan would find every block gone. Linux 3.17+, else the leader's. */
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     *anonymous_count = 0;
     if (fd < 0) return 0;
     size_t length = 0;
@@ -145,7 +157,7 @@ static size_t mt_read_mappings(char *buffer, mt_range_t *out, mt_range_t *anonym
         uintptr_t stop = mt_parse_hex(&c, line_end);
         c++;
         bool readable = c < line_end && *c == 'r';
-        if (line_end - c >= 7 && memcmp(line_end - 7, "[stack]", 7) == 0) *stack_top = stop;
+        if (line_end - c >= 7 && memcmp(line_end - 7, "[stack]", 7) == 0) *main_stack = (mt_range_t){start, stop};
         if (readable && stop > start) {
             if (count > 0 && out[count - 1].end == start)
                 out[count - 1].end = stop; /* contiguous: one range */
@@ -380,8 +392,9 @@ static bool mt_collect_exclusions(mt_range_t *out, size_t *count, const mt_modul
 
 /* All roots, then phases 2 and 3. `own_stack_pointer`: where the program's frames end on this thread. */
 static void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *modules, const mt_world_t *world,
-                               uint32_t trigger, uintptr_t stack_top, uintptr_t own_stack_pointer,
+                               uint32_t trigger, mt_range_t main_stack, uintptr_t own_stack_pointer,
                                const mt_scratch_t *s) {
+    uintptr_t stack_top = main_stack.end;
     pid_t pid = getpid();
     bool self_is_main = (pid_t)syscall(SYS_gettid) == pid;
 
@@ -401,14 +414,20 @@ static void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *module
             from = g_exit_stack_pointer ? g_exit_stack_pointer
                    : g_libc_stack_end   ? (uintptr_t)*g_libc_stack_end
                                         : own_stack_pointer;
+        /* exit() from a signal handler on an alternate stack, or from a coroutine: the frames below still hold
+         * what main's frames hold, and where they end is unknown, so the whole [stack] (as LeakSanitizer does). */
+        if (main_stack.end != 0 && (from < main_stack.start || from >= main_stack.end)) from = main_stack.start;
         mt_mark_thread(heap, modules, from, stack_top, self_tp);
     } else {
         mt_mark_thread(heap, modules, own_stack_pointer, self_tp + g_sizeof_pthread, self_tp);
     }
     for (uint32_t i = 0; i < world->stopped; i++) {
         const mt_stopped_thread_t *thread = &world->threads[i];
+        uintptr_t from = thread->stack_pointer;
         uintptr_t end = thread->tid == pid ? stack_top : thread->thread_pointer + g_sizeof_pthread;
-        mt_mark_thread(heap, modules, thread->stack_pointer, end, thread->thread_pointer);
+        if (thread->tid == pid && main_stack.end != 0 && (from < main_stack.start || from >= main_stack.end))
+            from = main_stack.start; /* parked on an alternate stack: see above */
+        mt_mark_thread(heap, modules, from, end, thread->thread_pointer);
     }
     /* LeakSanitizer's use_ld_allocations: DTVs and dynamic TLS are referenced where no scan looks. */
     for (size_t i = 0; i < heap->count; i++)
@@ -511,8 +530,8 @@ static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, m
         mt_tracer_mappings_unlock();
         return false;
     }
-    uintptr_t stack_top = 0;
-    size_t mapping_count = mt_read_mappings(s->maps_text, s->mappings, s->anonymous, &s->anonymous_count, &stack_top);
+    mt_range_t main_stack = {0, 0};
+    size_t mapping_count = mt_read_mappings(s->maps_text, s->mappings, s->anonymous, &s->anonymous_count, &main_stack);
     *heap = (mt_heap_t){.blocks = s->blocks,
                         .count = count,
                         .state = s->state,
@@ -521,9 +540,10 @@ static bool mt_scan_locked(mt_scratch_t *s, uint32_t trigger, mt_heap_t *heap, m
                         .interior = s->interior,
                         .readable = s->mappings,
                         .readable_count = mapping_count,
+                        .allocator_state = s->modules.allocator_state,
                         .usable_size = g_usable_size};
     mt_heap_prepare(heap);
-    mt_mark_everything(heap, &s->modules, &world, trigger, stack_top, own_stack_pointer, s);
+    mt_mark_everything(heap, &s->modules, &world, trigger, main_stack, own_stack_pointer, s);
     mt_resume_world(&world);
     mt_tracer_mappings_unlock();
     result->duration_ns = mt_monotonic_ns() - started;
@@ -545,6 +565,9 @@ static __attribute__((noinline)) void mt_leak_scan_from(uint32_t trigger, uintpt
     scratch.excluded = mt_scratch_map(MT_MAX_EXCLUDED * sizeof(mt_range_t));
     bool ok = scratch.modules.ranges && scratch.maps_text && scratch.mappings && scratch.anonymous &&
               scratch.excluded && g_usable_size != NULL;
+    Dl_info allocator;
+    if (ok && g_malloc_is_glibc && dladdr((void *)real.malloc, &allocator) != 0)
+        scratch.modules.allocator_base = (uintptr_t)allocator.dli_fbase;
     if (ok) dl_iterate_phdr(mt_collect_module, &scratch.modules);
     mt_heap_t heap = {0};
     mt_scan_result_t result = {0};

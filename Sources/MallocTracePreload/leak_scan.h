@@ -61,6 +61,7 @@ typedef struct mt_heap {
     uintptr_t low, high;        /* lowest start, highest end */
     const mt_range_t *readable; /* readable mappings, sorted */
     size_t readable_count;
+    mt_range_t allocator_state; /* glibc's writable segments (main_arena), or {0, 0} */
     size_t (*usable_size)(void *);
 } mt_heap_t;
 

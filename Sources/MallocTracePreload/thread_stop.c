@@ -70,6 +70,22 @@ static bool mt_was_signalled(pid_t tid) {
     return false;
 }
 
+/* Whether the main thread has exited (pthread_exit) while others run on: the thread group's leader then stays a
+ * zombie until the last thread exits, listed and signallable, but it never runs a handler again. Raw reads of
+ * /proc/self/stat: "pid (comm) S ...", the state after the last ')'. */
+static bool mt_leader_is_zombie(void) {
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buffer[1024];
+    ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (n <= 0) return false;
+    const char *state = NULL;
+    for (ssize_t i = 0; i + 2 < n; i++)
+        if (buffer[i] == ')' && buffer[i + 1] == ' ') state = &buffer[i + 2];
+    return state != NULL && *state == 'Z';
+}
+
 /* Signals every thread not signalled yet; returns how many were new. getdents64, not opendir (which
  * allocates). */
 static uint32_t mt_signal_new_threads(pid_t pid, pid_t self) {
@@ -94,6 +110,7 @@ static uint32_t mt_signal_new_threads(pid_t pid, pid_t self) {
             if (*c < '0' || *c > '9') continue;
             for (; *c >= '0' && *c <= '9'; c++) tid = tid * 10 + (*c - '0');
             if (tid == self || mt_was_signalled(tid) || g_signalled_count >= MT_MAX_STOPPED) continue;
+            if (tid == pid && mt_leader_is_zombie()) continue; /* main left with pthread_exit: nothing to stop */
             if (syscall(SYS_tgkill, pid, tid, MT_STOP_SIGNAL) != 0) continue; /* exited meanwhile */
             g_signalled[g_signalled_count++] = tid;
             added++;

@@ -22,6 +22,13 @@
  *                   and was joined (its stack stays cached by glibc)   → definite (LSan and memcheck too)
  *   blocked-signal  1018 B only in a local of a thread that blocks
  *                   every signal and waits in read                     → reachable, no thread missed
+ *   main-pthread-exit 1019 B in a global, 1020 B dropped; main leaves with pthread_exit while a thread
+ *                   runs on, and the process ends with it                → 1019 reachable, 1020 definite
+ *   altstack-exit   1021, 1022 and 1023 B only in a frame of main's stack; a SIGUSR1 handler on an
+ *                   alternate signal stack calls exit                   → reachable
+ *   intrusive       1032 B and 1048 B items of a list linked through their last 8 bytes (a global
+ *                   points at the first link, the first link at the second): interior pointers
+ *                   right where glibc's next chunk header would be       → both possible
  *   clean           everything freed                                   → nothing but runtime blocks
  */
 #include <dlfcn.h>
@@ -31,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static void fail(const char *message) {
@@ -73,6 +81,70 @@ __attribute__((noinline)) static void leak_static_local(void) {
 __attribute__((noinline)) static void leak_interior(void) { g_interior = (uintptr_t)malloc(1007) + 8; }
 
 __attribute__((noinline)) static void leak_xor(void) { g_xor = (uintptr_t)malloc(1008) ^ 0x5a5a5a5a5a5a5a5aull; }
+
+/* ---- main-pthread-exit, altstack-exit, intrusive -------------------------------------------------- */
+
+__attribute__((noinline)) static void leak_before_main_leaves(void) {
+    g_global = malloc(1019);
+    volatile char *dropped = malloc(1020);
+    dropped[0] = 1;
+}
+
+static void *outliving_main(void *unused) {
+    (void)unused;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000}; /* main has left by then */
+    nanosleep(&pause, NULL);
+    return NULL;
+}
+
+static char g_alternate_stack[64 * 1024];
+
+static void exit_on_alternate_stack(int signal) {
+    (void)signal;
+    exit(0);
+}
+
+/* One call site per block: the tests tell blocks apart by their sites' sizes. */
+__attribute__((noinline)) static void fill_held(void *volatile *held) {
+    held[0] = malloc(1021);
+    held[1] = malloc(1022);
+    held[2] = malloc(1023);
+}
+
+/* No copy in a register may reach the signal frame that the kernel saves on the alternate stack (a root). */
+__attribute__((noinline)) static void clobber_scratch_registers(void) {
+#if defined(__x86_64__)
+    __asm__ volatile("xor %%eax, %%eax; xor %%ecx, %%ecx; xor %%edx, %%edx; xor %%esi, %%esi; xor %%edi, %%edi;"
+                     "xor %%r8d, %%r8d; xor %%r9d, %%r9d; xor %%r10d, %%r10d; xor %%r11d, %%r11d"
+                     :
+                     :
+                     : "rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11");
+#endif
+}
+
+__attribute__((noinline)) static void exit_from_alternate_stack(void) {
+    stack_t alternate = {.ss_sp = g_alternate_stack, .ss_size = sizeof(g_alternate_stack)};
+    struct sigaction action = {.sa_handler = exit_on_alternate_stack, .sa_flags = SA_ONSTACK};
+    if (sigaltstack(&alternate, NULL) != 0 || sigaction(SIGUSR1, &action, NULL) != 0)
+        fail("leakkinds: sigaltstack failed\n");
+    void *volatile held[3]; /* only in this frame, on the main stack */
+    fill_held(held);
+    clobber_stack();
+    clobber_scratch_registers();
+    raise(SIGUSR1);
+    for (int i = 0; i < 3; i++) free(held[i]); /* not reached */
+}
+
+/* A link is the last member of its item and points at the next item's link (container_of style). */
+uintptr_t g_first_link;
+
+__attribute__((noinline)) static void link_intrusive_list(void) {
+    char *first = malloc(1032), *second = malloc(1048);
+    memset(first, 0, 1032);
+    memset(second, 0, 1048);
+    *(uintptr_t *)(first + 1024) = (uintptr_t)(second + 1040);
+    g_first_link = (uintptr_t)(first + 1024);
+}
 
 /* ---- library-bss --------------------------------------------------------------------------------- */
 
@@ -241,6 +313,16 @@ int main(int argc, char **argv) {
         run_exiting_thread();
     } else if (strcmp(scenario, "blocked-signal") == 0) {
         start_thread(blocking_all_signals);
+    } else if (strcmp(scenario, "main-pthread-exit") == 0) {
+        leak_before_main_leaves();
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, outliving_main, NULL) != 0) fail("leakkinds: pthread_create failed\n");
+        clobber_stack();
+        pthread_exit(NULL);
+    } else if (strcmp(scenario, "altstack-exit") == 0) {
+        exit_from_alternate_stack();
+    } else if (strcmp(scenario, "intrusive") == 0) {
+        link_intrusive_list();
     } else if (strcmp(scenario, "clean") == 0) {
         allocate_and_free();
     } else {

@@ -49,6 +49,21 @@ import Testing
         if bytes > 0 { #expect(definite.first?.integer("bytes") == bytes) }
     }
 
+    /// Wrappers that exec the real program (env, nice, a shell's exec): what the wrapper held went with its image.
+    /// The wrapper's trace has no findings, and the program's own leak is still found in its trace.
+    @Test func aWrapperThatExecsIsNotALeak() throws {
+        let clean = try check(["/usr/bin/env", "MALLOCTRACE_TEST_WRAPPED=1", Products.fixture("gatec"), "clean"])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let processes = clean.json.objects("processes")
+        #expect(processes.count == 2, "\(clean.stderr)")
+        let wrapper = processes.filter { $0["replaced_by_exec"] as? Bool == true }
+        #expect(wrapper.count == 1 && wrapper.first?.objects("findings").isEmpty == true, "\(processes)")
+        let leaking = try check(["/bin/sh", "-c", "exec \"$0\" leak", Products.fixture("gatec")])
+        #expect(leaking.status == 23, "\(leaking.stderr)")
+        let definite = findings(leaking.json).filter { $0["kind"] as? String == "definite" }
+        #expect(definite.count == 1 && definite.first?.integer("bytes") == 4_321, "\(findings(leaking.json))")
+    }
+
     @Test func theProgramsOwnOutputAndFailureWin() throws {
         let result = try runProgram(Products.cli, ["check", "--", Products.fixture("patterns"), "exit"])
         #expect(result.status == 3, "the program's _exit(3), not 23 and not 0")

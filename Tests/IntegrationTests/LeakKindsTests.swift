@@ -87,6 +87,24 @@ import Testing
             name: "exited-thread",
             blocks: [Block(size: 1017, ours: "definite", leakSanitizer: .direct, memcheck: .definitelyLost)]),
         Scenario(name: "blocked-signal", blocks: [reachable(1018)]),
+        // The process ends in the thread that outlived main: the scan must still see the mappings (/proc/self is
+        // the exited main thread's view, an empty one).
+        Scenario(
+            name: "main-pthread-exit",
+            blocks: [
+                reachable(1019),
+                Block(size: 1020, ours: "definite", leakSanitizer: .direct, memcheck: .definitelyLost),
+            ]),
+        // exit() on an alternate signal stack: main's frames below still hold the block.
+        Scenario(name: "altstack-exit", blocks: [reachable(1021), reachable(1022), reachable(1023)]),
+        // Pointers at the last 8 bytes of blocks whose usable size is their size: where glibc's next chunk header
+        // lies, and where its top-chunk pointer would point; from the program's own memory they are interior pointers.
+        Scenario(
+            name: "intrusive",
+            blocks: [
+                Block(size: 1032, ours: "possible", leakSanitizer: .notReported, memcheck: .possiblyLost),
+                Block(size: 1048, ours: "possible", leakSanitizer: .notReported, memcheck: .possiblyLost),
+            ]),
     ]
 
     private static func arguments(of scenario: Scenario) -> [String] {
