@@ -46,9 +46,6 @@ extension DefaultSuppression {
             "tls-get-addr", "*tls_get_addr*",
             reason: "dynamic TLS blocks are referenced only from the DTV, which no root covers (LSan's standard)"),
         .leak(
-            "pthread-exit", "*pthread_exit*",
-            reason: "pthread_exit's unwinder state is freed by the runtime later (LSan's standard)"),
-        .leak(
             "glibc-thread-dtv", "_dl_allocate_tls",
             reason: "glibc caches a joined thread's DTV in its stack cache, out of every root's reach"),
         .memcheck(
