@@ -11,9 +11,9 @@
  * the same uid, so that even root, who passes directory permissions, is refused. A request is one line of at
  * most MT_REQUEST_BYTES, read with a timeout: a client cannot hold the thread.
  *
- * Not changing the program: the thread blocks every signal (the program's handlers never run on it; SIGPWR
- * stays deliverable when the leak scan needs it), takes the guard for good (its own allocations go untraced
- * to libc), and works on a private copy of the descriptor table (unshare(CLONE_FILES)) from which it closes
+ * Not changing the program: the thread blocks every signal (the program's handlers never run on it; the
+ * scan's stop signal stays deliverable when the leak scan needs it), takes the guard for good (its own allocations go
+ * untraced to libc), and works on a private copy of the descriptor table (unshare(CLONE_FILES)) from which it closes
  * everything but the tracer's own descriptors: its socket never takes a number the program expects, the
  * program closing or reusing a number cannot make it accept on the program's own socket, and it keeps none
  * of the program's files open. A followed child that fork()s gets a server of its own (created in the fork's
@@ -252,7 +252,7 @@ void mt_control_server_start(void) {
     /* The thread inherits this mask: every signal blocked, but the leak scan's stop signal when it is on. */
     sigset_t all, saved;
     sigfillset(&all);
-    if (g_leak_scan) sigdelset(&all, SIGPWR);
+    if (g_leak_scan) sigdelset(&all, MT_STOP_SIGNAL);
     real.pthread_sigmask(SIG_SETMASK, &all, &saved);
     pthread_attr_t attributes;
     pthread_attr_init(&attributes);

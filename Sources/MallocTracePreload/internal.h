@@ -464,6 +464,12 @@ void mt_sampler_reset_thread(void);
 /* g_config.leak_scan while tracing: the hooks keep the live-block table only when it is set. */
 extern bool g_leak_scan;
 
+/* The signal that stops the other threads for the scan (thread_stop.c), kept out of the masks the program
+ * sets while the scan is on. A real-time signal near the top of the range, which programs rarely name (they
+ * count up from SIGRTMIN, and glibc reserves the lowest), not SIGPWR: that one has a meaning of its own (power
+ * failure), and a program that blocks it and waits for it (sigwait, signalfd) was killed by it under the scan. */
+#define MT_STOP_SIGNAL (SIGRTMAX - 1)
+
 #define MT_LIVE_SHARD_BITS 7
 #define MT_LIVE_SHARDS (1u << MT_LIVE_SHARD_BITS)
 #define MT_LIVE_FROM_LDSO (1ull << 63)

@@ -1,6 +1,6 @@
 /*
  * Stopping every other thread for the leak scan, Boehm GC's way (LEAKSCAN.md §1): tgkill each tid of
- * /proc/self/task with SIGPWR; the handler records its own stack pointer (the kernel pushed the
+ * /proc/self/task with MT_STOP_SIGNAL (internal.h); the handler records its own stack pointer (the kernel pushed the
  * interrupted registers, vector ones included, just above it) and thread pointer, acks, and futex-waits
  * on a generation word until the scan bumps it. Chosen over LeakSanitizer's ptrace tracer because it
  * works under strace and gdb-less debuggers alike and needs no clone; its cost: sleeping calls that are
@@ -17,7 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MT_STOP_SIGNAL SIGPWR
 #define MT_MAX_STOPPED 65536u
 #define MT_ACK_TIMEOUT_NS (200 * 1000000ull)
 
@@ -169,7 +168,7 @@ bool mt_stop_world(mt_world_t *world) {
     struct sigaction old;
     if (sigaction(MT_STOP_SIGNAL, &ours, &old) != 0) return false;
     /* Kept installed after a scan whose threads did not all answer: their signal is still pending, and
-     * the default action of SIGPWR would end the process when they unblock it. */
+     * the signal's default action would end the process when they unblock it. */
     if (!g_handler_kept) g_old_action = old;
     atomic_store(&g_active, 1);
 

@@ -29,6 +29,8 @@
  *   intrusive       1032 B and 1048 B items of a list linked through their last 8 bytes (a global
  *                   points at the first link, the first link at the second): interior pointers
  *                   right where glibc's next chunk header would be       → both possible
+ *   sigwait-power   1025 B in a global; the program blocks every signal, raises SIGPWR and takes it
+ *                   with sigwait (it must not die of it under the scan) → reachable
  *   clean           everything freed                                   → nothing but runtime blocks
  */
 #include <dlfcn.h>
@@ -144,6 +146,18 @@ __attribute__((noinline)) static void link_intrusive_list(void) {
     memset(second, 0, 1048);
     *(uintptr_t *)(first + 1024) = (uintptr_t)(second + 1040);
     g_first_link = (uintptr_t)(first + 1024);
+}
+
+__attribute__((noinline)) static void wait_for_power_signal(void) {
+    g_global = malloc(1025);
+    sigset_t all, power;
+    sigfillset(&all);
+    sigemptyset(&power);
+    sigaddset(&power, SIGPWR);
+    if (sigprocmask(SIG_BLOCK, &all, NULL) != 0) fail("leakkinds: sigprocmask failed\n");
+    raise(SIGPWR);
+    int taken = 0;
+    if (sigwait(&power, &taken) != 0 || taken != SIGPWR) fail("leakkinds: sigwait did not take SIGPWR\n");
 }
 
 /* ---- library-bss --------------------------------------------------------------------------------- */
@@ -323,6 +337,8 @@ int main(int argc, char **argv) {
         exit_from_alternate_stack();
     } else if (strcmp(scenario, "intrusive") == 0) {
         link_intrusive_list();
+    } else if (strcmp(scenario, "sigwait-power") == 0) {
+        wait_for_power_signal();
     } else if (strcmp(scenario, "clean") == 0) {
         allocate_and_free();
     } else {

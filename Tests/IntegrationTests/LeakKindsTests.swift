@@ -95,6 +95,8 @@ import Testing
                 reachable(1019),
                 Block(size: 1020, ours: "definite", leakSanitizer: .direct, memcheck: .definitelyLost),
             ]),
+        // The scan's stop signal is not one the program uses: SIGPWR blocked and waited for stays the program's.
+        Scenario(name: "sigwait-power", blocks: [reachable(1025)]),
         // exit() on an alternate signal stack: main's frames below still hold the block.
         Scenario(name: "altstack-exit", blocks: [reachable(1021), reachable(1022), reachable(1023)]),
         // Pointers at the last 8 bytes of blocks whose usable size is their size: where glibc's next chunk header
