@@ -63,8 +63,10 @@ extension DefaultSuppression {
         .memcheck(
             "glibc-tzfile", kinds: [.reachable], ["...", "fun:__tz*"],
             reason: "the time zone data of localtime lives until exit; valgrind frees it with __libc_freeres"),
+        // Called from ld.so's initializer run: the program's own reachable std::string buffers and containers
+        // also come from libstdc++'s frames (operator new, _M_mutate), but from the program's.
         .memcheck(
-            "libstdc++-emergency-pool", kinds: [.reachable], ["fun:*", "obj:*/libstdc++.so*"],
+            "libstdc++-emergency-pool", kinds: [.reachable], ["fun:*", "obj:*/libstdc++.so*", "obj:*/ld-linux*"],
             reason: "libstdc++ mallocs its exception emergency pool (72 KiB) once; valgrind frees it at exit"),
         .allocatedBy(
             "xctest-runner", module: "*/libXCTest.so",
