@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Hook, recorder and interner frames at the top of every captured stack, dropped by address. */
@@ -63,21 +64,30 @@ static int mt_find_self(struct dl_phdr_info *info, size_t size, void *data) {
     return 1;
 }
 
+/* Descriptors below this stay free for the program when libunwind opens its pipe (mt_stacks_initialize). */
+#define MT_UNWIND_PIPE_FLOOR 64
+
 void mt_stacks_initialize(void) {
     dl_iterate_phdr(mt_find_self, (void *)(uintptr_t)&mt_stacks_initialize);
     atomic_store(&g_table, mt_new_table(MT_FIRST_TABLE_SLOTS));
     /* libunwind's first call costs ~0.5 ms and opens a pipe: pay for it here, predictably (the fast
      * unwinder falls back to it). The pipe's two descriptors stay open for good, and libunwind keeps their
-     * numbers to itself, so they cannot be moved afterwards. In a program started with any of 0-2 closed
-     * they would take those numbers: its first open() would not return 0, and what it writes to "stdout"
-     * would go into the pipe. So free numbers among 0-2 are held by /dev/null for the call and released
-     * after it: the program finds exactly the descriptors it started with. */
+     * numbers to itself, so they cannot be moved afterwards. Taking the lowest free numbers, they would
+     * shift the program's: its first open() would return 5 instead of 3 (or not 0, in a program started
+     * with 0-2 closed, and what it writes to "stdout" would go into the pipe). So every free number below
+     * MT_UNWIND_PIPE_FLOOR is held by /dev/null for the call and released after it: the program finds
+     * exactly the descriptors it started with, and the pipe sits where programs rarely count up to. */
     if (g_config.unwind_mode == MT_UNWIND_NONE) return;
-    int placeholders[3], held = 0;
-    while (held < 3) {
+    int placeholders[MT_UNWIND_PIPE_FLOOR], held = 0;
+    struct rlimit limit;
+    int floor = MT_UNWIND_PIPE_FLOOR;
+    /* Room for the pipe and the program under a tight limit: then only half of it is held. */
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 2 * (rlim_t)MT_UNWIND_PIPE_FLOOR)
+        floor = (int)(limit.rlim_cur / 2);
+    while (held < floor) {
         int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (fd < 0) break;
-        if (fd > 2) {
+        if (fd >= floor) {
             close(fd);
             break;
         }

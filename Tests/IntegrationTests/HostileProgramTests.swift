@@ -211,6 +211,27 @@ import Testing
         #expect(try Self.markedCalls(scratch.path("t.mtrace")).allocations == [4071: 1])
     }
 
+    /// With 0-2 open, the program's first open() calls return 3, 4 and 5 traced as untraced: libunwind's pipe
+    /// and the trace file take numbers far above them.
+    @Test func tracingTakesNoLowDescriptor() throws {
+        let scratch = try Scratch()
+        var contents: [[String]] = []
+        for traced in [false, true] {
+            let file = scratch.path(traced ? "traced" : "untraced")
+            let preload =
+                traced
+                ? ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"] : []
+            let command = "exec /usr/bin/env \(preload.joined(separator: " ")) \"$0\" closed-fds \"$1\""
+            let result = try runProgram(
+                "/bin/sh", ["-c", command, Products.fixture("hostile"), file], removing: ["LD_PRELOAD"], timeout: 30)
+            #expect(result.status == 0)
+            contents.append(
+                try [file, file + ".1", file + ".2"].map { try String(contentsOfFile: $0, encoding: .utf8) })
+        }
+        #expect(contents.first == ["fd 3\n", "fd 4\n", "fd 5\n"])
+        #expect(contents.last == contents.first)
+    }
+
     /// %t and %h expand; a name that exists (a restarted PID 1 finds its old file) gets -2, -3 ... beyond 9.
     @Test func outputPatternEscapesAndFreshNames() throws {
         let scratch = try Scratch()
