@@ -193,43 +193,40 @@ import Testing
     /// traced: the tracer (libunwind's pipe) never takes them.
     @Test func programStartedWithoutStandardDescriptors() throws {
         let scratch = try Scratch()
-        var contents: [[String]] = []
-        for traced in [false, true] {
-            let file = scratch.path(traced ? "traced" : "untraced")
-            let preload =
-                traced
-                ? ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"] : []
-            let command = "exec /usr/bin/env \(preload.joined(separator: " ")) \"$0\" closed-fds \"$1\" <&- >&- 2>&-"
-            let result = try runProgram(
-                "/bin/sh", ["-c", command, Products.fixture("hostile"), file], removing: ["LD_PRELOAD"], timeout: 30)
-            #expect(result.status == 0)
-            contents.append(
-                try [file, file + ".1", file + ".2"].map { try String(contentsOfFile: $0, encoding: .utf8) })
-        }
-        #expect(contents.first == ["fd 0\n", "fd 1\nstdout\n", "fd 2\n"])
-        #expect(contents.last == contents.first)
+        let contents = try Self.descriptorsOpened(closingStandardOnes: true, in: scratch)
+        #expect(contents.untraced == ["fd 0\n", "fd 1\nstdout\n", "fd 2\n"])
+        #expect(contents.traced == contents.untraced)
         #expect(try Self.markedCalls(scratch.path("t.mtrace")).allocations == [4071: 1])
     }
 
     /// With 0-2 open, the program's first open() calls return 3, 4 and 5 traced as untraced: libunwind's pipe
     /// and the trace file take numbers far above them.
     @Test func tracingTakesNoLowDescriptor() throws {
-        let scratch = try Scratch()
+        let contents = try Self.descriptorsOpened(closingStandardOnes: false, in: try Scratch())
+        #expect(contents.untraced == ["fd 3\n", "fd 4\n", "fd 5\n"])
+        #expect(contents.traced == contents.untraced)
+    }
+
+    /// What the hostile fixture's `closed-fds` scenario wrote into its three files (each names the descriptor
+    /// open() gave it), untraced and traced (plain LD_PRELOAD, trace t.mtrace).
+    private static func descriptorsOpened(closingStandardOnes: Bool, in scratch: Scratch) throws
+        -> (untraced: [String], traced: [String])
+    {
         var contents: [[String]] = []
         for traced in [false, true] {
             let file = scratch.path(traced ? "traced" : "untraced")
             let preload =
                 traced
                 ? ["LD_PRELOAD=\(Products.preloadLibrary)", "MALLOCTRACE_OUTPUT=\(scratch.path("t.mtrace"))"] : []
-            let command = "exec /usr/bin/env \(preload.joined(separator: " ")) \"$0\" closed-fds \"$1\""
+            let closing = closingStandardOnes ? " <&- >&- 2>&-" : ""
+            let command = "exec /usr/bin/env \(preload.joined(separator: " ")) \"$0\" closed-fds \"$1\"\(closing)"
             let result = try runProgram(
                 "/bin/sh", ["-c", command, Products.fixture("hostile"), file], removing: ["LD_PRELOAD"], timeout: 30)
             #expect(result.status == 0)
             contents.append(
                 try [file, file + ".1", file + ".2"].map { try String(contentsOfFile: $0, encoding: .utf8) })
         }
-        #expect(contents.first == ["fd 3\n", "fd 4\n", "fd 5\n"])
-        #expect(contents.last == contents.first)
+        return (contents[0], contents[1])
     }
 
     /// %t and %h expand; a name that exists (a restarted PID 1 finds its old file) gets -2, -3 ... beyond 9.
