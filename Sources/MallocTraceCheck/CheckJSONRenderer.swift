@@ -24,6 +24,7 @@ public enum CheckJSONRenderer {
             "end": .string(process.endDescription),
             "has_leak_scan": .bool(process.hasLeakScan),
             "replaced_by_exec": .bool(process.replacedByExec),
+            "ended_before_scan": .bool(process.endedBeforeScan),
             "verdict": .string(process.failed ? "failed" : "passed"),
             "leaked_bytes": .unsigned(process.leakedBytes),
             "leaked_blocks": .unsigned(process.leakedBlocks),

@@ -124,8 +124,11 @@ public struct ProcessVerdict: Sendable {
     public var hasLeakScan: Bool
     /// The process replaced its image with exec: what it held went with the old image, and nothing counts.
     public var replacedByExec = false
+    /// A scan was asked for, but the process never reached its exit (killed by a signal, still running): as
+    /// under LeakSanitizer, which checks at exit only, nothing counts.
+    public var endedBeforeScan = false
     /// Whether a reader must be told that live blocks count as definite for want of a scan.
-    public var countsLiveBlocksWithoutScan: Bool { !hasLeakScan && !replacedByExec }
+    public var countsLiveBlocksWithoutScan: Bool { !hasLeakScan && !replacedByExec && !endedBeforeScan }
     /// Findings of the kinds that count, after suppressions, largest first.
     public var findings: [LeakFinding]
     /// Live blocks of the kinds that do not count (by kind), for the summary line.

@@ -7,10 +7,11 @@ public import MallocTraceSymbolication
 /// kind that counts. Suppressions, limits and baselines are applied afterwards, on the verdict.
 public enum VerdictBuilder {
     /// Reads `tracePath` in one pass and resolves the frames of every stack with a finding.
-    /// Without a leak scan in the trace, every block never freed counts as a definite leak.
+    /// Without a leak scan in the trace, every block never freed counts as a definite leak, unless
+    /// `scanRequested` (the process ran with scanning on) and it never reached its exit: then nothing counts.
     public static func verdict(
         tracePath: String, countedKinds: Set<LeakKind>, symbolizer backend: Symbolizer.Backend = .automatic,
-        stacksForBaseline: Int = 0
+        stacksForBaseline: Int = 0, scanRequested: Bool = false
     ) throws(TraceError) -> ProcessVerdict {
         var options = ReportOptions()
         options.symbolizer = backend
@@ -22,10 +23,13 @@ public enum VerdictBuilder {
         // exec throws the old image's heap away, blocks and pointers alike: nothing it held can leak (neither
         // LeakSanitizer nor memcheck looks at exec). A followed process is judged in the new image's trace.
         let replacedByExec = reader.end?.reason == .exec
+        // Killed by a signal, or still running: the exit-time scan never ran. What was live then is neither a
+        // leak nor not one (LeakSanitizer reports nothing in that case; the program's own status fails the run).
+        let endedBeforeScan = scanRequested && !hasScan && reader.end == nil
         var candidates: [(stackID: UInt32, kind: LeakKind, amount: LeakAmount, function: AllocationFunction?)] = []
         var uncountedBytes: [LeakKind: UInt64] = [:]
         var uncountedBlocks: [LeakKind: UInt64] = [:]
-        for (stackID, figures) in pass.sites where !replacedByExec {
+        for (stackID, figures) in pass.sites where !replacedByExec && !endedBeforeScan {
             guard hasScan else {
                 // No scan: never freed is all that is known, so every live block counts (as before scans).
                 if figures.leakedBlocks > 0 {
@@ -65,6 +69,11 @@ public enum VerdictBuilder {
         if replacedByExec {
             notes.append("it replaced itself with exec: the blocks it held went with its old image, none is a leak")
         }
+        if endedBeforeScan {
+            notes.append(
+                "it never reached exit (killed by a signal, or still running), so its leak scan did not run: the"
+                    + " \(pass.summary.leakedBlocks) block(s) live at its end are not judged")
+        }
         let stacks = baselineStacks(pass: pass, presenter: shown, limit: stacksForBaseline)
         var verdict = ProcessVerdict(
             tracePath: tracePath, processID: reader.process?.pid, executable: reader.process?.executable,
@@ -74,6 +83,7 @@ public enum VerdictBuilder {
             peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, stacks: stacks,
             notes: notes)
         verdict.replacedByExec = replacedByExec
+        verdict.endedBeforeScan = endedBeforeScan
         return verdict
     }
 

@@ -198,7 +198,8 @@ struct CheckCommand: ParsableCommand {
             do {
                 let verdict = try VerdictBuilder.verdict(
                     tracePath: path, countedKinds: kinds, symbolizer: symbolizerBackend,
-                    stacksForBaseline: saveBaseline != nil || baseline != nil ? 200 : 0)
+                    stacksForBaseline: saveBaseline != nil || baseline != nil ? 200 : 0, scanRequested: !command.isEmpty
+                )
                 guard policy.judges(verdict) else { continue }
                 verdicts.append(verdict)
             } catch {

@@ -64,6 +64,16 @@ import Testing
         #expect(definite.count == 1 && definite.first?.integer("bytes") == 4_321, "\(findings(leaking.json))")
     }
 
+    /// A process killed before its exit-time scan: its status fails the run, and its live blocks (a shell's, here)
+    /// are not called direct leaks, since nothing looked for their pointers.
+    @Test func aProcessKilledBeforeItsScanIsNotJudged() throws {
+        let result = try check(["/bin/sh", "-c", "kill -ABRT $$"])
+        #expect(result.status == 128 + 6, "\(result.stderr)")
+        let process = try #require(result.json.objects("processes").first, "\(result.stderr)")
+        #expect(process["ended_before_scan"] as? Bool == true && process["has_leak_scan"] as? Bool == false)
+        #expect(findings(result.json).isEmpty, "\(findings(result.json))")
+    }
+
     @Test func theProgramsOwnOutputAndFailureWin() throws {
         let result = try runProgram(Products.cli, ["check", "--", Products.fixture("patterns"), "exit"])
         #expect(result.status == 3, "the program's _exit(3), not 23 and not 0")
