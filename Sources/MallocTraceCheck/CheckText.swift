@@ -19,11 +19,11 @@ public enum CheckText {
     /// `#0 make_node /src/leak.c:12 (app+0x1139)`; without debug information `#0 make_node (app+0x1139)`;
     /// without a name `#0 app+0x1139`. Inlined calls end in ` [inlined]`.
     public static func frameLine(_ frame: ReportFrame, index: Int) -> String {
-        guard let function = frame.function else { return "#\(index) \(frame.location)" }
+        guard let function = frame.function else { return "#\(index) \(frame.location.escapingControlCharacters)" }
         var text = "#\(index) \(function)"
         if let file = frame.file { text += " " + file + (frame.line.map { ":\($0)" } ?? "") }
         text += " (\(frame.location))"
-        return frame.isInlined ? text + " [inlined]" : text
+        return (frame.isInlined ? text + " [inlined]" : text).escapingControlCharacters
     }
 
     /// The shown frames, one ``frameLine(_:index:)`` per line, each after `indent`.
@@ -36,7 +36,7 @@ public enum CheckText {
         // The arguments start with argv[0]: the executable's path only when they are not shown.
         var words = [process.executable ?? process.tracePath]
         if arguments && !process.arguments.isEmpty { words = process.arguments }
-        return words.joined(separator: " ") + (process.processID.map { " (pid \($0))" } ?? "")
+        return words.joined(separator: " ").escapingControlCharacters + (process.processID.map { " (pid \($0))" } ?? "")
     }
 
     /// The executable's file name (`app`), or `unknown`.

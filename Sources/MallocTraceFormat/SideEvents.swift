@@ -9,6 +9,11 @@ enum SideEvents {
     /// Largest stack a reader accepts; writers stop at MT_MAX_STACK_DEPTH.
     static let maxFrames = Int(MT_MAX_STACK_DEPTH) * 4
     static let maxSegments = 64
+    /// Longer module paths than Linux's PATH_MAX, or build ids longer than any linker writes, only come from
+    /// damaged or hostile traces; every report would match each frame's path against its patterns, so a path of
+    /// megabytes (a few KB of zstd) made a report take minutes.
+    static let maxPathBytes = 4096
+    static let maxBuildIDBytes = 1024
 
     static func absorbStack(
         at start: Int, _ cursor: ByteCursor, catalog: inout Catalog
@@ -88,8 +93,16 @@ enum SideEvents {
             let segmentStart = try payload.varint()
             segments.append(Module.Segment(start: segmentStart, size: try payload.varint()))
         }
-        let buildID = Array(try payload.bytes(Int(try payload.varint32("build-id length"))))
-        let pathBytes = try payload.bytes(Int(try payload.varint32("path length")))
+        let buildIDLength = Int(try payload.varint32("build-id length"))
+        guard buildIDLength <= maxBuildIDBytes else {
+            throw DecodeFailure(offset: start, reason: "module claims a build id of \(buildIDLength) bytes")
+        }
+        let buildID = Array(try payload.bytes(buildIDLength))
+        let pathLength = Int(try payload.varint32("path length"))
+        guard pathLength <= maxPathBytes else {
+            throw DecodeFailure(offset: start, reason: "module claims a path of \(pathLength) bytes")
+        }
+        let pathBytes = try payload.bytes(pathLength)
         let path = String(decoding: pathBytes, as: UTF8.self)
         return Module(id: id, path: path, loadBias: bias, segments: segments, buildID: buildID)
     }

@@ -26,8 +26,10 @@ public enum TraceError: Error, Equatable, CustomStringConvertible {
             return "\(path) uses trace features this malloctrace does not know (header flags 0x"
                 + String(flags, radix: 16) + "); use a newer malloctrace"
         case .unknownMark(let path, let kind, let name, let known):
-            let list = known.isEmpty ? "it has none" : "it has " + known.map { "'\($0)'" }.joined(separator: ", ")
-            return "\(path) has no \(kind) named '\(name)' (\(list))"
+            let list =
+                known.isEmpty
+                ? "it has none" : "it has " + known.map { "'\($0.escapingControlCharacters)'" }.joined(separator: ", ")
+            return "\(path) has no \(kind) named '\(name.escapingControlCharacters)' (\(list))"
         }
     }
 }

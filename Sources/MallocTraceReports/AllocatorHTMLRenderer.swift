@@ -70,13 +70,15 @@ enum AllocatorHTMLRenderer {
         let points = view.timeline
         guard !points.isEmpty else { return "" }
         let width = 1100.0, height = 240.0, left = 70.0, bottom = 24.0, top = 12.0
-        let end = Double(max(duration, points.last?.time ?? 0, 1))
+        // Kept as integers for the labels: a Double of a figure near 2^64 rounds up to 2^64, which no UInt64 holds.
+        let endNanoseconds = max(duration, points.last?.time ?? 0, 1)
+        let end = Double(endNanoseconds)
         let series: [(name: String, color: String, value: (AllocatorReport.Point) -> UInt64?)] = [
             ("RSS", "#d6336c", { $0.residentBytes }), ("brk heap", "#f08c00", { $0.breakBytes }),
             ("live chunks", "#2a6fdb", { $0.liveChunkBytes }), ("own mappings", "#2b8a3e", { $0.mappedBytes }),
         ]
-        let highest = Double(
-            max(points.flatMap { point in series.compactMap { $0.value(point) } }.max() ?? 0, 1))
+        let highestBytes = max(points.flatMap { point in series.compactMap { $0.value(point) } }.max() ?? 0, 1)
+        let highest = Double(highestBytes)
         func x(_ time: UInt64) -> Double { left + (width - left - 10) * Double(time) / end }
         func y(_ bytes: UInt64) -> Double { top + (height - top - bottom) * (1 - Double(bytes) / highest) }
         func f(_ value: Double) -> String { Formatting.decimal(value, places: 1) }
@@ -85,9 +87,9 @@ enum AllocatorHTMLRenderer {
             height="\(Int(height))" role="img" aria-label="resident set against the heap over time">
             <line x1="\(f(left))" y1="\(f(y(0)))" x2="\(f(width - 10))" y2="\(f(y(0)))" class="axis"/>
             <line x1="\(f(left))" y1="\(f(top))" x2="\(f(left))" y2="\(f(y(0)))" class="axis"/>
-            <text x="\(f(left - 6))" y="\(f(top + 10))" text-anchor="end">\(bytes(UInt64(highest)))</text>
+            <text x="\(f(left - 6))" y="\(f(top + 10))" text-anchor="end">\(bytes(highestBytes))</text>
             <text x="\(f(left - 6))" y="\(f(y(0)))" text-anchor="end">0</text>
-            <text x="\(f(width - 10))" y="\(f(height - 6))" text-anchor="end">\(escaped(Formatting.seconds(nanoseconds: UInt64(end))))</text>
+            <text x="\(f(width - 10))" y="\(f(height - 6))" text-anchor="end">\(escaped(Formatting.seconds(nanoseconds: endNanoseconds)))</text>
 
             """
         for (index, line) in series.enumerated() {

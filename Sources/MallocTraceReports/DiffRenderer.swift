@@ -7,8 +7,10 @@ public enum DiffRenderer {
         var out = "malloctrace diff\n"
         for (label, side) in [("before", diff.before), ("after", diff.after)] {
             let command =
-                side.process.map { $0.arguments.isEmpty ? $0.executable : $0.arguments.joined(separator: " ") }
-                ?? "unknown command"
+                side.process.map {
+                    ($0.arguments.isEmpty ? $0.executable : $0.arguments.joined(separator: " "))
+                        .escapingControlCharacters
+                } ?? "unknown command"
             out +=
                 "  \(label.padding(7))\(side.tracePath)\(side.snapshot.map { " at snapshot '\($0)'" } ?? ""): \(command), ran "
                 + "\(Formatting.seconds(nanoseconds: side.durationNanoseconds))"

@@ -168,16 +168,21 @@ public enum HTMLRenderer {
         let points = model.timeline.points
         let summary = model.report.summary
         let width = 1100.0, height = 240.0, left = 70.0, bottom = 24.0, top = 12.0
-        let end = Double(
-            max(model.report.durationNanoseconds, (points.last?.time ?? 0) + model.timeline.bucketWidth, 1))
-        let highest = Double(max(points.map(\.liveBytes).max() ?? 0, summary.peakBytes, 1))
+        // Kept as integers for the labels: a Double of a figure near 2^64 rounds up to 2^64, which no UInt64 holds.
+        var lastBucketEnd = points.last?.time ?? 0
+        lastBucketEnd +|= model.timeline.bucketWidth
+        let endNanoseconds = max(model.report.durationNanoseconds, lastBucketEnd, 1)
+        let highestBytes = max(points.map(\.liveBytes).max() ?? 0, summary.peakBytes, 1)
+        let end = Double(endNanoseconds), highest = Double(highestBytes)
         func x(_ time: UInt64) -> Double { left + (width - left - 10) * Double(time) / end }
         func y(_ bytes: UInt64) -> Double { top + (height - top - bottom) * (1 - Double(bytes) / highest) }
         func f(_ value: Double) -> String { Formatting.decimal(value, places: 1) }
         var path = "M\(f(x(0))),\(f(y(0)))"
         for point in points {
+            var bucketEnd = point.time
+            bucketEnd +|= model.timeline.bucketWidth
             path += " L\(f(x(point.time))),\(f(y(point.liveBytes)))"
-            path += " L\(f(x(point.time + model.timeline.bucketWidth))),\(f(y(point.liveBytes)))"
+            path += " L\(f(x(bucketEnd))),\(f(y(point.liveBytes)))"
         }
         let peakX = x(summary.peakTime), peakY = y(summary.peakBytes)
         let label =
@@ -190,12 +195,12 @@ public enum HTMLRenderer {
             role="img" aria-label="heap in use over time">
             <line x1="\(f(left))" y1="\(f(y(0)))" x2="\(f(width - 10))" y2="\(f(y(0)))" class="axis"/>
             <line x1="\(f(left))" y1="\(f(top))" x2="\(f(left))" y2="\(f(y(0)))" class="axis"/>
-            <text x="\(f(left - 6))" y="\(f(top + 10))" text-anchor="end">\(escaped(Formatting.bytes(UInt64(highest))))</text>
+            <text x="\(f(left - 6))" y="\(f(top + 10))" text-anchor="end">\(escaped(Formatting.bytes(highestBytes)))</text>
             <text x="\(f(left - 6))" y="\(f(y(0)))" text-anchor="end">0</text>
             <text x="\(f(left))" y="\(f(height - 6))">0 s</text>
-            <text x="\(f(width - 10))" y="\(f(height - 6))" text-anchor="end">\(escaped(Formatting.seconds(nanoseconds: UInt64(end))))</text>
-            \(marks(model.report.marks, x: { x(min($0, UInt64(end))) }, top: top, bottom: y(0), right: width - 10))
-            <path d="\(path) L\(f(x(UInt64(end)))),\(f(y(points.last?.liveBytes ?? 0)))" class="series"/>
+            <text x="\(f(width - 10))" y="\(f(height - 6))" text-anchor="end">\(escaped(Formatting.seconds(nanoseconds: endNanoseconds)))</text>
+            \(marks(model.report.marks, x: { x(min($0, endNanoseconds)) }, top: top, bottom: y(0), right: width - 10))
+            <path d="\(path) L\(f(x(endNanoseconds))),\(f(y(points.last?.liveBytes ?? 0)))" class="series"/>
             <circle cx="\(f(peakX))" cy="\(f(peakY))" r="4" class="peak"/>
             <text x="\(f(anchor == "end" ? peakX - 8 : peakX + 8))" y="\(f(max(peakY + 4, top + 10)))" text-anchor="\(anchor)" \
             class="peak-label">\(escaped(label))</text>

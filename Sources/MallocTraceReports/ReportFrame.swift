@@ -1,3 +1,5 @@
+import MallocTraceFormat
+
 /// One frame of a call stack as reports show it: where the return address lies (module and offset) and,
 /// when symbolization found them, the function, file and line. A return address inside inlined code
 /// gives several frames with the same address: the inlined calls (``isInlined``) and then their caller.
@@ -37,7 +39,9 @@ public struct ReportFrame: Sendable, Equatable, Hashable {
 
     /// `function (file.c:12, module)` with debug information, `function (module+0xoffset)` with a name only,
     /// else the location alone. Inlined calls end in ` [inlined]`.
-    public var displayName: String {
+    public var displayName: String { undecoratedDisplayName.escapingControlCharacters }
+
+    private var undecoratedDisplayName: String {
         guard let function else { return location }
         if isPoolFrame { return function }
         let text: String

@@ -25,7 +25,8 @@ public enum TextRenderer {
         var out = "malloctrace report of \(report.tracePath)\n"
         let summary = report.summary
         if let process = report.process {
-            let command = process.arguments.isEmpty ? process.executable : process.arguments.joined(separator: " ")
+            let command = (process.arguments.isEmpty ? process.executable : process.arguments.joined(separator: " "))
+                .escapingControlCharacters
             out += "  command    \(command)\n"
             out +=
                 "  process    pid \(process.pid), \(summary.threadCount) thread\(summary.threadCount == 1 ? "" : "s"), "
@@ -114,7 +115,7 @@ public enum TextRenderer {
             rows.append(
                 (
                     index == 0 ? "pools" : "",
-                    "\(pool.name)\(pool.poolCount > 1 ? " (\(pool.poolCount) pools)" : ""): "
+                    "\(pool.name.escapingControlCharacters)\(pool.poolCount > 1 ? " (\(pool.poolCount) pools)" : ""): "
                         + "\(Formatting.bytes(figures.bytesAllocated)) in "
                         + Formatting.counted(figures.allocationCalls, "block") + ", peak "
                         + Formatting.bytes(figures.peakBytes) + ", leaked \(Formatting.bytes(figures.leakedBytes)) in "
@@ -127,7 +128,8 @@ public enum TextRenderer {
             rows.append(
                 (
                     kind == .mark ? "marks" : "snapshots",
-                    named.map { "\($0.name) (\(Formatting.seconds(nanoseconds: $0.time)))" }.joined(separator: ", ")
+                    named.map { "\($0.name.escapingControlCharacters) (\(Formatting.seconds(nanoseconds: $0.time)))" }
+                        .joined(separator: ", ")
                 ))
         }
         let pauses = report.marks.count { $0.kind == .pause }

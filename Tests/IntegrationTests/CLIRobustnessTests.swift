@@ -93,41 +93,62 @@ import Testing
     /// A version 1 trace of `count` live 16-byte mallocs (5 bytes each: seq +1, size 16, pointer +16, no
     /// stack), in chunks of 800,000 events, from a process id that cannot be running.
     static func manyLiveBlocks(_ count: Int) -> Data {
-        func varint(_ value: UInt64) -> [UInt8] {
-            var value = value
-            var bytes: [UInt8] = []
-            while value >= 0x80 {
-                bytes.append(UInt8(value & 0x7f) | 0x80)
-                value >>= 7
-            }
-            return bytes + [UInt8(value)]
-        }
-        func little<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian, Array.init) }
-        var data = Data("MTRACE\u{1a}\n".utf8)
-        data.append(contentsOf: little(UInt16(1)) + little(UInt16(16)) + little(UInt32(0)))
-        func record(_ kind: UInt8, _ payload: [UInt8]) {
-            data.append(contentsOf: [kind, 0, 0, 0] + little(UInt32(payload.count)))
-            data.append(contentsOf: payload)
-            data.append(contentsOf: [UInt8](repeating: 0, count: (8 - payload.count % 8) % 8))
-        }
-        let exe = Array("/bin/crafted".utf8), argv = Array("crafted\0".utf8)
-        var process = little(UInt32(4_000_000)) + little(UInt32(1)) + little(UInt64(0)) + little(UInt64(0))
-        process += little(UInt32(4096)) + little(UInt32(64)) + little(UInt32(0)) + little(UInt32(exe.count))
-        process += little(UInt32(argv.count)) + little(UInt32(0))
-        record(1, process + exe + argv)
+        var trace = CraftedTrace()
         var sequence = 0
         while sequence < count {
             let events = min(800_000, count - sequence)
-            var chunk = little(UInt32(1)) + little(UInt32(0))
-            chunk += [1] + varint(UInt64(sequence + 1)) + [16] + varint(UInt64(0x10000 + sequence * 16) << 1) + [0]
+            var chunk = [1] + CraftedTrace.varint(UInt64(sequence + 1)) + [16]
+            chunk += CraftedTrace.varint(UInt64(0x10000 + sequence * 16) << 1) + [0]
             chunk += Array(repeating: [1, 1, 16, 32, 0] as [UInt8], count: events - 1).flatMap { $0 }
-            let used = UInt32(chunk.count - 8)
-            chunk.replaceSubrange(4..<8, with: little(used))
-            record(2, chunk)
+            trace.chunk(thread: 1, events: chunk)
             sequence += events
         }
-        record(3, little(UInt64(1000)) + little(UInt64(sequence)) + little(Int32(-1)) + little(UInt32(0)))
-        return data
+        trace.end(time: 1000, lastSequence: UInt64(sequence))
+        return trace.data
+    }
+
+    /// Figures near 2^64 (a block of 2^64 − 1 bytes, a clock at 2^64 − 1, an end at 2^64 − 1) in the HTML charts:
+    /// their Doubles round up to 2^64, which no UInt64 holds, and the chart trapped converting them back.
+    @Test func htmlChartsTakeFiguresNear2To64() throws {
+        let scratch = try Scratch()
+        let huge = UInt64.max
+        let cases: [(name: String, events: [UInt8], end: UInt64)] = [
+            ("size", [1, 1] + CraftedTrace.varint(huge) + CraftedTrace.varint(0x10000 << 1) + [0], 1000),
+            ("time", [0x11] + CraftedTrace.varint(huge) + [1, 1, 16] + CraftedTrace.varint(0x10000 << 1) + [0], 1000),
+            ("end", [1, 1, 16] + CraftedTrace.varint(0x10000 << 1) + [0], huge),
+        ]
+        for crafted in cases {
+            var trace = CraftedTrace()
+            trace.chunk(thread: 1, events: crafted.events)
+            trace.end(time: crafted.end, lastSequence: 1)
+            let path = scratch.path("\(crafted.name).mtrace")
+            try trace.data.write(to: URL(fileURLWithPath: path))
+            for options in [[], ["--allocator"]] {
+                let html = scratch.path("\(crafted.name).html")
+                let result = try runProgram(
+                    Products.cli, ["report", path, "--format", "html", "-o", html, "--symbolizer", "none"] + options)
+                #expect(result.signal == nil && result.status == 0, "\(crafted.name) \(options): \(result.stderr)")
+                #expect(try String(contentsOfFile: html, encoding: .utf8).contains("Heap in use over time"))
+            }
+        }
+    }
+
+    /// A traced program's names are untrusted text: a newline in its arguments must not start a line of
+    /// `check`'s output (GitHub Actions reads a line starting `::` as a workflow command) or of an error.
+    @Test func namesFromTheTraceStayOnTheirLine() throws {
+        let scratch = try Scratch()
+        var trace = CraftedTrace(arguments: ["a\nb", "\n::error file=x::pwned\n::set-output name=x::y"])
+        trace.chunk(thread: 1, events: [1, 1, 16] + CraftedTrace.varint(0x10000 << 1) + [0])
+        trace.end(time: 1000, lastSequence: 1)
+        let path = scratch.path("names.mtrace")
+        try trace.data.write(to: URL(fileURLWithPath: path))
+        let check = try runProgram(Products.cli, ["check", "--github", "--symbolizer", "none", path])
+        #expect(check.status == 23, "\(check.stderr)")
+        let lines = (check.stdout + check.stderr).split(separator: "\n")
+        #expect(!lines.contains { $0.hasPrefix("::error file=x") || $0.hasPrefix("::set-output") }, "\(lines)")
+        #expect(check.stdout.contains("a\\nb \\n::error file=x::pwned\\n::set-output name=x::y"), "\(check.stdout)")
+        let report = try runProgram(Products.cli, ["report", path, "--symbolizer", "none"])
+        #expect(report.status == 0 && report.stdout.contains("a\\nb"), "\(report.stdout)")
     }
 
     @Test func tooManyLiveBlocksEndInOneLine() throws {

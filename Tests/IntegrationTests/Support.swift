@@ -140,3 +140,47 @@ func topFunction(_ site: [String: Any]) -> String? {
 func functions(_ site: [String: Any]) -> [String?] {
     site.objects("stack").map { $0["function"] as? String }
 }
+
+/// A version 1 trace written byte by byte, for inputs no program writes: a PROCESS record, then chunks and END.
+struct CraftedTrace {
+    private(set) var data = Data("MTRACE\u{1a}\n".utf8)
+
+    init(executable: String = "/bin/crafted", arguments: [String] = ["crafted"]) {
+        data.append(contentsOf: Self.little(UInt16(1)) + Self.little(UInt16(16)) + Self.little(UInt32(0)))
+        let exe = Array(executable.utf8)
+        let argv = arguments.flatMap { (argument: String) -> [UInt8] in Array(argument.utf8) + [0] }
+        var process = Self.little(UInt32(4_000_000)) + Self.little(UInt32(1)) + Self.little(UInt64(0))
+        process += Self.little(UInt64(0)) + Self.little(UInt32(4096)) + Self.little(UInt32(64)) + Self.little(UInt32(0))
+        process += Self.little(UInt32(exe.count)) + Self.little(UInt32(argv.count)) + Self.little(UInt32(0))
+        record(1, process + exe + argv)
+    }
+
+    static func varint(_ value: UInt64) -> [UInt8] {
+        var value = value
+        var bytes: [UInt8] = []
+        while value >= 0x80 {
+            bytes.append(UInt8(value & 0x7f) | 0x80)
+            value >>= 7
+        }
+        return bytes + [UInt8(value)]
+    }
+
+    static func little<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+        withUnsafeBytes(of: value.littleEndian, Array.init)
+    }
+
+    mutating func record(_ kind: UInt8, _ payload: [UInt8]) {
+        data.append(contentsOf: [kind, 0, 0, 0] + Self.little(UInt32(payload.count)))
+        data.append(contentsOf: payload)
+        data.append(contentsOf: [UInt8](repeating: 0, count: (8 - payload.count % 8) % 8))
+    }
+
+    /// A CHUNK record of `thread` holding `events` (version 1 event bytes).
+    mutating func chunk(thread: UInt32, events: [UInt8]) {
+        record(2, Self.little(thread) + Self.little(UInt32(events.count)) + events)
+    }
+
+    mutating func end(time: UInt64, lastSequence: UInt64) {
+        record(3, Self.little(time) + Self.little(lastSequence) + Self.little(Int32(-1)) + Self.little(UInt32(0)))
+    }
+}

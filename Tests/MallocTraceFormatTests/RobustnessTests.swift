@@ -96,6 +96,31 @@ import Testing
         #expect(events(of: reader).count == 1)
     }
 
+    /// A module path longer than PATH_MAX (a few KB of zstd can hold megabytes) is refused where it is read:
+    /// reports matched every frame's path against their patterns, and took minutes.
+    @Test func overlongModulePathIsRejected() throws {
+        var stream = Events()
+        stream.module(
+            id: 1, bias: 0, segments: [(0x1000, 0x1000)], buildID: [],
+            path: "/lib/" + String(repeating: "a/", count: 2100))
+        stream.module(
+            id: 2, bias: 0, segments: [(0x3000, 0x1000)], buildID: [],
+            path: "/lib/" + String(repeating: "b", count: 4091))
+        var builder = TraceBuilder()
+        builder.chunk(thread: 1, events: stream)
+        let reader = try TraceReader(bytes: builder.bytes)
+        _ = events(of: reader)
+        #expect(reader.diagnostics.first?.message.contains("a path of 4205 bytes") == true, "\(reader.diagnostics)")
+        #expect(reader.modules.allSatisfy { $0.path.utf8.count <= 4096 })
+    }
+
+    @Test func controlCharactersAreWrittenOut() {
+        #expect("plain name (pid 3)".escapingControlCharacters == "plain name (pid 3)")
+        #expect(
+            "a\nb\r\n::error x\t\u{1B}[2J\u{7F}\u{85}é".escapingControlCharacters
+                == "a\\nb\\r\\n::error x\\t\\u{1B}[2J\\u{7F}\\u{85}é")
+    }
+
     @Test func overlongVarintIsRejected() throws {
         var stream = Events()
         stream.raw([UInt8(MT_EVENT_TIME.rawValue)] + [UInt8](repeating: 0xff, count: 11) + [0x01])
