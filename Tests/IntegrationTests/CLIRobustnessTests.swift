@@ -151,6 +151,23 @@ import Testing
         #expect(report.status == 0 && report.stdout.contains("a\\nb"), "\(report.stdout)")
     }
 
+    /// The job summary is extra: a `$GITHUB_STEP_SUMMARY` that cannot be written is said on stderr, and the
+    /// verdict's status stands (it was 1, an undocumented status, instead of 23).
+    @Test func anUnwritableJobSummaryKeepsTheVerdict() throws {
+        let scratch = try Scratch()
+        var trace = CraftedTrace()
+        trace.chunk(thread: 1, events: [1, 1, 16] + CraftedTrace.varint(0x10000 << 1) + [0])
+        trace.end(time: 1000, lastSequence: 1)
+        let path = scratch.path("leak.mtrace")
+        try trace.data.write(to: URL(fileURLWithPath: path))
+        let result = try runProgram(
+            Products.cli, ["check", "--github", "--symbolizer", "none", path],
+            environment: ["GITHUB_STEP_SUMMARY": scratch.path("missing/summary.md")])
+        #expect(result.status == 23, "\(result.stderr)")
+        #expect(result.stderr.contains("no job summary"), "\(result.stderr)")
+        #expect(result.stdout.contains("::error"))
+    }
+
     @Test func tooManyLiveBlocksEndInOneLine() throws {
         let scratch = try Scratch()
         let trace = scratch.path("many.mtrace")
