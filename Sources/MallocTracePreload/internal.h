@@ -504,6 +504,9 @@ void mt_leak_scan(uint32_t trigger);
 /* Unblocks the scan's stop signal in this thread if the program's environment had blocked it (the
  * mask survives exec), remembering that the program believes it blocked. At start, leak scan on. */
 void mt_unblock_stop_signal(void);
+/* Around an exec: the new image starts with the mask the program asked for, the stop signal blocked if it blocked
+ * it (`before`: true just before the exec, then false if the exec failed). */
+void mt_exec_stop_signal_mask(bool before);
 /* Stack pointer of an explicit exit() call on the main thread (0: main returned, or not main). */
 extern uintptr_t g_exit_stack_pointer;
 

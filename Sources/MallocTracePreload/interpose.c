@@ -233,10 +233,12 @@ static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDE
 #define MT_EXEC_HOOK(name, params, args)                                                                               \
     MT_EXPORT int name params {                                                                                        \
         if (real.name == NULL) mt_resolve_real_functions();                                                            \
+        mt_exec_stop_signal_mask(true);                                                                                \
         bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
         if (ended) t_guard = mt_guard_token();                                                                         \
         int result = real.name args;                                                                                   \
         int saved_errno = errno;                                                                                       \
+        mt_exec_stop_signal_mask(false);                                                                               \
         if (ended) {                                                                                                   \
             mt_file_resume();                                                                                          \
             t_guard = 0;                                                                                               \
@@ -248,6 +250,7 @@ MT_EXEC_HOOK(execve, (const char *path, char *const argv[], char *const envp[]),
 MT_EXEC_HOOK(execv, (const char *path, char *const argv[]), (path, argv))
 MT_EXEC_HOOK(execvp, (const char *file, char *const argv[]), (file, argv))
 MT_EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
+MT_EXEC_HOOK(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
 
 /* glibc's execl, execlp and execle call its internal execve directly, past the hooks above: collect their
  * arguments (counted first, into an array of just that size, as glibc does) and go through the hooked

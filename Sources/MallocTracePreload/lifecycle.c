@@ -72,8 +72,11 @@ static void mt_say_parts(const char *first, va_list parts) {
     line[length++] = '\n';
     int cancel_state = mt_cancel_off(); /* write is a cancellation point; callers may hold the file's mutex */
     int fd = mt_stderr_descriptor();
-    ssize_t ignored = fd >= 0 ? write(fd, line, length) : 0;
-    (void)ignored;
+    ssize_t written = fd >= 0 ? write(fd, line, length) : 0;
+    /* A seccomp filter may allow writes to 0-2 only: then the copy refuses (EPERM) where fd 2 would not, and
+     * this line is the only sign that the tracer stopped. */
+    if (written < 0 && fd != 2 && g_stderr_fd != -EBADF) written = write(2, line, length);
+    (void)written;
     mt_cancel_restore(cancel_state);
 }
 

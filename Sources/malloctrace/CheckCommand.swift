@@ -25,7 +25,7 @@ struct CheckCommand: ParsableCommand {
 
             Exit status: 0 when clean; --error-exitcode (23) on findings or a limit exceeded; the command's own \
             status when it failed (128 + N for signal N), whatever the findings; 64 for a usage error; 66 when \
-            a trace cannot be read or the command wrote none.
+            a trace cannot be read, or the command (or a program one of its processes exec'd) wrote none.
 
             Examples:
               malloctrace check -- ./unit_tests
@@ -192,20 +192,21 @@ struct CheckCommand: ParsableCommand {
             }
         }
         let kinds = try countedKinds()
-        var verdicts: [ProcessVerdict] = []
+        var everyVerdict: [ProcessVerdict] = []
         var unreadable: [String] = []
         for path in paths {
             do {
-                let verdict = try VerdictBuilder.verdict(
-                    tracePath: path, countedKinds: kinds, symbolizer: symbolizerBackend,
-                    stacksForBaseline: saveBaseline != nil || baseline != nil ? 200 : 0, scanRequested: !command.isEmpty
-                )
-                guard policy.judges(verdict) else { continue }
-                verdicts.append(verdict)
+                everyVerdict.append(
+                    try VerdictBuilder.verdict(
+                        tracePath: path, countedKinds: kinds, symbolizer: symbolizerBackend,
+                        stacksForBaseline: saveBaseline != nil || baseline != nil ? 200 : 0,
+                        scanRequested: !command.isEmpty))
             } catch {
                 unreadable.append("\(path): \(error)")
             }
         }
+        let verdicts = everyVerdict.filter(policy.judges)
+        let untraced = command.isEmpty ? [] : Self.untracedExecs(everyVerdict)
         if verdicts.count < paths.count - unreadable.count {
             say(
                 "judged \(verdicts.count) of \(paths.count - unreadable.count) processes (--process "
@@ -214,20 +215,32 @@ struct CheckCommand: ParsableCommand {
         let verdict = policy.apply(to: CheckVerdict(processes: verdicts, countedKinds: kinds))
         try publish(verdict, toStandardError: !command.isEmpty)
         for problem in unreadable { say("cannot read \(problem)") }
+        for problem in untraced { say(problem) }
         let failed = verdict.failed
         if let directory {
-            if failed || !unreadable.isEmpty || traceDir != nil {
+            if failed || !unreadable.isEmpty || !untraced.isEmpty || traceDir != nil {
                 say("traces kept in \(directory.path)")
             } else {
                 directory.remove()
             }
         }
         if let termination, termination.shellStatus != 0 { throw ExitCode(termination.shellStatus) }
-        if !unreadable.isEmpty { throw ExitCode(Self.unreadableStatus) }
+        if !unreadable.isEmpty || !untraced.isEmpty { throw ExitCode(Self.unreadableStatus) }
         if failed { throw ExitCode(errorExitcode) }
     }
 
     static let unreadableStatus: Int32 = 66
+
+    /// Processes that replaced themselves with exec although the new image wrote no trace: an image keeps its pid,
+    /// so a pid's traces must outnumber its execs. Such a program went unjudged, which must not read as a pass.
+    static func untracedExecs(_ verdicts: [ProcessVerdict]) -> [String] {
+        Dictionary(grouping: verdicts, by: \.processID).values.compactMap { images in
+            let execs = images.filter(\.replacedByExec)
+            guard let wrapper = execs.first, execs.count >= images.count else { return nil }
+            return "\(CheckText.processLabel(wrapper)) exec'd a program that wrote no trace, so it was not judged:"
+                + " it was started without LD_PRELOAD (env -i, an environment of its own) or is linked statically"
+        }.sorted()
+    }
 
     /// Prints the findings and writes the requested files. With a command, the text goes to stderr so that
     /// the program's own stdout stays as it was.

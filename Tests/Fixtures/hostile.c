@@ -23,6 +23,10 @@
  *   closed-fds FILE (run with 0-2 closed) opens FILE, FILE.1, FILE.2, writes "fd N\n" into each naming
  *                   its descriptor, then "stdout\n" to fd 1: untraced the files get 0, 1, 2.
  *   grow            50000 x malloc 4061 B, kept (a trace of a few MiB).
+ *   mask-exec SET PROGRAM ARGS...  blocks SIGUSR1 and SIGTERM (SET "some") or every signal (SET "all"),
+ *                   then execs PROGRAM: what the exec'd image sees is what the caller blocked.
+ *   print-mask      prints the "SigBlk:" line of /proc/self/status (the signals blocked in this thread).
+ *   fexec PROGRAM   mallocs 4081 B (kept), then replaces itself with PROGRAM through fexecve.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -269,6 +273,47 @@ static int scenario_grow(void) {
     return 0;
 }
 
+/* ---- mask-exec, print-mask ------------------------------------------------------------------------ */
+
+static int scenario_mask_exec(const char *set, char **program) {
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    if (strcmp(set, "all") == 0) {
+        sigfillset(&blocked);
+    } else {
+        sigaddset(&blocked, SIGUSR1);
+        sigaddset(&blocked, SIGTERM);
+    }
+    if (sigprocmask(SIG_BLOCK, &blocked, NULL) != 0) return 2;
+    execv(program[0], program);
+    return 3;
+}
+
+static int scenario_print_mask(void) {
+    char status[8192];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 2;
+    ssize_t length = read(fd, status, sizeof(status) - 1);
+    close(fd);
+    if (length <= 0) return 3;
+    status[length] = '\0';
+    const char *line = strstr(status, "SigBlk:");
+    if (line == NULL) return 4;
+    char *end = strchr(line, '\n');
+    if (end != NULL) end[1] = '\0';
+    say(line);
+    return 0;
+}
+
+static int scenario_fexec(char **program) {
+    g_sink = malloc(4081);
+    int fd = open(program[0], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 2;
+    extern char **environ;
+    fexecve(fd, program, environ);
+    return 3;
+}
+
 int main(int argc, char **argv) {
     const char *scenario = argc > 1 ? argv[1] : "";
     if (strcmp(scenario, "cancel") == 0) return scenario_cancel();
@@ -280,5 +325,8 @@ int main(int argc, char **argv) {
     if (strcmp(scenario, "chdir-fork") == 0) return scenario_chdir_fork();
     if (strcmp(scenario, "closed-fds") == 0 && argc > 2) return scenario_closed_fds(argv[2]);
     if (strcmp(scenario, "grow") == 0) return scenario_grow();
+    if (strcmp(scenario, "mask-exec") == 0 && argc > 3) return scenario_mask_exec(argv[2], argv + 3);
+    if (strcmp(scenario, "print-mask") == 0) return scenario_print_mask();
+    if (strcmp(scenario, "fexec") == 0 && argc > 2) return scenario_fexec(argv + 2);
     return 1;
 }

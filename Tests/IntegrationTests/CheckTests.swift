@@ -58,6 +58,10 @@ import Testing
         #expect(processes.count == 2, "\(clean.stderr)")
         let wrapper = processes.filter { $0["replaced_by_exec"] as? Bool == true }
         #expect(wrapper.count == 1 && wrapper.first?.objects("findings").isEmpty == true, "\(processes)")
+        // A wrapper that clears the environment (env -i) execs a program that is not traced: not judged, so no pass.
+        let hidden = try check(["/usr/bin/env", "-i", Products.fixture("gatec"), "leak"])
+        #expect(hidden.status == 66, "\(hidden.stderr)")
+        #expect(hidden.stderr.contains("exec'd a program that wrote no trace"), "\(hidden.stderr)")
         let leaking = try check(["/bin/sh", "-c", "exec \"$0\" leak", Products.fixture("gatec")])
         #expect(leaking.status == 23, "\(leaking.stderr)")
         let definite = findings(leaking.json).filter { $0["kind"] as? String == "definite" }

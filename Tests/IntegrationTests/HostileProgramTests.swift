@@ -229,6 +229,29 @@ import Testing
         return (contents[0], contents[1])
     }
 
+    /// The signal mask is the caller's, traced or not: `run` passes on what its caller blocked (it gave the program an
+    /// empty mask), and under the leak scan, which keeps its stop signal deliverable while the program runs, a
+    /// program that execs hands the new image the mask it set, the stop signal included.
+    @Test func signalMasksAreTheCallersAndPassThroughExec() throws {
+        let scratch = try Scratch()
+        let hostile = Products.fixture("hostile")
+        let run = [Products.cli, "run", "-o", scratch.path("m%p.mtrace")]
+        let cases: [(set: String, traced: [String])] = [
+            ("some", ["mask-exec", "some"] + run + ["--", hostile, "print-mask"]),
+            (
+                "all",
+                Array(run.dropFirst()) + ["--leak-kinds", "--", hostile, "mask-exec", "all", hostile, "print-mask"]
+            ),
+        ]
+        for (set, arguments) in cases {
+            let untraced = try runProgram(hostile, ["mask-exec", set, hostile, "print-mask"])
+            #expect(untraced.status == 0 && untraced.stdout.hasPrefix("SigBlk:"), "\(untraced.stdout)")
+            let traced = try runProgram(set == "some" ? hostile : Products.cli, arguments)
+            #expect(traced.status == 0, "\(set): \(traced.stderr)")
+            #expect(traced.stdout == untraced.stdout, "\(set)")
+        }
+    }
+
     /// %t and %h expand; a name that exists (a restarted PID 1 finds its old file) gets -2, -3 ... beyond 9.
     @Test func outputPatternEscapesAndFreshNames() throws {
         let scratch = try Scratch()

@@ -22,6 +22,18 @@ import Testing
         expectThreeLiveBlocks(report)
     }
 
+    /// fexecve replaces the image as execve does: the trace ends as an exec, not cut short.
+    @Test func fexecveEndsTheTraceAsAnExec() throws {
+        let scratch = try Scratch()
+        let trace = scratch.path("fexec.mtrace")
+        let run = try runProgram(
+            Products.cli, ["run", "-o", trace, "--", Products.fixture("hostile"), "fexec", Products.fixture("hostile")])
+        #expect(run.status == 1, "the exec'd fixture without a scenario exits 1: \(run.stderr)")
+        let report = try jsonReport(trace)
+        #expect(report.object("trace")["end_reason"] as? String == "exec", "\(report.object("trace"))")
+        #expect(report.object("summary")["truncated"] as? Bool == false)
+    }
+
     @Test(arguments: [("abort", 134), ("segv", 139)])
     func crashKeepsEveryEvent(pattern: String, status: Int32) throws {
         let scratch = try Scratch()
