@@ -72,10 +72,18 @@ static bool mt_is_tracer_variable(const char *entry, size_t length) {
            (length > 15 && memcmp(entry, "GLIBC_TUNABLES=", 15) == 0);
 }
 
-static void mt_load_early_environment(void) {
-    g_early_loaded = true;
+/* What a followed child needs to be traced in turn: the tracer's own variables and LD_PRELOAD. */
+static bool mt_is_follow_variable(const char *entry, size_t length) {
+    return (length > 12 && memcmp(entry, "MALLOCTRACE_", 12) == 0) ||
+           (length > 11 && memcmp(entry, "LD_PRELOAD=", 11) == 0);
+}
+
+/* The entries of /proc/self/environ (the environment this image started with) that `wanted` keeps, copied into
+ * `out` NUL-separated; returns their bytes. Read without the allocator. */
+static size_t mt_read_start_environment(bool (*wanted)(const char *, size_t), char *out, size_t capacity) {
+    size_t used = 0;
     int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) return 0;
     char block[4096], entry[8192];
     size_t entry_length = 0;
     bool too_long = false;
@@ -89,17 +97,22 @@ static void mt_load_early_environment(void) {
                     too_long = true;
                 continue;
             }
-            if (!too_long && mt_is_tracer_variable(entry, entry_length) &&
-                g_early_length + entry_length + 1 <= sizeof(g_early_environment)) {
-                memcpy(g_early_environment + g_early_length, entry, entry_length);
-                g_early_environment[g_early_length + entry_length] = '\0';
-                g_early_length += entry_length + 1;
+            if (!too_long && wanted(entry, entry_length) && used + entry_length + 1 <= capacity) {
+                memcpy(out + used, entry, entry_length);
+                out[used + entry_length] = '\0';
+                used += entry_length + 1;
             }
             entry_length = 0;
             too_long = false;
         }
     }
     close(fd);
+    return used;
+}
+
+static void mt_load_early_environment(void) {
+    g_early_loaded = true;
+    g_early_length = mt_read_start_environment(mt_is_tracer_variable, g_early_environment, sizeof(g_early_environment));
 }
 
 const char *mt_getenv(const char *name) {
@@ -285,8 +298,16 @@ static bool mt_is_own_entry(const char *entry, size_t length, const char *self_p
 static bool g_scrub_deferred;
 static char g_scrub_self_path[4096];
 
+/* With children followed: the variables this image started with, for an exec whose environment lacks them. */
+static char g_follow_environment[16 * 1024];
+static size_t g_follow_length;
+
 void mt_scrub_environment(const char *self_path) {
-    if (g_config.follow_children) return;
+    if (g_config.follow_children) {
+        g_follow_length =
+            mt_read_start_environment(mt_is_follow_variable, g_follow_environment, sizeof(g_follow_environment));
+        return;
+    }
     if (environ == NULL) {
         /* Before libc's initializer (see mt_getenv): it is about to set environ to the original variables,
          * so the scrub waits for this library's constructor (mt_scrub_deferred_environment). */
@@ -328,6 +349,32 @@ void mt_scrub_environment(const char *self_path) {
     unsetenv("MALLOCTRACE_START");
     unsetenv("MALLOCTRACE_CONTROL");
     unsetenv("MALLOCTRACE_CONTROL_DIR");
+}
+
+/* Whether `environment` has an entry for the variable `entry` (NAME=VALUE) names. */
+static bool mt_has_variable(char *const environment[], const char *entry) {
+    size_t name_length = (size_t)(strchr(entry, '=') - entry) + 1; /* with the '=' */
+    for (size_t i = 0; environment != NULL && environment[i] != NULL; i++)
+        if (strncmp(environment[i], entry, name_length) == 0) return true;
+    return false;
+}
+
+char **mt_follow_environment(char *const environment[]) {
+    if (!g_config.follow_children || g_follow_length == 0) return NULL;
+    size_t present = 0, missing = 0;
+    while (environment != NULL && environment[present] != NULL) present++;
+    const char *end = g_follow_environment + g_follow_length;
+    for (const char *entry = g_follow_environment; entry < end; entry += strlen(entry) + 1)
+        if (!mt_has_variable(environment, entry)) missing++;
+    if (missing == 0 || real.malloc == NULL) return NULL;
+    char **followed = real.malloc((present + missing + 1) * sizeof(char *));
+    if (followed == NULL) return NULL;
+    if (present > 0) memcpy(followed, environment, present * sizeof(char *));
+    size_t next = present;
+    for (const char *entry = g_follow_environment; entry < end; entry += strlen(entry) + 1)
+        if (!mt_has_variable(environment, entry)) followed[next++] = (char *)entry;
+    followed[next] = NULL;
+    return followed;
 }
 
 void mt_scrub_deferred_environment(void) {

@@ -217,6 +217,10 @@ const char *mt_getenv(const char *name);
 bool mt_read_config(void);
 /* Hides the tracer from processes this one execs, unless following children was asked for. */
 void mt_scrub_environment(const char *self_path);
+/* With children followed: `environment` (an exec's) plus the tracer's variables it lacks (MALLOCTRACE_*,
+ * LD_PRELOAD, as this image started with them), in an array from the real allocator; NULL when it lacks none.
+ * `env -i`, `execve` with a list of its own: the child is followed all the same. */
+char **mt_follow_environment(char *const environment[]);
 /* Does the scrub that a start before libc's initializer had to leave for later (constructor). */
 void mt_scrub_deferred_environment(void);
 

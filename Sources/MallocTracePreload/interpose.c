@@ -229,28 +229,35 @@ static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDE
 /* exec replaces the image without destructors: end the trace first, and take it up again if exec fails.
  * Meanwhile other threads wait for a new chunk rather than lose events, so this thread must not wait for
  * anything they may hold (the stacks mutex): the exec itself runs guarded, its rare allocations untraced.
- * (posix_spawn and system() exec in a new child process, which starts a trace of its own when followed.) */
-#define MT_EXEC_HOOK(name, params, args)                                                                               \
+ * With children followed, an environment that lacks the tracer's variables gets them back (`followed`, passed
+ * by `with_environment`): the new image is traced as the user asked. (posix_spawn and system() exec in a new
+ * child process, which starts a trace of its own when followed.) */
+#define MT_EXEC_HOOK(name, params, args, environment, with_environment)                                                \
     MT_EXPORT int name params {                                                                                        \
         if (real.name == NULL) mt_resolve_real_functions();                                                            \
+        char **followed = mt_follow_environment(environment);                                                          \
         mt_exec_stop_signal_mask(true);                                                                                \
         bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
         if (ended) t_guard = mt_guard_token();                                                                         \
-        int result = real.name args;                                                                                   \
+        int result = followed != NULL ? with_environment : real.name args;                                             \
         int saved_errno = errno;                                                                                       \
         mt_exec_stop_signal_mask(false);                                                                               \
         if (ended) {                                                                                                   \
             mt_file_resume();                                                                                          \
             t_guard = 0;                                                                                               \
         }                                                                                                              \
+        if (followed != NULL) real.free(followed);                                                                     \
         errno = saved_errno;                                                                                           \
         return result;                                                                                                 \
     }
-MT_EXEC_HOOK(execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))
-MT_EXEC_HOOK(execv, (const char *path, char *const argv[]), (path, argv))
-MT_EXEC_HOOK(execvp, (const char *file, char *const argv[]), (file, argv))
-MT_EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))
-MT_EXEC_HOOK(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))
+MT_EXEC_HOOK(execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp), envp,
+             real.execve(path, argv, followed))
+MT_EXEC_HOOK(execv, (const char *path, char *const argv[]), (path, argv), environ, real.execve(path, argv, followed))
+MT_EXEC_HOOK(execvp, (const char *file, char *const argv[]), (file, argv), environ, real.execvpe(file, argv, followed))
+MT_EXEC_HOOK(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp), envp,
+             real.execvpe(file, argv, followed))
+MT_EXEC_HOOK(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp), envp,
+             real.fexecve(fd, argv, followed))
 
 /* glibc's execl, execlp and execle call its internal execve directly, past the hooks above: collect their
  * arguments (counted first, into an array of just that size, as glibc does) and go through the hooked

@@ -238,7 +238,7 @@ struct CheckCommand: ParsableCommand {
             let execs = images.filter(\.replacedByExec)
             guard let wrapper = execs.first, execs.count >= images.count else { return nil }
             return "\(CheckText.processLabel(wrapper)) exec'd a program that wrote no trace, so it was not judged:"
-                + " it was started without LD_PRELOAD (env -i, an environment of its own) or is linked statically"
+                + " its environment leaves libmalloctrace.so out of LD_PRELOAD, or it is linked statically"
         }.sorted()
     }
 

@@ -58,8 +58,12 @@ import Testing
         #expect(processes.count == 2, "\(clean.stderr)")
         let wrapper = processes.filter { $0["replaced_by_exec"] as? Bool == true }
         #expect(wrapper.count == 1 && wrapper.first?.objects("findings").isEmpty == true, "\(processes)")
-        // A wrapper that clears the environment (env -i) execs a program that is not traced: not judged, so no pass.
-        let hidden = try check(["/usr/bin/env", "-i", Products.fixture("gatec"), "leak"])
+        // A wrapper that clears the environment (env -i) still execs a followed program: the tracer's variables
+        // come back at exec. One that empties LD_PRELOAD on purpose leaves it untraced: not judged, so no pass.
+        let cleared = try check(["/usr/bin/env", "-i", Products.fixture("gatec"), "leak"])
+        #expect(cleared.status == 23, "\(cleared.stderr)")
+        #expect(findings(cleared.json).map { $0.integer("bytes") } == [4_321], "\(findings(cleared.json))")
+        let hidden = try check(["/usr/bin/env", "LD_PRELOAD=", Products.fixture("gatec"), "leak"])
         #expect(hidden.status == 66, "\(hidden.stderr)")
         #expect(hidden.stderr.contains("exec'd a program that wrote no trace"), "\(hidden.stderr)")
         let leaking = try check(["/bin/sh", "-c", "exec \"$0\" leak", Products.fixture("gatec")])
