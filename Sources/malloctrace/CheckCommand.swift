@@ -195,6 +195,12 @@ struct CheckCommand: ParsableCommand {
         var everyVerdict: [ProcessVerdict] = []
         var unreadable: [String] = []
         for path in paths {
+            // A followed process that outlives the command (a daemon) may have only just created its trace: the
+            // file exists before its header is written. Not a damaged trace, and nothing to judge yet.
+            if !command.isEmpty, Self.isStillStarting(path) {
+                say("\(path): its process had only begun tracing when the command ended (still running?): not judged")
+                continue
+            }
             do {
                 everyVerdict.append(
                     try VerdictBuilder.verdict(
@@ -207,9 +213,9 @@ struct CheckCommand: ParsableCommand {
         }
         let verdicts = everyVerdict.filter(policy.judges)
         let untraced = command.isEmpty ? [] : Self.untracedExecs(everyVerdict)
-        if verdicts.count < paths.count - unreadable.count {
+        if verdicts.count < everyVerdict.count {
             say(
-                "judged \(verdicts.count) of \(paths.count - unreadable.count) processes (--process "
+                "judged \(verdicts.count) of \(everyVerdict.count) processes (--process "
                     + policy.processPatterns.map(\.pattern).joined(separator: ", ") + ")")
         }
         let verdict = policy.apply(to: CheckVerdict(processes: verdicts, countedKinds: kinds))
@@ -230,6 +236,15 @@ struct CheckCommand: ParsableCommand {
     }
 
     static let unreadableStatus: Int32 = 66
+
+    /// A trace file that is empty, or whose first bytes are still zero (a writer maps the file before it writes the
+    /// header).
+    static func isStillStarting(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let start = (try? handle.read(upToCount: 8)) ?? Data()
+        return start.allSatisfy { $0 == 0 }
+    }
 
     /// Processes that replaced themselves with exec although the new image wrote no trace: an image keeps its pid,
     /// so a pid's traces must outnumber its execs. Such a program went unjudged, which must not read as a pass.

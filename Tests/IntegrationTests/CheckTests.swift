@@ -82,6 +82,22 @@ import Testing
         #expect(findings(result.json).isEmpty, "\(findings(result.json))")
     }
 
+    /// A followed process that outlives the command (a daemon) may have created its trace file without writing
+    /// its header yet: not a damaged trace (status 66), nothing to judge yet.
+    @Test func aTraceStillBeingCreatedIsNotUnreadable() throws {
+        let scratch = try Scratch()
+        let directory = scratch.path("traces")
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let result = try runProgram(
+            Products.cli,
+            [
+                "check", "--trace-dir", directory, "--", "/bin/sh", "-c",
+                "head -c 4096 /dev/zero > \"$0\"/malloctrace.daemon.12345.mtrace", directory,
+            ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("had only begun tracing when the command ended"), "\(result.stderr)")
+    }
+
     @Test func theProgramsOwnOutputAndFailureWin() throws {
         let result = try runProgram(Products.cli, ["check", "--", Products.fixture("patterns"), "exit"])
         #expect(result.status == 3, "the program's _exit(3), not 23 and not 0")
