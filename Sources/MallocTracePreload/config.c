@@ -359,22 +359,26 @@ static bool mt_has_variable(char *const environment[], const char *entry) {
     return false;
 }
 
-char **mt_follow_environment(char *const environment[]) {
-    if (!g_config.follow_children || g_follow_length == 0) return NULL;
+size_t mt_follow_environment_size(char *const environment[]) {
+    if (!g_config.follow_children || g_follow_length == 0) return 0;
     size_t present = 0, missing = 0;
     while (environment != NULL && environment[present] != NULL) present++;
     const char *end = g_follow_environment + g_follow_length;
     for (const char *entry = g_follow_environment; entry < end; entry += strlen(entry) + 1)
         if (!mt_has_variable(environment, entry)) missing++;
-    if (missing == 0 || real.malloc == NULL) return NULL;
-    char **followed = real.malloc((present + missing + 1) * sizeof(char *));
-    if (followed == NULL) return NULL;
-    if (present > 0) memcpy(followed, environment, present * sizeof(char *));
-    size_t next = present;
+    return missing == 0 ? 0 : present + missing + 1;
+}
+
+void mt_follow_environment(char *const environment[], char **followed) {
+    size_t next = 0;
+    while (environment != NULL && environment[next] != NULL) {
+        followed[next] = environment[next];
+        next++;
+    }
+    const char *end = g_follow_environment + g_follow_length;
     for (const char *entry = g_follow_environment; entry < end; entry += strlen(entry) + 1)
         if (!mt_has_variable(environment, entry)) followed[next++] = (char *)entry;
     followed[next] = NULL;
-    return followed;
 }
 
 void mt_scrub_deferred_environment(void) {

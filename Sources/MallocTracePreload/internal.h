@@ -217,10 +217,12 @@ const char *mt_getenv(const char *name);
 bool mt_read_config(void);
 /* Hides the tracer from processes this one execs, unless following children was asked for. */
 void mt_scrub_environment(const char *self_path);
-/* With children followed: `environment` (an exec's) plus the tracer's variables it lacks (MALLOCTRACE_*,
- * LD_PRELOAD, as this image started with them), in an array from the real allocator; NULL when it lacks none.
- * `env -i`, `execve` with a list of its own: the child is followed all the same. */
-char **mt_follow_environment(char *const environment[]);
+/* With children followed, an exec's `environment` gets the tracer's variables it lacks (MALLOCTRACE_*,
+ * LD_PRELOAD, as this image started with them): `env -i`, `execve` with a list of its own are followed all the
+ * same. The size of the array that takes it (0: it lacks none, or nothing is followed), then the array itself,
+ * filled into `followed` (on the caller's stack: a vfork child must not allocate). */
+size_t mt_follow_environment_size(char *const environment[]);
+void mt_follow_environment(char *const environment[], char **followed);
 /* Does the scrub that a start before libc's initializer had to leave for later (constructor). */
 void mt_scrub_deferred_environment(void);
 

@@ -232,10 +232,16 @@ static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDE
  * With children followed, an environment that lacks the tracer's variables gets them back (`followed`, passed
  * by `with_environment`): the new image is traced as the user asked. (posix_spawn and system() exec in a new
  * child process, which starts a trace of its own when followed.) */
+#define MT_MAX_FOLLOWED_ENVIRONMENT 4096
 #define MT_EXEC_HOOK(name, params, args, environment, with_environment)                                                \
     MT_EXPORT int name params {                                                                                        \
         if (real.name == NULL) mt_resolve_real_functions();                                                            \
-        char **followed = mt_follow_environment(environment);                                                          \
+        size_t followed_size = mt_follow_environment_size(environment);                                                \
+        /* An environment of thousands of entries stays as it is rather than take that much stack. */                  \
+        if (followed_size > MT_MAX_FOLLOWED_ENVIRONMENT) followed_size = 0;                                            \
+        char *followed_storage[followed_size > 0 ? followed_size : 1];                                                 \
+        char **followed = followed_size > 0 ? followed_storage : NULL;                                                 \
+        if (followed != NULL) mt_follow_environment(environment, followed);                                            \
         mt_exec_stop_signal_mask(true);                                                                                \
         bool ended = mt_end_trace(MT_END_EXEC, -1);                                                                    \
         if (ended) t_guard = mt_guard_token();                                                                         \
@@ -246,7 +252,6 @@ static void mt_end_before_underscore_exit(int status) { mt_end_trace(MT_END_UNDE
             mt_file_resume();                                                                                          \
             t_guard = 0;                                                                                               \
         }                                                                                                              \
-        if (followed != NULL) real.free(followed);                                                                     \
         errno = saved_errno;                                                                                           \
         return result;                                                                                                 \
     }
