@@ -95,6 +95,26 @@ void mt_heap_prepare(mt_heap_t *heap) {
 
 /* ---- lookup ------------------------------------------------------------------------------------------ */
 
+/* memcheck's default heuristics (--leak-check-heuristics=all): interior pointers that programs keep on purpose
+ * and that memcheck (and LSan, which counts every interior pointer) take as pointers to the block. The block is
+ * readable (not GONE) and at least 8-aligned. Not applied: memcheck's multiple-inheritance rule, which needs to
+ * know which words are vtable addresses. */
+static inline bool mt_is_kept_interior(const mt_live_entry_t *block, size_t size, size_t offset) {
+    const uint64_t *words = (const uint64_t *)block->address;
+    if (offset == 8 && size >= 16) {
+        /* new[] of objects with a destructor: the element count, then the elements, which the program points
+         * at; a length-prefixed block (sqlite's) has the same shape. */
+        uint64_t count = words[0];
+        return count > 0 && (size - 8) % count == 0;
+    }
+    if (offset == 24 && size >= 25) {
+        /* libstdc++'s copy-on-write string (std::runtime_error's message): length, capacity, refcount, chars, NUL. */
+        uint64_t length = words[0], capacity = words[1];
+        return capacity == size - 25 && length <= capacity;
+    }
+    return false;
+}
+
 /* The block `value`, read at `at`, points into, or -1; `*interior` says whether it points past the start. */
 static inline ptrdiff_t mt_find_block(const mt_heap_t *heap, uintptr_t at, uintptr_t value, bool *interior) {
     size_t lo = 0, hi = heap->count;
@@ -118,6 +138,7 @@ static inline ptrdiff_t mt_find_block(const mt_heap_t *heap, uintptr_t at, uintp
         at - heap->allocator_state.start < heap->allocator_state.end - heap->allocator_state.start &&
         offset == heap->usable_size((void *)block->address) - 8)
         return -1;
+    if (*interior && mt_is_kept_interior(block, size, offset)) *interior = false;
     return (ptrdiff_t)lo;
 }
 
