@@ -95,18 +95,14 @@ void mt_heap_prepare(mt_heap_t *heap) {
 
 /* ---- lookup ------------------------------------------------------------------------------------------ */
 
-/* memcheck's default heuristics (--leak-check-heuristics=all): interior pointers that programs keep on purpose
- * and that memcheck (and LSan, which counts every interior pointer) take as pointers to the block. The block is
- * readable (not GONE) and at least 8-aligned. Not applied: memcheck's multiple-inheritance rule, which needs to
- * know which words are vtable addresses. */
+/* One of memcheck's default heuristics (--leak-check-heuristics): an interior pointer that programs keep on
+ * purpose, which memcheck (and LSan, which counts every interior pointer) take as a pointer to the block. The
+ * block is readable (not GONE) and at least 8-aligned. Not applied: the new[]-cookie and length64 rules (a first
+ * word that divides the rest, a pointer 8 bytes in): a first word of 1 (a reference count) and a stale pointer
+ * 8 bytes in would make a true leak reachable, which costs more than a kept array counted possible; and the
+ * multiple-inheritance rule, which needs to know which words are vtable addresses. */
 static inline bool mt_is_kept_interior(const mt_live_entry_t *block, size_t size, size_t offset) {
     const uint64_t *words = (const uint64_t *)block->address;
-    if (offset == 8 && size >= 16) {
-        /* new[] of objects with a destructor: the element count, then the elements, which the program points
-         * at; a length-prefixed block (sqlite's) has the same shape. */
-        uint64_t count = words[0];
-        return count > 0 && (size - 8) % count == 0;
-    }
     if (offset == 24 && size >= 25) {
         /* libstdc++'s copy-on-write string (std::runtime_error's message): length, capacity, refcount, chars, NUL. */
         uint64_t length = words[0], capacity = words[1];

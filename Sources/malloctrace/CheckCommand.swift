@@ -156,6 +156,10 @@ struct CheckCommand: ParsableCommand {
             throw ValidationError("--error-exitcode must be from 1 to 255, not \(errorExitcode)")
         }
         _ = try countedKinds()
+        if genSuppressions && format == .json {
+            throw ValidationError(
+                "--gen-suppressions prints suppression files, not JSON: give one of it and --format json")
+        }
         if failOnIncrease != nil && baseline == nil {
             throw ValidationError("--fail-on-increase needs --baseline FILE")
         }

@@ -123,6 +123,9 @@ import Testing
         #expect(try runProgram(Products.cli, ["check", junk]).status == 66)
         #expect(try runProgram(Products.cli, ["check", "--leak-kinds", "bogus", junk]).status == 64)
         #expect(try runProgram(Products.cli, ["check"]).status == 64)
+        // Suppression files are text: asking for them in JSON is a usage error, not text where JSON was expected.
+        let both = try runProgram(Products.cli, ["check", "--gen-suppressions", "--format", "json", junk])
+        #expect(both.status == 64 && both.stderr.contains("--gen-suppressions"), "\(both.stderr)")
     }
 
     @Test func aSuppressionInEitherSyntaxRemovesExactlyItsFinding() throws {
