@@ -6,6 +6,14 @@ extension UInt64 {
         let (sum, overflow) = total.addingReportingOverflow(part)
         total = overflow ? .max : sum
     }
+
+    /// The sum, or 2^64 - 1 where it would pass it.
+    @inline(__always)
+    public static func +| (left: UInt64, right: UInt64) -> UInt64 {
+        let (sum, overflow) = left.addingReportingOverflow(right)
+        return overflow ? .max : sum
+    }
 }
 
 infix operator +|= : AssignmentPrecedence
+infix operator +| : AdditionPrecedence

@@ -123,10 +123,10 @@ public struct ProcessVerdict: Sendable {
     /// False when the trace holds no complete leak scan: then every live block counts as definite.
     public var hasLeakScan: Bool
     /// The process replaced its image with exec: what it held went with the old image, and nothing counts.
-    public var replacedByExec = false
+    public var replacedByExec: Bool
     /// A scan was asked for, but the process never reached its exit (killed by a signal, still running): as
     /// under LeakSanitizer, which checks at exit only, nothing counts.
-    public var endedBeforeScan = false
+    public var endedBeforeScan: Bool
     /// Whether a reader must be told that live blocks count as definite for want of a scan.
     public var countsLiveBlocksWithoutScan: Bool { !hasLeakScan && !replacedByExec && !endedBeforeScan }
     /// Findings of the kinds that count, after suppressions, largest first.
@@ -149,7 +149,7 @@ public struct ProcessVerdict: Sendable {
         uncountedBlocks: [LeakKind: UInt64] = [:], suppressions: [SuppressionUse] = [],
         violations: [LimitViolation] = [], peakBytes: UInt64 = 0, allocationCalls: UInt64 = 0,
         stacks: [StackFigures] = [],
-        notes: [String] = []
+        notes: [String] = [], replacedByExec: Bool = false, endedBeforeScan: Bool = false
     ) {
         self.tracePath = tracePath
         self.processID = processID
@@ -166,6 +166,8 @@ public struct ProcessVerdict: Sendable {
         self.allocationCalls = allocationCalls
         self.stacks = stacks
         self.notes = notes
+        self.replacedByExec = replacedByExec
+        self.endedBeforeScan = endedBeforeScan
     }
 
     public var leakedBytes: UInt64 { findings.reduce(0) { $0 &+ $1.bytes } }

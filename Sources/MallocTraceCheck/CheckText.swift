@@ -19,11 +19,15 @@ public enum CheckText {
     /// `#0 make_node /src/leak.c:12 (app+0x1139)`; without debug information `#0 make_node (app+0x1139)`;
     /// without a name `#0 app+0x1139`. Inlined calls end in ` [inlined]`.
     public static func frameLine(_ frame: ReportFrame, index: Int) -> String {
-        guard let function = frame.function else { return "#\(index) \(frame.location.escapingControlCharacters)" }
-        var text = "#\(index) \(function)"
-        if let file = frame.file { text += " " + file + (frame.line.map { ":\($0)" } ?? "") }
-        text += " (\(frame.location))"
-        return (frame.isInlined ? text + " [inlined]" : text).escapingControlCharacters
+        var text = "#\(index) "
+        if let function = frame.function {
+            text += function
+            if let file = frame.file { text += " " + file + (frame.line.map { ":\($0)" } ?? "") }
+            text += " (\(frame.location))" + (frame.isInlined ? " [inlined]" : "")
+        } else {
+            text += frame.location
+        }
+        return text.escapingControlCharacters
     }
 
     /// The shown frames, one ``frameLine(_:index:)`` per line, each after `indent`.

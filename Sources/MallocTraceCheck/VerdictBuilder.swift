@@ -75,16 +75,13 @@ public enum VerdictBuilder {
                     + " \(pass.summary.leakedBlocks) block(s) live at its end are not judged")
         }
         let stacks = baselineStacks(pass: pass, presenter: shown, limit: stacksForBaseline)
-        var verdict = ProcessVerdict(
+        return ProcessVerdict(
             tracePath: tracePath, processID: reader.process?.pid, executable: reader.process?.executable,
             arguments: reader.process?.arguments ?? [], endDescription: Report.endDescription(reader.end),
             hasLeakScan: hasScan,
             findings: findings, uncountedBytes: uncountedBytes, uncountedBlocks: uncountedBlocks,
             peakBytes: pass.summary.peakBytes, allocationCalls: pass.summary.allocationCalls, stacks: stacks,
-            notes: notes)
-        verdict.replacedByExec = replacedByExec
-        verdict.endedBeforeScan = endedBeforeScan
-        return verdict
+            notes: notes, replacedByExec: replacedByExec, endedBeforeScan: endedBeforeScan)
     }
 
     /// The stacks a baseline compares: the `limit` largest by bytes live at the peak, and by allocation calls

@@ -212,6 +212,10 @@ public struct ProcessDetails: Sendable, Equatable {
     /// `CLOCK_MONOTONIC` at start, in nanoseconds: event times count from it (a reader of a live trace uses it
     /// to tell how far the process's clock has come).
     public var startMonotonic: UInt64 = 0
+
+    /// The arguments joined by spaces, or the executable when there are none. The traced program's text: one line
+    /// of output wants it through ``Swift/String/escapingControlCharacters``.
+    public var commandLine: String { arguments.isEmpty ? executable : arguments.joined(separator: " ") }
 }
 
 /// How the process ended, when it reached the tracer's exit path.

@@ -82,27 +82,23 @@ enum SideEvents {
 
     static func module(_ payload: inout ByteCursor) throws(DecodeFailure) -> Module {
         let start = payload.position
+        /// A count or length of the module, refused above `limit` (`claim` says what it would have been).
+        func bounded(_ what: String, _ limit: Int, _ claim: (Int) -> String) throws(DecodeFailure) -> Int {
+            let value = Int(try payload.varint32(what))
+            guard value <= limit else { throw DecodeFailure(offset: start, reason: "module claims " + claim(value)) }
+            return value
+        }
         let id = try payload.varint32("module id")
         let bias = try payload.varint()
-        let segmentCount = Int(try payload.varint32("segment count"))
-        guard segmentCount <= maxSegments else {
-            throw DecodeFailure(offset: start, reason: "module claims \(segmentCount) segments")
-        }
+        let segmentCount = try bounded("segment count", maxSegments) { "\($0) segments" }
         var segments = [Module.Segment]()
         for _ in 0..<segmentCount {
             let segmentStart = try payload.varint()
             segments.append(Module.Segment(start: segmentStart, size: try payload.varint()))
         }
-        let buildIDLength = Int(try payload.varint32("build-id length"))
-        guard buildIDLength <= maxBuildIDBytes else {
-            throw DecodeFailure(offset: start, reason: "module claims a build id of \(buildIDLength) bytes")
-        }
-        let buildID = Array(try payload.bytes(buildIDLength))
-        let pathLength = Int(try payload.varint32("path length"))
-        guard pathLength <= maxPathBytes else {
-            throw DecodeFailure(offset: start, reason: "module claims a path of \(pathLength) bytes")
-        }
-        let pathBytes = try payload.bytes(pathLength)
+        let buildID = Array(
+            try payload.bytes(try bounded("build-id length", maxBuildIDBytes) { "a build id of \($0) bytes" }))
+        let pathBytes = try payload.bytes(try bounded("path length", maxPathBytes) { "a path of \($0) bytes" })
         let path = String(decoding: pathBytes, as: UTF8.self)
         return Module(id: id, path: path, loadBias: bias, segments: segments, buildID: buildID)
     }

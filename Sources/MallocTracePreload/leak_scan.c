@@ -390,6 +390,14 @@ static bool mt_collect_exclusions(mt_range_t *out, size_t *count, const mt_modul
     return true;
 }
 
+/* Where the scan of the main thread's stack starts for a thread pointer `from`: there, unless it lies outside
+ * [stack] (exit() from a signal handler on an alternate stack, or from a coroutine, or the thread parked there):
+ * the frames below it still hold what main's frames hold, and where they end is unknown, so the whole [stack],
+ * as LeakSanitizer does. */
+static uintptr_t mt_main_stack_scan_start(uintptr_t from, mt_range_t main_stack) {
+    return main_stack.end != 0 && (from < main_stack.start || from >= main_stack.end) ? main_stack.start : from;
+}
+
 /* All roots, then phases 2 and 3. `own_stack_pointer`: where the program's frames end on this thread. */
 static void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *modules, const mt_world_t *world,
                                uint32_t trigger, mt_range_t main_stack, uintptr_t own_stack_pointer,
@@ -414,19 +422,15 @@ static void mt_mark_everything(mt_heap_t *heap, const mt_module_ranges_t *module
             from = g_exit_stack_pointer ? g_exit_stack_pointer
                    : g_libc_stack_end   ? (uintptr_t)*g_libc_stack_end
                                         : own_stack_pointer;
-        /* exit() from a signal handler on an alternate stack, or from a coroutine: the frames below still hold
-         * what main's frames hold, and where they end is unknown, so the whole [stack] (as LeakSanitizer does). */
-        if (main_stack.end != 0 && (from < main_stack.start || from >= main_stack.end)) from = main_stack.start;
-        mt_mark_thread(heap, modules, from, stack_top, self_tp);
+        mt_mark_thread(heap, modules, mt_main_stack_scan_start(from, main_stack), stack_top, self_tp);
     } else {
         mt_mark_thread(heap, modules, own_stack_pointer, self_tp + g_sizeof_pthread, self_tp);
     }
     for (uint32_t i = 0; i < world->stopped; i++) {
         const mt_stopped_thread_t *thread = &world->threads[i];
-        uintptr_t from = thread->stack_pointer;
-        uintptr_t end = thread->tid == pid ? stack_top : thread->thread_pointer + g_sizeof_pthread;
-        if (thread->tid == pid && main_stack.end != 0 && (from < main_stack.start || from >= main_stack.end))
-            from = main_stack.start; /* parked on an alternate stack: see above */
+        bool is_main = thread->tid == pid;
+        uintptr_t from = is_main ? mt_main_stack_scan_start(thread->stack_pointer, main_stack) : thread->stack_pointer;
+        uintptr_t end = is_main ? stack_top : thread->thread_pointer + g_sizeof_pthread;
         mt_mark_thread(heap, modules, from, end, thread->thread_pointer);
     }
     /* LeakSanitizer's use_ld_allocations: DTVs and dynamic TLS are referenced where no scan looks. */

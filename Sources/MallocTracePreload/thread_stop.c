@@ -244,19 +244,20 @@ MT_EXPORT int pthread_sigmask(int how, const sigset_t *set, sigset_t *old) { ret
 
 MT_EXPORT int sigprocmask(int how, const sigset_t *set, sigset_t *old) { return mt_set_mask(false, how, set, old); }
 
-void mt_exec_stop_signal_mask(bool before) {
-    if (!mt_filtering_masks() || !t_program_blocks_stop) return;
+/* Blocks (SIG_BLOCK) or unblocks the stop signal alone in this thread's real mask. */
+static int mt_mask_stop_signal(int how) {
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, MT_STOP_SIGNAL);
-    real.pthread_sigmask(before ? SIG_BLOCK : SIG_UNBLOCK, &stop, NULL);
+    return real.pthread_sigmask(how, &stop, NULL);
+}
+
+void mt_exec_stop_signal_mask(bool before) {
+    if (mt_filtering_masks() && t_program_blocks_stop) mt_mask_stop_signal(before ? SIG_BLOCK : SIG_UNBLOCK);
 }
 
 void mt_unblock_stop_signal(void) {
     sigset_t current;
     if (real.pthread_sigmask(SIG_BLOCK, NULL, &current) != 0 || sigismember(&current, MT_STOP_SIGNAL) != 1) return;
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, MT_STOP_SIGNAL);
-    if (real.pthread_sigmask(SIG_UNBLOCK, &stop, NULL) == 0) t_program_blocks_stop = true;
+    if (mt_mask_stop_signal(SIG_UNBLOCK) == 0) t_program_blocks_stop = true;
 }

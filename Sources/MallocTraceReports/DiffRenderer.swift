@@ -6,11 +6,7 @@ public enum DiffRenderer {
     public static func text(_ diff: TraceDiff) -> String {
         var out = "malloctrace diff\n"
         for (label, side) in [("before", diff.before), ("after", diff.after)] {
-            let command =
-                side.process.map {
-                    ($0.arguments.isEmpty ? $0.executable : $0.arguments.joined(separator: " "))
-                        .escapingControlCharacters
-                } ?? "unknown command"
+            let command = side.process?.commandLine.escapingControlCharacters ?? "unknown command"
             out +=
                 "  \(label.padding(7))\(side.tracePath)\(side.snapshot.map { " at snapshot '\($0)'" } ?? ""): \(command), ran "
                 + "\(Formatting.seconds(nanoseconds: side.durationNanoseconds))"

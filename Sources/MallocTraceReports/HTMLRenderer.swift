@@ -169,9 +169,8 @@ public enum HTMLRenderer {
         let summary = model.report.summary
         let width = 1100.0, height = 240.0, left = 70.0, bottom = 24.0, top = 12.0
         // Kept as integers for the labels: a Double of a figure near 2^64 rounds up to 2^64, which no UInt64 holds.
-        var lastBucketEnd = points.last?.time ?? 0
-        lastBucketEnd +|= model.timeline.bucketWidth
-        let endNanoseconds = max(model.report.durationNanoseconds, lastBucketEnd, 1)
+        let endNanoseconds = max(
+            model.report.durationNanoseconds, (points.last?.time ?? 0) +| model.timeline.bucketWidth, 1)
         let highestBytes = max(points.map(\.liveBytes).max() ?? 0, summary.peakBytes, 1)
         let end = Double(endNanoseconds), highest = Double(highestBytes)
         func x(_ time: UInt64) -> Double { left + (width - left - 10) * Double(time) / end }
@@ -179,10 +178,8 @@ public enum HTMLRenderer {
         func f(_ value: Double) -> String { Formatting.decimal(value, places: 1) }
         var path = "M\(f(x(0))),\(f(y(0)))"
         for point in points {
-            var bucketEnd = point.time
-            bucketEnd +|= model.timeline.bucketWidth
             path += " L\(f(x(point.time))),\(f(y(point.liveBytes)))"
-            path += " L\(f(x(bucketEnd))),\(f(y(point.liveBytes)))"
+            path += " L\(f(x(point.time +| model.timeline.bucketWidth))),\(f(y(point.liveBytes)))"
         }
         let peakX = x(summary.peakTime), peakY = y(summary.peakBytes)
         let label =

@@ -68,8 +68,7 @@ public final class HeaptrackExporter {
     /// The whole file: tables built from `profile` (the same pass's stacks), then the events.
     public func render(profile: StackProfile) -> [UInt8] {
         var out = Array(Self.versionLine.utf8)
-        let command = profile.process.map { $0.arguments.isEmpty ? $0.executable : $0.arguments.joined(separator: " ") }
-        out += Array("X \(Self.clean(command ?? "unknown"))\n".utf8)
+        out += Array("X \(Self.clean(profile.process?.commandLine ?? "unknown"))\n".utf8)
         out += Array("I 1000 100000\n".utf8)
         var strings: [String: Int] = [:]
         func string(_ text: String) -> UInt64 {

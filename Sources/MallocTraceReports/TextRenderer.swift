@@ -25,9 +25,7 @@ public enum TextRenderer {
         var out = "malloctrace report of \(report.tracePath)\n"
         let summary = report.summary
         if let process = report.process {
-            let command = (process.arguments.isEmpty ? process.executable : process.arguments.joined(separator: " "))
-                .escapingControlCharacters
-            out += "  command    \(command)\n"
+            out += "  command    \(process.commandLine.escapingControlCharacters)\n"
             out +=
                 "  process    pid \(process.pid), \(summary.threadCount) thread\(summary.threadCount == 1 ? "" : "s"), "
                 + "ran \(Formatting.decimal(report.duration, places: 3)) s, \(report.endDescription)\n"

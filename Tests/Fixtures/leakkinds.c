@@ -305,61 +305,65 @@ __attribute__((noinline)) static void allocate_and_free(void) {
     free(grown);
 }
 
+__attribute__((noinline)) static void leak_then_underscore_exit(void) {
+    leak_dropped();
+    clobber_stack();
+    _exit(0);
+}
+
+__attribute__((noinline)) static void leave_main_with_pthread_exit(void) {
+    leak_before_main_leaves();
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, outliving_main, NULL) != 0) fail("leakkinds: pthread_create failed\n");
+    clobber_stack();
+    pthread_exit(NULL);
+}
+
+__attribute__((noinline)) static void keep_in_main_tls(void) { t_kept = malloc(1015); }
+
+/* Each scenario (but library-bss, which takes an argument): a thread to start first, then what main does. */
+static const struct {
+    const char *name;
+    void *(*thread)(void *);
+    void (*run)(void);
+} g_scenarios[] = {
+    {"global", NULL, leak_global},
+    {"thread-stack", blocked_holding_local, NULL},
+    {"registers", spinning_thread, NULL},
+    {"tls", blocked_holding_tls, keep_in_main_tls},
+    {"static-local", NULL, leak_static_local},
+    {"interior", NULL, leak_interior},
+    {"xor", NULL, leak_xor},
+    {"chain", NULL, leak_chain},
+    {"cycle", NULL, leak_cycle},
+    {"large", NULL, leak_large},
+    {"underscore-exit", NULL, leak_then_underscore_exit},
+    {"mmap-root", NULL, leak_into_mmap_page},
+    {"exited-thread", NULL, run_exiting_thread},
+    {"blocked-signal", blocking_all_signals, NULL},
+    {"main-pthread-exit", NULL, leave_main_with_pthread_exit},
+    {"altstack-exit", NULL, exit_from_alternate_stack},
+    {"intrusive", NULL, link_intrusive_list},
+    {"kept-interior", NULL, keep_interior_pointers},
+    {"sigwait-power", NULL, wait_for_power_signal},
+    {"clean", NULL, allocate_and_free},
+};
+
 int main(int argc, char **argv) {
     const char *scenario = argc > 1 ? argv[1] : "";
-    if (strcmp(scenario, "global") == 0) {
-        leak_global();
-    } else if (strcmp(scenario, "library-bss") == 0) {
+    if (strcmp(scenario, "library-bss") == 0) {
         if (argc < 3) fail("usage: fixture-leakkinds library-bss LIBRARY\n");
         leak_library_bss(argv[2]);
-    } else if (strcmp(scenario, "thread-stack") == 0) {
-        start_thread(blocked_holding_local);
-    } else if (strcmp(scenario, "registers") == 0) {
-        start_thread(spinning_thread);
-    } else if (strcmp(scenario, "tls") == 0) {
-        start_thread(blocked_holding_tls);
-        t_kept = malloc(1015);
-    } else if (strcmp(scenario, "static-local") == 0) {
-        leak_static_local();
-    } else if (strcmp(scenario, "interior") == 0) {
-        leak_interior();
-    } else if (strcmp(scenario, "xor") == 0) {
-        leak_xor();
-    } else if (strcmp(scenario, "chain") == 0) {
-        leak_chain();
-    } else if (strcmp(scenario, "cycle") == 0) {
-        leak_cycle();
-    } else if (strcmp(scenario, "large") == 0) {
-        leak_large();
-    } else if (strcmp(scenario, "underscore-exit") == 0) {
-        leak_dropped();
         clobber_stack();
-        _exit(0);
-    } else if (strcmp(scenario, "mmap-root") == 0) {
-        leak_into_mmap_page();
-    } else if (strcmp(scenario, "exited-thread") == 0) {
-        run_exiting_thread();
-    } else if (strcmp(scenario, "blocked-signal") == 0) {
-        start_thread(blocking_all_signals);
-    } else if (strcmp(scenario, "main-pthread-exit") == 0) {
-        leak_before_main_leaves();
-        pthread_t thread;
-        if (pthread_create(&thread, NULL, outliving_main, NULL) != 0) fail("leakkinds: pthread_create failed\n");
-        clobber_stack();
-        pthread_exit(NULL);
-    } else if (strcmp(scenario, "altstack-exit") == 0) {
-        exit_from_alternate_stack();
-    } else if (strcmp(scenario, "intrusive") == 0) {
-        link_intrusive_list();
-    } else if (strcmp(scenario, "kept-interior") == 0) {
-        keep_interior_pointers();
-    } else if (strcmp(scenario, "sigwait-power") == 0) {
-        wait_for_power_signal();
-    } else if (strcmp(scenario, "clean") == 0) {
-        allocate_and_free();
-    } else {
-        fail("usage: fixture-leakkinds SCENARIO (see the comment at the top)\n");
+        return 0;
     }
-    clobber_stack();
-    return 0;
+    for (size_t i = 0; i < sizeof(g_scenarios) / sizeof(g_scenarios[0]); i++) {
+        if (strcmp(scenario, g_scenarios[i].name) != 0) continue;
+        if (g_scenarios[i].thread != NULL) start_thread(g_scenarios[i].thread);
+        if (g_scenarios[i].run != NULL) g_scenarios[i].run();
+        clobber_stack();
+        return 0;
+    }
+    fail("usage: fixture-leakkinds SCENARIO (see the comment at the top)\n");
+    return 2;
 }
